@@ -1,0 +1,3 @@
+//! Instruments: components that produce streams.
+
+pub mod sim;

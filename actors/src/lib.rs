@@ -1,0 +1,22 @@
+//! The actors of `ensemble` and the plain parts they are made of.
+//!
+//! - [`batch`]: the data type of the data plane (a shared Arrow batch) and the stream schema.
+//! - [`control`]: control-plane messages (stop, flush, exit reports).
+//! - [`link`]: bounded queues between a stream and a consumer, lossless or best-effort.
+//! - [`outputs`]: a producer's fan-out of one stream to all its links.
+//! - [`stats`]: counters shared between actors and the coordinator.
+//! - [`instruments`]: instruments that produce streams (the simulator first).
+//! - [`sinks`]: consumers that store streams (Parquet first).
+//!
+//! Each component is a small folder: `config.rs` (serde), a plain struct with the logic, and a
+//! thin `actor.rs` shell around it.
+
+#![warn(missing_docs)]
+
+pub mod batch;
+pub mod control;
+pub mod instruments;
+pub mod link;
+pub mod outputs;
+pub mod sinks;
+pub mod stats;

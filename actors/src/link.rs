@@ -1,0 +1,257 @@
+//! Links: the bounded queue between one producer's stream and one consumer.
+//!
+//! A producer pushes [`StreamEvent`]s into a [`LinkSender`]; a pump task pops them from the
+//! [`LinkReceiver`] and hands them to the consumer actor with `send().await`, so the consumer's
+//! mailbox bound and the link's capacity together bound the memory a stream can hold.
+//!
+//! The [`Delivery`] policy decides what happens when the queue is full:
+//! - [`Delivery::Lossless`]: the producer waits (backpressure all the way to the instrument).
+//! - [`Delivery::BestEffort`]: the oldest queued data batch of this link is dropped and counted;
+//!   the producer never waits, so a slow best-effort consumer stalls nobody.
+//!
+//! The end marker is always accepted, even on a full queue, so a stream can always end.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use actix::Recipient;
+use serde::{Deserialize, Serialize};
+use tokio::sync::Notify;
+
+use crate::batch::StreamEvent;
+use crate::stats::LinkStats;
+
+/// What a link does when its consumer falls behind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Delivery {
+    /// Never drop: the producer waits for room.
+    #[default]
+    Lossless,
+    /// Drop the oldest queued batch and count it; never make the producer wait.
+    BestEffort,
+}
+
+/// The consumer of a link is gone; nothing pushed now can be delivered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the consumer of this link has stopped")]
+pub struct LinkClosed;
+
+struct Queue {
+    items: VecDeque<StreamEvent>,
+    closed: bool,
+}
+
+struct Shared {
+    queue: Mutex<Queue>,
+    not_empty: Notify,
+    not_full: Notify,
+    capacity: usize,
+    delivery: Delivery,
+    stats: Arc<LinkStats>,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        // A poisoned lock only means another thread panicked while holding it; the queue itself
+        // is always left consistent (every mutation is a single push or pop).
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Creates a link with room for `capacity` events (at least 1).
+pub fn link(capacity: usize, delivery: Delivery, stats: Arc<LinkStats>) -> (LinkSender, LinkReceiver) {
+    let shared = Arc::new(Shared {
+        queue: Mutex::new(Queue {
+            items: VecDeque::with_capacity(capacity.max(1)),
+            closed: false,
+        }),
+        not_empty: Notify::new(),
+        not_full: Notify::new(),
+        capacity: capacity.max(1),
+        delivery,
+        stats,
+    });
+    (
+        LinkSender {
+            shared: shared.clone(),
+        },
+        LinkReceiver { shared },
+    )
+}
+
+/// The producer's end of a link. Cheap to clone (a restarted producer takes over the same link).
+#[derive(Clone)]
+pub struct LinkSender {
+    shared: Arc<Shared>,
+}
+
+impl LinkSender {
+    /// Queues an event, applying the link's delivery policy when the queue is full.
+    ///
+    /// Returns `Err(LinkClosed)` when the consumer is gone; the event's rows are then counted as
+    /// dropped on this link.
+    pub async fn push(&self, event: StreamEvent) -> Result<(), LinkClosed> {
+        let mut event = Some(event);
+        loop {
+            {
+                let mut q = self.shared.lock();
+                let Some(ev) = event.take() else {
+                    return Ok(());
+                };
+                if q.closed {
+                    if let StreamEvent::Data(b) = &ev {
+                        self.shared.stats.record_drop(b.rows() as u64);
+                    }
+                    return Err(LinkClosed);
+                }
+                let full = q.items.len() >= self.shared.capacity;
+                let is_end = matches!(ev, StreamEvent::End(_));
+                if full && !is_end && self.shared.delivery == Delivery::BestEffort {
+                    let oldest = q.items.iter().position(|e| matches!(e, StreamEvent::Data(_)));
+                    if let Some(StreamEvent::Data(dropped)) = oldest.and_then(|i| q.items.remove(i)) {
+                        self.shared.stats.record_drop(dropped.rows() as u64);
+                    }
+                }
+                if !full || is_end || self.shared.delivery == Delivery::BestEffort {
+                    q.items.push_back(ev);
+                    self.shared.stats.set_depth(q.items.len());
+                    drop(q);
+                    self.shared.not_empty.notify_one();
+                    return Ok(());
+                }
+                event = Some(ev);
+            }
+            self.shared.not_full.notified().await;
+        }
+    }
+
+    /// Events queued now.
+    pub fn depth(&self) -> usize {
+        self.shared.lock().items.len()
+    }
+}
+
+/// The consumer's end of a link, driven by [`run_pump`].
+pub struct LinkReceiver {
+    shared: Arc<Shared>,
+}
+
+impl LinkReceiver {
+    /// Takes the oldest event, waiting for one.
+    pub async fn pop(&self) -> StreamEvent {
+        loop {
+            {
+                let mut q = self.shared.lock();
+                if let Some(ev) = q.items.pop_front() {
+                    self.shared.stats.set_depth(q.items.len());
+                    drop(q);
+                    self.shared.not_full.notify_one();
+                    return ev;
+                }
+            }
+            self.shared.not_empty.notified().await;
+        }
+    }
+
+    /// Marks the consumer gone: queued data is counted as dropped and producers stop waiting.
+    pub fn close(&self) {
+        let mut q = self.shared.lock();
+        q.closed = true;
+        for ev in q.items.drain(..) {
+            if let StreamEvent::Data(b) = ev {
+                self.shared.stats.record_drop(b.rows() as u64);
+            }
+        }
+        self.shared.stats.set_depth(0);
+        drop(q);
+        self.shared.not_full.notify_one();
+    }
+}
+
+/// Forwards a link's events to its consumer, one at a time and in order, until the end marker.
+///
+/// Each event is handed over with `send().await`, so the pump waits while the consumer's
+/// mailbox is full. If the consumer is gone, the link is closed and what was lost is counted.
+pub async fn run_pump(rx: LinkReceiver, consumer: Recipient<StreamEvent>) {
+    loop {
+        let event = rx.pop().await;
+        let rows = event.rows() as u64;
+        let is_end = matches!(event, StreamEvent::End(_));
+        if consumer.send(event).await.is_err() {
+            rx.shared.stats.record_drop(rows);
+            rx.close();
+            return;
+        }
+        rx.shared.stats.record_delivered(rows);
+        if is_end {
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::batch::{ChannelSpec, DataBatch, EndOfStream, stream_schema};
+    use arrow_array::RecordBatch;
+
+    fn data(seq: u64) -> StreamEvent {
+        let batch = RecordBatch::new_empty(stream_schema(&[ChannelSpec::new("x", "V")]));
+        StreamEvent::Data(DataBatch::new("s".into(), seq, batch))
+    }
+
+    fn seq_of(ev: &StreamEvent) -> Option<u64> {
+        match ev {
+            StreamEvent::Data(b) => Some(b.first_seq),
+            StreamEvent::End(_) => None,
+        }
+    }
+
+    #[tokio::test]
+    async fn best_effort_drops_oldest_and_counts() {
+        let stats = Arc::new(LinkStats::default());
+        let (tx, rx) = link(2, Delivery::BestEffort, stats.clone());
+        for seq in 0..5 {
+            tx.push(data(seq)).await.expect("open link");
+        }
+        tx.push(StreamEvent::End(EndOfStream { stream: "s".into(), rows: 5 }))
+            .await
+            .expect("open link");
+        assert_eq!(stats.dropped_batches(), 3);
+        assert_eq!(seq_of(&rx.pop().await), Some(3));
+        assert_eq!(seq_of(&rx.pop().await), Some(4));
+        assert_eq!(seq_of(&rx.pop().await), None);
+        assert_eq!(stats.max_depth(), 3);
+    }
+
+    #[tokio::test]
+    async fn lossless_waits_for_room_and_keeps_order() {
+        let stats = Arc::new(LinkStats::default());
+        let (tx, rx) = link(1, Delivery::Lossless, stats.clone());
+        let producer = tokio::spawn(async move {
+            for seq in 0..50 {
+                tx.push(data(seq)).await.expect("open link");
+            }
+        });
+        for expected in 0..50 {
+            assert_eq!(seq_of(&rx.pop().await), Some(expected));
+        }
+        producer.await.expect("producer finished");
+        assert_eq!(stats.dropped_batches(), 0);
+        assert!(stats.max_depth() <= 1);
+    }
+
+    #[tokio::test]
+    async fn closing_releases_a_waiting_producer() {
+        let stats = Arc::new(LinkStats::default());
+        let (tx, rx) = link(1, Delivery::Lossless, stats.clone());
+        tx.push(data(0)).await.expect("open link");
+        let waiting = tokio::spawn(async move { tx.push(data(1)).await });
+        tokio::task::yield_now().await;
+        rx.close();
+        assert_eq!(waiting.await.expect("joined"), Err(LinkClosed));
+        assert_eq!(stats.dropped_rows(), 0, "empty batches carry no rows");
+        assert_eq!(stats.dropped_batches(), 2);
+    }
+}

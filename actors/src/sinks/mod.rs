@@ -1,0 +1,3 @@
+//! Sinks: components that store streams.
+
+pub mod parquet;

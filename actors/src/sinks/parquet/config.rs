@@ -1,0 +1,87 @@
+//! Configuration of the Parquet sink (`type = "parquet"`).
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Writes each input stream to `<run>/<stream>/part-NNNNNN.parquet`.
+///
+/// Parts are written as `*.partial` and renamed when finished, so readers never see a torn file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ParquetSinkConfig {
+    /// Compression codec of every column.
+    #[serde(default)]
+    pub compression: Codec,
+    /// zstd level (1 is fast and compresses noisy floats about as well as higher levels).
+    #[serde(default = "default_zstd_level")]
+    pub zstd_level: i32,
+    /// Rows per row group.
+    #[serde(default = "default_row_group_rows")]
+    pub row_group_rows: usize,
+    /// Start a new part file after this many rows.
+    #[serde(default)]
+    pub rotate_rows: Option<u64>,
+    /// Start a new part file after this much time.
+    #[serde(default, with = "humantime_serde")]
+    pub rotate_interval: Option<Duration>,
+    /// Encoding threads; streams are spread over them (default: the number of cores).
+    #[serde(default)]
+    pub writer_threads: Option<usize>,
+}
+
+impl Default for ParquetSinkConfig {
+    fn default() -> Self {
+        Self {
+            compression: Codec::default(),
+            zstd_level: default_zstd_level(),
+            row_group_rows: default_row_group_rows(),
+            rotate_rows: None,
+            rotate_interval: None,
+            writer_threads: None,
+        }
+    }
+}
+
+/// Compression codecs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Codec {
+    /// zstd at `zstd_level`.
+    #[default]
+    Zstd,
+    /// Snappy.
+    Snappy,
+    /// No compression.
+    None,
+}
+
+impl ParquetSinkConfig {
+    /// Checks values serde cannot: returns `(key, message)` for each problem.
+    pub fn check(&self) -> Vec<(&'static str, String)> {
+        let mut problems = Vec::new();
+        if !(1..=22).contains(&self.zstd_level) {
+            problems.push(("zstd_level", format!("must be 1 to 22, got {}", self.zstd_level)));
+        }
+        if self.row_group_rows == 0 {
+            problems.push(("row_group_rows", "must be at least 1".to_string()));
+        }
+        if self.rotate_rows == Some(0) {
+            problems.push(("rotate_rows", "must be at least 1".to_string()));
+        }
+        if self.rotate_interval.is_some_and(|d| d.is_zero()) {
+            problems.push(("rotate_interval", "must be longer than zero".to_string()));
+        }
+        if self.writer_threads == Some(0) {
+            problems.push(("writer_threads", "must be at least 1".to_string()));
+        }
+        problems
+    }
+}
+
+const fn default_zstd_level() -> i32 {
+    1
+}
+const fn default_row_group_rows() -> usize {
+    131_072
+}

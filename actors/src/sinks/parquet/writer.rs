@@ -1,0 +1,363 @@
+//! The plain Parquet writer of one stream: rotated part files, written as `*.partial` and
+//! renamed when finished. No actors and no threads here; the sink runs it on a writer thread.
+
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use arrow_array::RecordBatch;
+use arrow_schema::SchemaRef;
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::{WriterProperties, WriterPropertiesBuilder};
+use parquet::file::metadata::KeyValue;
+
+use super::config::{Codec, ParquetSinkConfig};
+use crate::batch::{DataBatch, StreamId};
+use crate::control::{PartFile, StreamWriteReport};
+
+/// Why a Parquet sink could not write. Every variant names the file involved.
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    /// The file system refused (disk full, permission denied, directory gone, ...).
+    #[error("cannot write {path}: {source}")]
+    Io {
+        /// The file or directory involved.
+        path: PathBuf,
+        /// What the operating system said.
+        source: std::io::Error,
+    },
+    /// The Parquet encoder refused the data.
+    #[error("cannot encode {path}: {source}")]
+    Parquet {
+        /// The file being written.
+        path: PathBuf,
+        /// What the encoder said.
+        source: parquet::errors::ParquetError,
+    },
+    /// The configuration does not make valid writer properties.
+    #[error("invalid Parquet settings: {0}")]
+    Settings(String),
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> SinkError + '_ {
+    move |source| SinkError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn pq_err(path: &Path) -> impl FnOnce(parquet::errors::ParquetError) -> SinkError + '_ {
+    move |source| SinkError::Parquet {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Writer properties for acquired data, chosen for noisy floats: no dictionary encoding (it costs
+/// speed and buys nothing on such data), the configured codec, and `key_value` as file metadata.
+pub fn writer_properties(
+    config: &ParquetSinkConfig,
+    key_value: Vec<(String, String)>,
+) -> Result<WriterProperties, SinkError> {
+    Ok(writer_properties_builder(config)?
+        .set_key_value_metadata(Some(
+            key_value
+                .into_iter()
+                .map(|(k, v)| KeyValue::new(k, v))
+                .collect(),
+        ))
+        .build())
+}
+
+/// The builder behind [`writer_properties`], for callers that add settings of their own.
+pub fn writer_properties_builder(
+    config: &ParquetSinkConfig,
+) -> Result<WriterPropertiesBuilder, SinkError> {
+    let compression = match config.compression {
+        Codec::Zstd => Compression::ZSTD(
+            ZstdLevel::try_new(config.zstd_level)
+                .map_err(|e| SinkError::Settings(e.to_string()))?,
+        ),
+        Codec::Snappy => Compression::SNAPPY,
+        Codec::None => Compression::UNCOMPRESSED,
+    };
+    Ok(WriterProperties::builder()
+        .set_compression(compression)
+        .set_dictionary_enabled(false)
+        .set_max_row_group_row_count(Some(config.row_group_rows))
+        .set_created_by(format!("ensemble {}", env!("CARGO_PKG_VERSION"))))
+}
+
+/// When to start a new part file.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Rotation {
+    /// After this many rows in a part.
+    pub rows: Option<u64>,
+    /// After a part has been open this long.
+    pub interval: Option<Duration>,
+}
+
+struct OpenPart {
+    writer: ArrowWriter<File>,
+    partial_path: PathBuf,
+    final_path: PathBuf,
+    relative_path: PathBuf,
+    rows: u64,
+    first_seq: u64,
+    opened_at: Instant,
+}
+
+/// Writes one stream into `<run_dir>/<stream>/part-NNNNNN.parquet` files.
+///
+/// A part is written as `part-NNNNNN.parquet.partial` and renamed, after its footer is written
+/// and synced, to its final name: a reader that lists `*.parquet` never sees a torn file.
+///
+/// The verbs are kept apart as in [`ArrowWriter`]: [`write`](Self::write) buffers rows,
+/// [`flush`](Self::flush) closes the row group and makes the bytes durable, and
+/// [`finish`](Self::finish) writes the footer of the open part.
+pub struct StreamPartWriter {
+    run_dir: PathBuf,
+    stream: StreamId,
+    schema: SchemaRef,
+    props: WriterProperties,
+    rotation: Rotation,
+    open: Option<OpenPart>,
+    next_part: u32,
+    parts: Vec<PartFile>,
+    rows_finished: u64,
+}
+
+impl StreamPartWriter {
+    /// A writer for `stream` (whose batches have `schema`) under `run_dir`.
+    ///
+    /// Creates the stream's directory; nothing else is written until the first row arrives.
+    pub fn new(
+        run_dir: &Path,
+        stream: StreamId,
+        schema: SchemaRef,
+        props: WriterProperties,
+        rotation: Rotation,
+    ) -> Result<Self, SinkError> {
+        let dir = run_dir.join(&*stream);
+        fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        Ok(Self {
+            run_dir: run_dir.to_path_buf(),
+            stream,
+            schema,
+            props,
+            rotation,
+            open: None,
+            next_part: 0,
+            parts: Vec::new(),
+            rows_finished: 0,
+        })
+    }
+
+    /// The stream written.
+    pub fn stream(&self) -> &StreamId {
+        &self.stream
+    }
+
+    /// Appends a batch, starting new parts where the rotation says so.
+    pub fn write(&mut self, batch: &DataBatch) -> Result<(), SinkError> {
+        if self.open.as_ref().is_some_and(|p| self.interval_due(p)) {
+            self.finish_part()?;
+        }
+        let total = batch.rows();
+        let mut offset = 0;
+        while offset < total {
+            if self.open.is_none() {
+                self.open_part(batch.first_seq + offset as u64)?;
+            }
+            let part = self.open.as_mut().expect("a part was opened just above");
+            let room = self
+                .rotation
+                .rows
+                .map_or(usize::MAX, |r| r.saturating_sub(part.rows) as usize);
+            let take = room.min(total - offset);
+            let slice: RecordBatch = if offset == 0 && take == total {
+                (*batch.batch).clone()
+            } else {
+                batch.batch.slice(offset, take)
+            };
+            part.writer
+                .write(&slice)
+                .map_err(pq_err(&part.partial_path))?;
+            part.rows += take as u64;
+            offset += take;
+            if self.rotation.rows.is_some_and(|r| part.rows >= r) {
+                self.finish_part()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Finishes the open part if it has been open longer than the rotation interval.
+    pub fn rotate_if_due(&mut self) -> Result<(), SinkError> {
+        if self.open.as_ref().is_some_and(|p| self.interval_due(p)) {
+            self.finish_part()?;
+        }
+        Ok(())
+    }
+
+    /// Closes the open row group and makes every byte written so far durable.
+    pub fn flush(&mut self) -> Result<(), SinkError> {
+        if let Some(part) = self.open.as_mut() {
+            part.writer.flush().map_err(pq_err(&part.partial_path))?;
+            part.writer.sync().map_err(io_err(&part.partial_path))?;
+            part.writer
+                .inner()
+                .sync_data()
+                .map_err(io_err(&part.partial_path))?;
+        }
+        Ok(())
+    }
+
+    /// Finishes the open part and reports every part written.
+    pub fn finish(mut self) -> Result<StreamWriteReport, SinkError> {
+        self.finish_part()?;
+        Ok(StreamWriteReport {
+            stream: self.stream,
+            rows: self.rows_finished,
+            parts: self.parts,
+        })
+    }
+
+    /// Rows in finished parts plus rows in the open part.
+    pub fn rows_written(&self) -> u64 {
+        self.rows_finished + self.open.as_ref().map_or(0, |p| p.rows)
+    }
+
+    fn interval_due(&self, part: &OpenPart) -> bool {
+        self.rotation
+            .interval
+            .is_some_and(|i| part.opened_at.elapsed() >= i)
+    }
+
+    fn open_part(&mut self, first_seq: u64) -> Result<(), SinkError> {
+        let name = format!("part-{:06}.parquet", self.next_part);
+        let relative_path = Path::new(&*self.stream).join(&name);
+        let final_path = self.run_dir.join(&relative_path);
+        let partial_path = final_path.with_extension("parquet.partial");
+        let file = File::create(&partial_path).map_err(io_err(&partial_path))?;
+        let writer = ArrowWriter::try_new(file, self.schema.clone(), Some(self.props.clone()))
+            .map_err(pq_err(&partial_path))?;
+        self.next_part += 1;
+        self.open = Some(OpenPart {
+            writer,
+            partial_path,
+            final_path,
+            relative_path,
+            rows: 0,
+            first_seq,
+            opened_at: Instant::now(),
+        });
+        Ok(())
+    }
+
+    fn finish_part(&mut self) -> Result<(), SinkError> {
+        let Some(part) = self.open.take() else {
+            return Ok(());
+        };
+        let file = part
+            .writer
+            .into_inner()
+            .map_err(pq_err(&part.partial_path))?;
+        file.sync_all().map_err(io_err(&part.partial_path))?;
+        drop(file);
+        fs::rename(&part.partial_path, &part.final_path).map_err(io_err(&part.final_path))?;
+        sync_dir(part.final_path.parent().unwrap_or(&self.run_dir))?;
+        self.rows_finished += part.rows;
+        self.parts.push(PartFile {
+            path: part.relative_path,
+            rows: part.rows,
+            first_seq: part.first_seq,
+        });
+        Ok(())
+    }
+}
+
+/// Makes a rename or a new file in `dir` durable.
+pub fn sync_dir(dir: &Path) -> Result<(), SinkError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err(dir))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::instruments::sim::{SimGenerator, SimInstrumentConfig};
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+    fn sim() -> SimGenerator {
+        let cfg: SimInstrumentConfig =
+            serde_json::from_str(r#"{"rate_hz": 100.0, "channels": ["a", "b"]}"#).expect("valid");
+        SimGenerator::new(&cfg, 0, 0)
+    }
+
+    fn write_rows(writer: &mut StreamPartWriter, g: &mut SimGenerator, rows: usize) {
+        let first = g.next_seq();
+        let batch = g.generate(rows);
+        writer
+            .write(&DataBatch::new("s".into(), first, batch))
+            .expect("write");
+    }
+
+    fn read_rows(path: &Path) -> usize {
+        let file = File::open(path).expect("part exists");
+        let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+            .expect("valid parquet")
+            .build()
+            .expect("reader");
+        reader.map(|b| b.expect("batch").num_rows()).sum()
+    }
+
+    #[test]
+    fn rotates_by_rows_exactly_and_renames_finished_parts() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut g = sim();
+        let props = writer_properties(&ParquetSinkConfig::default(), vec![]).expect("props");
+        let rotation = Rotation {
+            rows: Some(250),
+            interval: None,
+        };
+        let mut w = StreamPartWriter::new(dir.path(), "s".into(), g.schema().clone(), props, rotation)
+            .expect("writer");
+        write_rows(&mut w, &mut g, 100);
+        write_rows(&mut w, &mut g, 400);
+        write_rows(&mut w, &mut g, 10);
+        assert!(dir.path().join("s/part-000002.parquet.partial").exists());
+        let report = w.finish().expect("finish");
+        assert_eq!(report.rows, 510);
+        let rows: Vec<u64> = report.parts.iter().map(|p| p.rows).collect();
+        assert_eq!(rows, [250, 250, 10]);
+        let firsts: Vec<u64> = report.parts.iter().map(|p| p.first_seq).collect();
+        assert_eq!(firsts, [0, 250, 500]);
+        for part in &report.parts {
+            assert_eq!(read_rows(&dir.path().join(&part.path)) as u64, part.rows);
+        }
+        let leftovers = fs::read_dir(dir.path().join("s"))
+            .expect("dir")
+            .filter(|e| {
+                e.as_ref()
+                    .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "partial"))
+            })
+            .count();
+        assert_eq!(leftovers, 0);
+    }
+
+    #[test]
+    fn unwritable_directory_is_an_error_naming_the_path() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let blocker = dir.path().join("file");
+        fs::write(&blocker, b"x").expect("write");
+        let g = sim();
+        let props = writer_properties(&ParquetSinkConfig::default(), vec![]).expect("props");
+        let err = StreamPartWriter::new(&blocker, "s".into(), g.schema().clone(), props, Rotation::default())
+            .err()
+            .expect("a file is no directory");
+        assert!(err.to_string().contains("file"), "{err}");
+    }
+}

@@ -1,0 +1,125 @@
+//! The compiled experiment: checked, defaults applied, ready for the coordinator to build.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ensemble_actors::instruments::sim::SimInstrumentConfig;
+use ensemble_actors::link::Delivery;
+use ensemble_actors::sinks::parquet::ParquetSinkConfig;
+
+/// A whole experiment, compiled from its file by [`compile`](super::compile).
+///
+/// Everything here has been checked: names are unique, every input exists, the graph has no
+/// cycle and every value is in range. Building it can still fail on the outside world (a full
+/// disk, a device that does not answer), never on the file.
+#[derive(Debug, Clone)]
+pub struct Experiment {
+    /// `[experiment] name`.
+    pub name: String,
+    /// `[experiment] description`, if given.
+    pub description: Option<String>,
+    /// Directory under which run directories are created (`[experiment] output`, default `runs`).
+    pub output: PathBuf,
+    /// `[experiment.metadata]`, copied as given into the run manifest and the files.
+    pub metadata: BTreeMap<String, serde_json::Value>,
+    /// How long a stream plan runs (`[experiment] duration`).
+    pub duration: Duration,
+    /// How long a stop may take to drain and flush before components are named as stuck.
+    pub grace_period: Duration,
+    /// The plan (`[plan]`; default: stream for `duration`).
+    pub plan: Plan,
+    /// Instruments in file order.
+    pub instruments: Vec<InstrumentSpec>,
+    /// Sinks in file order.
+    pub sinks: Vec<SinkSpec>,
+    /// The file the experiment came from.
+    pub source_path: PathBuf,
+    /// The file's text as given, kept for the run manifest.
+    pub source_text: String,
+}
+
+/// What the run does once the graph is built.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Plan {
+    /// Every instrument streams for the experiment's duration.
+    Stream,
+}
+
+/// One `[instruments.NAME]` table.
+#[derive(Debug, Clone)]
+pub struct InstrumentSpec {
+    /// The table's name; also the name of the stream the instrument produces.
+    pub name: String,
+    /// The instrument's own configuration, by `type`.
+    pub kind: InstrumentKind,
+    /// What the coordinator does when it fails.
+    pub supervision: Supervision,
+}
+
+/// Instrument types (closed: an unknown `type` is a config error).
+#[derive(Debug, Clone)]
+pub enum InstrumentKind {
+    /// `type = "sim"`.
+    Sim(SimInstrumentConfig),
+}
+
+/// One `[sinks.NAME]` table.
+#[derive(Debug, Clone)]
+pub struct SinkSpec {
+    /// The table's name.
+    pub name: String,
+    /// Names of the components (instruments, later stages) whose streams it stores.
+    pub inputs: Vec<String>,
+    /// Lossless (backpressure) or best-effort (drop oldest, counted) for every input link.
+    pub delivery: Delivery,
+    /// Capacity of each input link, in batches (`queue_batches`, default 16).
+    pub queue_batches: usize,
+    /// The sink's own configuration, by `type`.
+    pub kind: SinkKind,
+    /// What the coordinator does when it fails.
+    pub supervision: Supervision,
+}
+
+/// Sink types (closed: an unknown `type` is a config error).
+#[derive(Debug, Clone)]
+pub enum SinkKind {
+    /// `type = "parquet"`.
+    Parquet(ParquetSinkConfig),
+}
+
+/// A component's failure policy: `on_failure`, `max_restarts`, `restart_window`, `restart_backoff`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Supervision {
+    /// What to do when the component fails.
+    pub on_failure: OnFailure,
+    /// Most restarts allowed within `restart_window` before the policy escalates to abort.
+    pub max_restarts: u32,
+    /// The window in which restarts are counted.
+    pub restart_window: Duration,
+    /// Wait before the first restart; doubled for each further restart in the window.
+    pub restart_backoff: Duration,
+}
+
+impl Default for Supervision {
+    fn default() -> Self {
+        Self {
+            on_failure: OnFailure::Restart,
+            max_restarts: 5,
+            restart_window: Duration::from_secs(60),
+            restart_backoff: Duration::from_millis(100),
+        }
+    }
+}
+
+/// `on_failure` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnFailure {
+    /// Restart the component (with backoff, up to `max_restarts` in the window), then abort.
+    #[default]
+    Restart,
+    /// Stop the whole run cleanly (drain, flush, manifest) with status `failed`.
+    Abort,
+    /// Leave the component stopped and let the rest of the run go on.
+    Continue,
+}
