@@ -20,6 +20,9 @@ pub const SEQ_COLUMN: &str = "seq";
 /// Field metadata key that carries a channel's physical unit.
 pub const UNIT_METADATA_KEY: &str = "unit";
 
+/// Schema metadata key that carries a stream's nominal sample rate in Hz, where it has one.
+pub const RATE_METADATA_KEY: &str = "rate_hz";
+
 /// A stream's name, shared cheaply between actors and reports.
 pub type StreamId = Arc<str>;
 
@@ -73,6 +76,20 @@ pub fn stream_schema(channels: &[ChannelSpec]) -> SchemaRef {
     fields.push(seq_field());
     fields.extend(channels.iter().map(channel_field));
     Arc::new(Schema::new(fields))
+}
+
+/// The schema of a fixed-rate stream: [`stream_schema`] plus its rate under [`RATE_METADATA_KEY`].
+pub fn stream_schema_with_rate(channels: &[ChannelSpec], rate_hz: f64) -> SchemaRef {
+    let schema = Arc::unwrap_or_clone(stream_schema(channels));
+    Arc::new(schema.with_metadata(HashMap::from([(
+        RATE_METADATA_KEY.to_string(),
+        rate_hz.to_string(),
+    )])))
+}
+
+/// The nominal sample rate of a stream, if its schema carries one.
+pub fn schema_rate_hz(schema: &Schema) -> Option<f64> {
+    schema.metadata().get(RATE_METADATA_KEY)?.parse().ok()
 }
 
 /// The unit of a field, if it carries one.
@@ -176,6 +193,13 @@ mod tests {
             schema.field(0).data_type(),
             &DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into()))
         );
+    }
+
+    #[test]
+    fn rate_travels_in_schema_metadata() {
+        let schema = stream_schema_with_rate(&[ChannelSpec::new("x", "V")], 1000.0);
+        assert_eq!(schema_rate_hz(&schema), Some(1000.0));
+        assert_eq!(schema_rate_hz(&stream_schema(&[])), None);
     }
 
     #[test]

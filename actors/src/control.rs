@@ -59,6 +59,10 @@ pub struct StreamWriteReport {
     pub rows: u64,
     /// Finished part files, in order.
     pub parts: Vec<PartFile>,
+    /// Rows that reached the sink but could not be written (after a write error).
+    pub rows_lost: u64,
+    /// The first write error, if any; it names the file involved.
+    pub error: Option<String>,
 }
 
 /// One finished part file.

@@ -1,3 +1,4 @@
 //! Instruments: components that produce streams.
 
+pub mod pacing;
 pub mod sim;

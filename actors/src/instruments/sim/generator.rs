@@ -7,7 +7,7 @@ use arrow_array::{ArrayRef, Float64Array, RecordBatch, TimestampNanosecondArray,
 use arrow_schema::SchemaRef;
 
 use super::config::{Shape, SimInstrumentConfig};
-use crate::batch::{ChannelSpec, stream_schema};
+use crate::batch::{ChannelSpec, stream_schema_with_rate};
 
 /// Makes the rows of one simulated stream, batch after batch, from a given `seq` on.
 ///
@@ -34,7 +34,7 @@ impl SimGenerator {
             .map(|c| ChannelSpec::new(c, &config.unit))
             .collect();
         Self {
-            schema: stream_schema(&channels),
+            schema: stream_schema_with_rate(&channels, config.rate_hz),
             phases: (0..config.channels.len()).map(|i| config.phase_of(i)).collect(),
             config: config.clone(),
             start_ns,

@@ -28,6 +28,10 @@ pub struct ParquetSinkConfig {
     /// Encoding threads; streams are spread over them (default: the number of cores).
     #[serde(default)]
     pub writer_threads: Option<usize>,
+    /// Testing aid: write at most this many rows per second per writer thread, to rehearse a
+    /// sink slower than its instruments (overload, backpressure, best-effort drops).
+    #[serde(default)]
+    pub throttle_rows_per_s: Option<f64>,
 }
 
 impl Default for ParquetSinkConfig {
@@ -39,6 +43,7 @@ impl Default for ParquetSinkConfig {
             rotate_rows: None,
             rotate_interval: None,
             writer_threads: None,
+            throttle_rows_per_s: None,
         }
     }
 }
@@ -74,6 +79,12 @@ impl ParquetSinkConfig {
         }
         if self.writer_threads == Some(0) {
             problems.push(("writer_threads", "must be at least 1".to_string()));
+        }
+        if self
+            .throttle_rows_per_s
+            .is_some_and(|r| !(r.is_finite() && r > 0.0))
+        {
+            problems.push(("throttle_rows_per_s", "must be a positive number".to_string()));
         }
         problems
     }

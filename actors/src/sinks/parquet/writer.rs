@@ -221,6 +221,8 @@ impl StreamPartWriter {
             stream: self.stream,
             rows: self.rows_finished,
             parts: self.parts,
+            rows_lost: 0,
+            error: None,
         })
     }
 

@@ -1,0 +1,137 @@
+//! The thin actix shell around a sink's [`WriterPool`].
+
+use std::collections::HashSet;
+
+use actix::prelude::*;
+
+use super::pool::{WriteFailure, WriterPool};
+use crate::batch::{StreamEvent, StreamId};
+use crate::control::{ComponentExited, ExitOutcome, Flush, SinkReport};
+
+/// A Parquet sink as an actor: hands batches to its writer threads, finishes every file once all
+/// its inputs have ended, and reports to the coordinator with [`ComponentExited`].
+///
+/// A write error is reported at once as [`ExitOutcome::Failed`] (naming the file); the other
+/// streams of the sink keep being written until the run stops.
+pub struct ParquetSinkActor {
+    name: String,
+    pool: WriterPool,
+    /// Inputs in declaration order, for the report.
+    inputs: Vec<StreamId>,
+    /// Inputs whose end marker has not arrived yet.
+    open_inputs: HashSet<StreamId>,
+    failures: Option<flume::Receiver<WriteFailure>>,
+    coordinator: Recipient<ComponentExited>,
+    /// Whether a failure was already reported (one report per sink).
+    failed: bool,
+}
+
+impl ParquetSinkActor {
+    /// A sink named `name` writing `inputs` through `pool`; `failures` is the pool's failure feed.
+    pub fn new(
+        name: String,
+        pool: WriterPool,
+        inputs: Vec<StreamId>,
+        failures: flume::Receiver<WriteFailure>,
+        coordinator: Recipient<ComponentExited>,
+    ) -> Self {
+        Self {
+            name,
+            pool,
+            open_inputs: inputs.iter().cloned().collect(),
+            inputs,
+            failures: Some(failures),
+            coordinator,
+            failed: false,
+        }
+    }
+
+    fn input_ended(&mut self, stream: &StreamId, ctx: &mut Context<Self>) {
+        if !self.open_inputs.remove(stream) || !self.open_inputs.is_empty() {
+            return;
+        }
+        let pool = self.pool.clone();
+        ctx.wait(async move { pool.finish().await }.into_actor(self).map(
+            |result, act, ctx| {
+                let outcome = match result {
+                    Ok(mut streams) => {
+                        streams.sort_by_key(|s| act.inputs.iter().position(|i| *i == s.stream));
+                        ExitOutcome::SinkFinished(SinkReport { streams })
+                    }
+                    Err(e) => ExitOutcome::Failed(e.to_string()),
+                };
+                act.coordinator.do_send(ComponentExited {
+                    component: act.name.clone(),
+                    outcome,
+                });
+                ctx.stop();
+            },
+        ));
+    }
+}
+
+impl Actor for ParquetSinkActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        if let Some(failures) = self.failures.take() {
+            ctx.add_stream(failures.into_stream());
+        }
+    }
+}
+
+impl Handler<StreamEvent> for ParquetSinkActor {
+    type Result = ResponseActFuture<Self, ()>;
+
+    fn handle(&mut self, event: StreamEvent, _: &mut Self::Context) -> Self::Result {
+        let pool = self.pool.clone();
+        match event {
+            StreamEvent::Data(batch) => Box::pin(
+                async move {
+                    // A closed pool has reported its failure already; the rows are counted there.
+                    let _ = pool.write(batch).await;
+                }
+                .into_actor(self),
+            ),
+            StreamEvent::End(end) => {
+                let stream = end.stream;
+                Box::pin(
+                    {
+                        let stream = stream.clone();
+                        async move {
+                            let _ = pool.end(stream).await;
+                        }
+                    }
+                    .into_actor(self)
+                    .map(move |(), act, ctx| act.input_ended(&stream, ctx)),
+                )
+            }
+        }
+    }
+}
+
+impl StreamHandler<WriteFailure> for ParquetSinkActor {
+    fn handle(&mut self, failure: WriteFailure, _: &mut Self::Context) {
+        if self.failed {
+            return;
+        }
+        self.failed = true;
+        self.coordinator.do_send(ComponentExited {
+            component: self.name.clone(),
+            outcome: ExitOutcome::Failed(failure.message),
+        });
+    }
+
+    fn finished(&mut self, _: &mut Self::Context) {
+        // The failure feed ends when the writer threads do; the sink stops after its report.
+    }
+}
+
+impl Handler<Flush> for ParquetSinkActor {
+    type Result = ResponseFuture<Result<(), String>>;
+
+    fn handle(&mut self, _: Flush, _: &mut Self::Context) -> Self::Result {
+        let pool = self.pool.clone();
+        Box::pin(async move { pool.flush().await })
+    }
+}

@@ -1,0 +1,371 @@
+//! Writer threads of a Parquet sink: encoding, compression and file I/O happen here, never on
+//! an actor's thread.
+//!
+//! Each input stream is pinned to one thread (so its rows stay in order); streams are spread
+//! over the threads so that several streams encode in parallel. Every thread's queue is bounded:
+//! a full queue makes the sending actor wait, which is how a slow disk pushes back.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use arrow_schema::SchemaRef;
+use tokio::sync::oneshot;
+
+use super::config::ParquetSinkConfig;
+use super::writer::{Rotation, SinkError, StreamPartWriter, writer_properties};
+use crate::batch::{DataBatch, StreamId};
+use crate::control::StreamWriteReport;
+
+/// Batches a writer thread may hold queued before the sender waits.
+const WORKER_QUEUE: usize = 8;
+/// How often an idle writer thread checks whether a part is due for rotation.
+const IDLE_TICK: Duration = Duration::from_millis(100);
+
+/// Where and for what run a sink writes.
+#[derive(Debug, Clone)]
+pub struct SinkContext {
+    /// The run directory; streams go into subdirectories of it.
+    pub run_dir: PathBuf,
+    /// The run id, written into every file's metadata.
+    pub run_id: String,
+    /// The experiment name, written into every file's metadata.
+    pub experiment: String,
+}
+
+/// One input stream of a sink.
+#[derive(Debug, Clone)]
+pub struct SinkInput {
+    /// The stream's name (its directory name).
+    pub stream: StreamId,
+    /// The schema of its batches.
+    pub schema: SchemaRef,
+    /// The component that produces it, written into the files' metadata.
+    pub component: String,
+}
+
+/// A write error on one stream, reported as soon as it happens.
+#[derive(Debug, Clone)]
+pub struct WriteFailure {
+    /// The stream whose file failed.
+    pub stream: StreamId,
+    /// What went wrong; names the path.
+    pub message: String,
+}
+
+enum Command {
+    Write(DataBatch),
+    End(StreamId),
+    Flush(oneshot::Sender<Result<(), String>>),
+    Finish(oneshot::Sender<Vec<StreamWriteReport>>),
+}
+
+/// The pool is gone (its threads have finished); nothing more can be written.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("the sink's writer threads have finished")]
+pub struct PoolClosed;
+
+/// Handle to a sink's writer threads. Cheap to clone.
+#[derive(Clone)]
+pub struct WriterPool {
+    workers: Arc<Vec<flume::Sender<Command>>>,
+    route: Arc<HashMap<StreamId, usize>>,
+}
+
+impl WriterPool {
+    /// Starts the writer threads for `inputs`; write failures are sent to `failures` at once.
+    pub fn start(
+        config: &ParquetSinkConfig,
+        context: &SinkContext,
+        inputs: &[SinkInput],
+        failures: flume::Sender<WriteFailure>,
+    ) -> Result<Self, SinkError> {
+        let threads = config
+            .writer_threads
+            .unwrap_or_else(|| thread::available_parallelism().map_or(2, |n| n.get()))
+            .clamp(1, inputs.len().max(1));
+        let rotation = Rotation {
+            rows: config.rotate_rows,
+            interval: config.rotate_interval,
+        };
+        let mut assigned: Vec<Vec<(StreamId, SchemaRef, _)>> = (0..threads).map(|_| Vec::new()).collect();
+        let mut route = HashMap::new();
+        for (i, input) in inputs.iter().enumerate() {
+            let props = writer_properties(
+                config,
+                vec![
+                    ("ensemble.run_id".into(), context.run_id.clone()),
+                    ("ensemble.experiment".into(), context.experiment.clone()),
+                    ("ensemble.stream".into(), input.stream.to_string()),
+                    ("ensemble.instrument".into(), input.component.clone()),
+                ],
+            )?;
+            assigned[i % threads].push((input.stream.clone(), input.schema.clone(), props));
+            route.insert(input.stream.clone(), i % threads);
+        }
+        let mut workers = Vec::with_capacity(threads);
+        for (index, streams) in assigned.into_iter().enumerate() {
+            let (tx, rx) = flume::bounded(WORKER_QUEUE);
+            let run_dir = context.run_dir.clone();
+            let failures = failures.clone();
+            let throttle = config.throttle_rows_per_s;
+            thread::Builder::new()
+                .name(format!("parquet-writer-{index}"))
+                .spawn(move || {
+                    let mut worker = Worker::new(&run_dir, streams, rotation, throttle, failures);
+                    worker.run(rx);
+                })
+                .map_err(|source| SinkError::Io {
+                    path: context.run_dir.clone(),
+                    source,
+                })?;
+            workers.push(tx);
+        }
+        Ok(Self {
+            workers: Arc::new(workers),
+            route: Arc::new(route),
+        })
+    }
+
+    fn worker_of(&self, stream: &StreamId) -> Option<&flume::Sender<Command>> {
+        self.route.get(stream).and_then(|&i| self.workers.get(i))
+    }
+
+    /// Queues a batch for its stream's thread, waiting while that thread's queue is full.
+    /// Batches of streams this sink does not take are ignored.
+    pub async fn write(&self, batch: DataBatch) -> Result<(), PoolClosed> {
+        match self.worker_of(&batch.stream) {
+            Some(w) => w.send_async(Command::Write(batch)).await.map_err(|_| PoolClosed),
+            None => Ok(()),
+        }
+    }
+
+    /// Finishes a stream's open part (after every batch queued before).
+    pub async fn end(&self, stream: StreamId) -> Result<(), PoolClosed> {
+        match self.worker_of(&stream) {
+            Some(w) => w.send_async(Command::End(stream)).await.map_err(|_| PoolClosed),
+            None => Ok(()),
+        }
+    }
+
+    /// Closes every open row group and syncs every open file.
+    pub async fn flush(&self) -> Result<(), String> {
+        let mut replies = Vec::with_capacity(self.workers.len());
+        for w in self.workers.iter() {
+            let (tx, rx) = oneshot::channel();
+            w.send_async(Command::Flush(tx))
+                .await
+                .map_err(|_| PoolClosed.to_string())?;
+            replies.push(rx);
+        }
+        for rx in replies {
+            rx.await.map_err(|_| PoolClosed.to_string())??;
+        }
+        Ok(())
+    }
+
+    /// Finishes every stream and stops the threads; returns what each stream wrote.
+    pub async fn finish(&self) -> Result<Vec<StreamWriteReport>, PoolClosed> {
+        let mut replies = Vec::with_capacity(self.workers.len());
+        for w in self.workers.iter() {
+            let (tx, rx) = oneshot::channel();
+            w.send_async(Command::Finish(tx)).await.map_err(|_| PoolClosed)?;
+            replies.push(rx);
+        }
+        let mut reports = Vec::new();
+        for rx in replies {
+            reports.extend(rx.await.map_err(|_| PoolClosed)?);
+        }
+        Ok(reports)
+    }
+}
+
+/// A stream's writer on its thread, or what is left of it after it finished or failed.
+struct Slot {
+    writer: Option<StreamPartWriter>,
+    report: StreamWriteReport,
+}
+
+struct Worker {
+    slots: HashMap<StreamId, Slot>,
+    failures: flume::Sender<WriteFailure>,
+    throttle: Option<Throttle>,
+}
+
+impl Worker {
+    fn new(
+        run_dir: &std::path::Path,
+        streams: Vec<(StreamId, SchemaRef, parquet::file::properties::WriterProperties)>,
+        rotation: Rotation,
+        throttle_rows_per_s: Option<f64>,
+        failures: flume::Sender<WriteFailure>,
+    ) -> Self {
+        let mut worker = Self {
+            slots: HashMap::new(),
+            failures,
+            throttle: throttle_rows_per_s.map(Throttle::new),
+        };
+        for (stream, schema, props) in streams {
+            let report = StreamWriteReport {
+                stream: stream.clone(),
+                rows: 0,
+                parts: Vec::new(),
+                rows_lost: 0,
+                error: None,
+            };
+            let writer = match StreamPartWriter::new(run_dir, stream.clone(), schema, props, rotation) {
+                Ok(w) => Some(w),
+                Err(e) => {
+                    worker.fail(&stream, &e);
+                    None
+                }
+            };
+            let mut slot = Slot { writer, report };
+            if slot.writer.is_none() {
+                slot.report.error = Some(format!("{stream}: cannot start writing"));
+            }
+            worker.slots.insert(stream, slot);
+        }
+        worker
+    }
+
+    fn run(&mut self, rx: flume::Receiver<Command>) {
+        loop {
+            match rx.recv_timeout(IDLE_TICK) {
+                Ok(Command::Write(batch)) => self.write(&batch),
+                Ok(Command::End(stream)) => self.end(&stream),
+                Ok(Command::Flush(reply)) => {
+                    let _ = reply.send(self.flush());
+                }
+                Ok(Command::Finish(reply)) => {
+                    let streams: Vec<StreamId> = self.slots.keys().cloned().collect();
+                    for s in &streams {
+                        self.end(s);
+                    }
+                    let reports = self.slots.drain().map(|(_, slot)| slot.report).collect();
+                    let _ = reply.send(reports);
+                    return;
+                }
+                Err(flume::RecvTimeoutError::Timeout) => self.rotate_due(),
+                Err(flume::RecvTimeoutError::Disconnected) => {
+                    let streams: Vec<StreamId> = self.slots.keys().cloned().collect();
+                    for s in &streams {
+                        self.end(s);
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    fn write(&mut self, batch: &DataBatch) {
+        let Some(slot) = self.slots.get_mut(&batch.stream) else {
+            return;
+        };
+        let rows = batch.rows() as u64;
+        let Some(writer) = slot.writer.as_mut() else {
+            slot.report.rows_lost += rows;
+            return;
+        };
+        if let Err(e) = writer.write(batch) {
+            slot.report.rows_lost += rows;
+            let stream = batch.stream.clone();
+            // Keep what was written: try to finish the open part so it stays readable.
+            if let Some(w) = slot.writer.take() {
+                if let Ok(partial) = w.finish() {
+                    slot.report.rows = partial.rows;
+                    slot.report.parts = partial.parts;
+                }
+            }
+            slot.report.error.get_or_insert_with(|| e.to_string());
+            self.fail(&stream, &e);
+            return;
+        }
+        if let Some(t) = self.throttle.as_mut() {
+            t.pace(rows);
+        }
+    }
+
+    fn end(&mut self, stream: &StreamId) {
+        let Some(slot) = self.slots.get_mut(stream) else {
+            return;
+        };
+        let Some(writer) = slot.writer.take() else {
+            return;
+        };
+        match writer.finish() {
+            Ok(report) => {
+                slot.report.rows = report.rows;
+                slot.report.parts = report.parts;
+            }
+            Err(e) => {
+                slot.report.error.get_or_insert_with(|| e.to_string());
+                self.fail(stream, &e);
+            }
+        }
+    }
+
+    fn flush(&mut self) -> Result<(), String> {
+        let mut first_error = None;
+        for slot in self.slots.values_mut() {
+            if let Some(w) = slot.writer.as_mut() {
+                if let Err(e) = w.flush() {
+                    first_error.get_or_insert(e.to_string());
+                }
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    fn rotate_due(&mut self) {
+        let mut failed = Vec::new();
+        for (stream, slot) in &mut self.slots {
+            if let Some(w) = slot.writer.as_mut() {
+                if let Err(e) = w.rotate_if_due() {
+                    slot.report.error.get_or_insert_with(|| e.to_string());
+                    slot.writer = None;
+                    failed.push((stream.clone(), e));
+                }
+            }
+        }
+        for (stream, e) in failed {
+            self.fail(&stream, &e);
+        }
+    }
+
+    fn fail(&self, stream: &StreamId, error: &SinkError) {
+        tracing::error!(stream = %stream, "Writing failed: {error}.");
+        let _ = self.failures.send(WriteFailure {
+            stream: stream.clone(),
+            message: error.to_string(),
+        });
+    }
+}
+
+/// Limits a writer thread to a number of rows per second (a testing aid).
+struct Throttle {
+    rows_per_s: f64,
+    since: Instant,
+    rows: u64,
+}
+
+impl Throttle {
+    fn new(rows_per_s: f64) -> Self {
+        Self {
+            rows_per_s,
+            since: Instant::now(),
+            rows: 0,
+        }
+    }
+
+    fn pace(&mut self, rows: u64) {
+        self.rows += rows;
+        let target = self.since + Duration::from_secs_f64(self.rows as f64 / self.rows_per_s);
+        let now = Instant::now();
+        if target > now {
+            thread::sleep(target - now);
+        }
+    }
+}
