@@ -1,1 +1,115 @@
-fn main() {}
+//! The `ensemble` binary: parse the command line, set up logging, run, map the result to an
+//! exit code (0 clean, 1 run failed, 2 bad usage or config).
+
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::Parser;
+use ensemble::cli::{Cli, Command};
+use ensemble::config;
+use ensemble::coordinator::StopReason;
+use ensemble::progress::ProgressMode;
+use ensemble::run::run_blocking;
+use ensemble::summary::summary_table;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match cli.command {
+        Command::Validate { file } => match config::load(&file) {
+            Ok(experiment) => {
+                print!("{}", experiment.graph_summary());
+                ExitCode::SUCCESS
+            }
+            Err(errors) => {
+                eprint!("{errors}");
+                ExitCode::from(2)
+            }
+        },
+        Command::Run {
+            file,
+            output,
+            duration,
+            quiet,
+        } => {
+            let mut experiment = match config::load(&file) {
+                Ok(e) => e,
+                Err(errors) => {
+                    eprint!("{errors}");
+                    return ExitCode::from(2);
+                }
+            };
+            if let Some(output) = output {
+                experiment.output = output;
+            }
+            if let Some(duration) = duration {
+                experiment.duration = duration;
+            }
+            let progress = if quiet {
+                ProgressMode::Quiet
+            } else {
+                ProgressMode::detect()
+            };
+            match run_blocking(experiment, shutdown_on_signal(), progress)
+                .context("the run could not be carried out")
+            {
+                Ok(report) => {
+                    print!("{}", summary_table(&report.manifest));
+                    println!("{}", report.run_dir.display());
+                    if report.is_clean() {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::from(1)
+                    }
+                }
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+    }
+}
+
+/// Resolves on the first SIGINT or SIGTERM; a second one exits the process at once.
+async fn shutdown_on_signal() -> StopReason {
+    let first = next_signal().await;
+    eprintln!("{first}: stopping; draining and flushing (press Ctrl-C again to exit at once)");
+    tokio::spawn(async {
+        let second = next_signal().await;
+        eprintln!("{second} again: exiting at once; `ensemble recover` can finish the files");
+        std::process::exit(130);
+    });
+    StopReason::Requested(format!("{first} received"))
+}
+
+async fn next_signal() -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => tokio::select! {
+                _ = tokio::signal::ctrl_c() => "SIGINT",
+                _ = term.recv() => "SIGTERM",
+            },
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                "SIGINT"
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+        "SIGINT"
+    }
+}

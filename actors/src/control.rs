@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 
 use actix::Message;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::batch::StreamId;
 
@@ -66,7 +66,7 @@ pub struct StreamWriteReport {
 }
 
 /// One finished part file.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct PartFile {
     /// Path relative to the run directory, e.g. `scope/part-000000.parquet`.
     pub path: PathBuf,

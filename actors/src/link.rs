@@ -60,7 +60,11 @@ impl Shared {
 }
 
 /// Creates a link with room for `capacity` events (at least 1).
-pub fn link(capacity: usize, delivery: Delivery, stats: Arc<LinkStats>) -> (LinkSender, LinkReceiver) {
+pub fn link(
+    capacity: usize,
+    delivery: Delivery,
+    stats: Arc<LinkStats>,
+) -> (LinkSender, LinkReceiver) {
     let shared = Arc::new(Shared {
         queue: Mutex::new(Queue {
             items: VecDeque::with_capacity(capacity.max(1)),
@@ -108,8 +112,12 @@ impl LinkSender {
                 let full = q.items.len() >= self.shared.capacity;
                 let is_end = matches!(ev, StreamEvent::End(_));
                 if full && !is_end && self.shared.delivery == Delivery::BestEffort {
-                    let oldest = q.items.iter().position(|e| matches!(e, StreamEvent::Data(_)));
-                    if let Some(StreamEvent::Data(dropped)) = oldest.and_then(|i| q.items.remove(i)) {
+                    let oldest = q
+                        .items
+                        .iter()
+                        .position(|e| matches!(e, StreamEvent::Data(_)));
+                    if let Some(StreamEvent::Data(dropped)) = oldest.and_then(|i| q.items.remove(i))
+                    {
                         self.shared.stats.record_drop(dropped.rows() as u64);
                     }
                 }
@@ -215,9 +223,12 @@ mod tests {
         for seq in 0..5 {
             tx.push(data(seq)).await.expect("open link");
         }
-        tx.push(StreamEvent::End(EndOfStream { stream: "s".into(), rows: 5 }))
-            .await
-            .expect("open link");
+        tx.push(StreamEvent::End(EndOfStream {
+            stream: "s".into(),
+            rows: 5,
+        }))
+        .await
+        .expect("open link");
         assert_eq!(stats.dropped_batches(), 3);
         assert_eq!(seq_of(&rx.pop().await), Some(3));
         assert_eq!(seq_of(&rx.pop().await), Some(4));

@@ -124,7 +124,10 @@ impl SimInstrumentConfig {
     pub fn check(&self) -> Vec<(&'static str, String)> {
         let mut problems = Vec::new();
         if !(self.rate_hz.is_finite() && self.rate_hz > 0.0) {
-            problems.push(("rate_hz", format!("must be a positive number, got {}", self.rate_hz)));
+            problems.push((
+                "rate_hz",
+                format!("must be a positive number, got {}", self.rate_hz),
+            ));
         }
         if self.channels.is_empty() {
             problems.push(("channels", "must name at least one channel".to_string()));
@@ -134,7 +137,10 @@ impl SimInstrumentConfig {
             if name.is_empty() {
                 problems.push(("channels", "a channel name is empty".to_string()));
             } else if name == crate::batch::TIMESTAMP_COLUMN || name == crate::batch::SEQ_COLUMN {
-                problems.push(("channels", format!("`{name}` is reserved for the leading column")));
+                problems.push((
+                    "channels",
+                    format!("`{name}` is reserved for the leading column"),
+                ));
             } else if !seen.insert(name) {
                 problems.push(("channels", format!("channel `{name}` appears twice")));
             }
@@ -156,7 +162,10 @@ impl SimInstrumentConfig {
             }
         }
         if !(s.noise.is_finite() && s.noise >= 0.0) {
-            problems.push(("signal.noise", format!("must be zero or positive, got {}", s.noise)));
+            problems.push((
+                "signal.noise",
+                format!("must be zero or positive, got {}", s.noise),
+            ));
         }
         if let Phase::PerChannel(p) = &s.phase {
             if p.len() != self.channels.len() {

@@ -35,7 +35,9 @@ impl SimGenerator {
             .collect();
         Self {
             schema: stream_schema_with_rate(&channels, config.rate_hz),
-            phases: (0..config.channels.len()).map(|i| config.phase_of(i)).collect(),
+            phases: (0..config.channels.len())
+                .map(|i| config.phase_of(i))
+                .collect(),
             config: config.clone(),
             start_ns,
             next_seq,
@@ -106,7 +108,9 @@ impl SimGenerator {
 
 /// A standard normal sample determined by `(seed, channel, seq)` alone (SplitMix64 + Box–Muller).
 fn gaussian(seed: u64, channel: u64, seq: u64) -> f64 {
-    let key = seed ^ channel.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ seq.wrapping_mul(0xD1B5_4A32_D192_ED03);
+    let key = seed
+        ^ channel.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        ^ seq.wrapping_mul(0xD1B5_4A32_D192_ED03);
     let a = splitmix64(key);
     let b = splitmix64(a);
     // Top 53 bits as a uniform in (0, 1]; never 0, so the logarithm is finite.
@@ -174,7 +178,12 @@ mod tests {
             let w = whole.column(col).as_primitive::<Float64Type>();
             let a = first.column(col).as_primitive::<Float64Type>();
             let b = second.column(col).as_primitive::<Float64Type>();
-            let joined: Vec<f64> = a.values().iter().chain(b.values().iter()).copied().collect();
+            let joined: Vec<f64> = a
+                .values()
+                .iter()
+                .chain(b.values().iter())
+                .copied()
+                .collect();
             assert_eq!(w.values().to_vec(), joined);
         }
     }
@@ -188,7 +197,10 @@ mod tests {
         assert_eq!(c.value(1, 12345), 2.5);
         let r = SimGenerator::new(&config(Shape::Ramp, 0.0), 0, 0);
         assert!((r.value(0, 0) - (0.5 - 2.0)).abs() < 1e-12);
-        assert!((r.value(0, 100) - 0.5).abs() < 1e-9, "half a period at 5 Hz is 100 ms");
+        assert!(
+            (r.value(0, 100) - 0.5).abs() < 1e-9,
+            "half a period at 5 Hz is 100 ms"
+        );
     }
 
     #[test]
@@ -202,6 +214,10 @@ mod tests {
         assert!(mean.abs() < 0.05, "mean {mean}");
         assert!((var.sqrt() - 1.5).abs() < 0.05, "std {}", var.sqrt());
         assert_eq!(g.value(0, 99), SimGenerator::new(&cfg, 0, 0).value(0, 99));
-        assert_ne!(g.value(0, 99), g.value(1, 99), "channels draw different noise");
+        assert_ne!(
+            g.value(0, 99),
+            g.value(1, 99),
+            "channels draw different noise"
+        );
     }
 }

@@ -4,7 +4,7 @@ use std::collections::HashSet;
 
 use actix::prelude::*;
 
-use super::pool::{WriteFailure, WriterPool};
+use super::pool::{FailureFeed, WriteFailure, WriterPool};
 use crate::batch::{StreamEvent, StreamId};
 use crate::control::{ComponentExited, ExitOutcome, Flush, SinkReport};
 
@@ -20,7 +20,7 @@ pub struct ParquetSinkActor {
     inputs: Vec<StreamId>,
     /// Inputs whose end marker has not arrived yet.
     open_inputs: HashSet<StreamId>,
-    failures: Option<flume::Receiver<WriteFailure>>,
+    failures: Option<FailureFeed>,
     coordinator: Recipient<ComponentExited>,
     /// Whether a failure was already reported (one report per sink).
     failed: bool,
@@ -32,7 +32,7 @@ impl ParquetSinkActor {
         name: String,
         pool: WriterPool,
         inputs: Vec<StreamId>,
-        failures: flume::Receiver<WriteFailure>,
+        failures: FailureFeed,
         coordinator: Recipient<ComponentExited>,
     ) -> Self {
         Self {
@@ -51,22 +51,24 @@ impl ParquetSinkActor {
             return;
         }
         let pool = self.pool.clone();
-        ctx.wait(async move { pool.finish().await }.into_actor(self).map(
-            |result, act, ctx| {
-                let outcome = match result {
-                    Ok(mut streams) => {
-                        streams.sort_by_key(|s| act.inputs.iter().position(|i| *i == s.stream));
-                        ExitOutcome::SinkFinished(SinkReport { streams })
-                    }
-                    Err(e) => ExitOutcome::Failed(e.to_string()),
-                };
-                act.coordinator.do_send(ComponentExited {
-                    component: act.name.clone(),
-                    outcome,
-                });
-                ctx.stop();
-            },
-        ));
+        ctx.wait(
+            async move { pool.finish().await }
+                .into_actor(self)
+                .map(|result, act, ctx| {
+                    let outcome = match result {
+                        Ok(mut streams) => {
+                            streams.sort_by_key(|s| act.inputs.iter().position(|i| *i == s.stream));
+                            ExitOutcome::SinkFinished(SinkReport { streams })
+                        }
+                        Err(e) => ExitOutcome::Failed(e.to_string()),
+                    };
+                    act.coordinator.do_send(ComponentExited {
+                        component: act.name.clone(),
+                        outcome,
+                    });
+                    ctx.stop();
+                }),
+        );
     }
 }
 

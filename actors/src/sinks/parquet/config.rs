@@ -10,6 +10,10 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ParquetSinkConfig {
+    /// Write under `<run>/<subdirectory>/<stream>/` instead of `<run>/<stream>/`; needed when
+    /// several Parquet sinks store the same stream.
+    #[serde(default)]
+    pub subdirectory: Option<String>,
     /// Compression codec of every column.
     #[serde(default)]
     pub compression: Codec,
@@ -37,6 +41,7 @@ pub struct ParquetSinkConfig {
 impl Default for ParquetSinkConfig {
     fn default() -> Self {
         Self {
+            subdirectory: None,
             compression: Codec::default(),
             zstd_level: default_zstd_level(),
             row_group_rows: default_row_group_rows(),
@@ -65,8 +70,22 @@ impl ParquetSinkConfig {
     /// Checks values serde cannot: returns `(key, message)` for each problem.
     pub fn check(&self) -> Vec<(&'static str, String)> {
         let mut problems = Vec::new();
+        if let Some(sub) = &self.subdirectory {
+            let plain = std::path::Path::new(sub)
+                .components()
+                .all(|c| matches!(c, std::path::Component::Normal(_)));
+            if sub.is_empty() || !plain {
+                problems.push((
+                    "subdirectory",
+                    format!("must be a plain relative path inside the run directory, got `{sub}`"),
+                ));
+            }
+        }
         if !(1..=22).contains(&self.zstd_level) {
-            problems.push(("zstd_level", format!("must be 1 to 22, got {}", self.zstd_level)));
+            problems.push((
+                "zstd_level",
+                format!("must be 1 to 22, got {}", self.zstd_level),
+            ));
         }
         if self.row_group_rows == 0 {
             problems.push(("row_group_rows", "must be at least 1".to_string()));
@@ -84,7 +103,10 @@ impl ParquetSinkConfig {
             .throttle_rows_per_s
             .is_some_and(|r| !(r.is_finite() && r > 0.0))
         {
-            problems.push(("throttle_rows_per_s", "must be a positive number".to_string()));
+            problems.push((
+                "throttle_rows_per_s",
+                "must be a positive number".to_string(),
+            ));
         }
         problems
     }

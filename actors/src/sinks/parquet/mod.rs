@@ -7,7 +7,7 @@ mod writer;
 
 pub use actor::ParquetSinkActor;
 pub use config::{Codec, ParquetSinkConfig};
-pub use pool::{PoolClosed, SinkContext, SinkInput, WriteFailure, WriterPool};
+pub use pool::{FailureFeed, PoolClosed, SinkContext, SinkInput, WriteFailure, WriterPool};
 pub use writer::{
     Rotation, SinkError, StreamPartWriter, sync_dir, writer_properties, writer_properties_builder,
 };

@@ -67,6 +67,9 @@ enum Command {
 #[error("the sink's writer threads have finished")]
 pub struct PoolClosed;
 
+/// Where a pool reports write failures as they happen.
+pub type FailureFeed = flume::Receiver<WriteFailure>;
+
 /// Handle to a sink's writer threads. Cheap to clone.
 #[derive(Clone)]
 pub struct WriterPool {
@@ -75,13 +78,14 @@ pub struct WriterPool {
 }
 
 impl WriterPool {
-    /// Starts the writer threads for `inputs`; write failures are sent to `failures` at once.
+    /// Starts the writer threads for `inputs`; write failures are reported on the returned feed
+    /// as soon as they happen.
     pub fn start(
         config: &ParquetSinkConfig,
         context: &SinkContext,
         inputs: &[SinkInput],
-        failures: flume::Sender<WriteFailure>,
-    ) -> Result<Self, SinkError> {
+    ) -> Result<(Self, FailureFeed), SinkError> {
+        let (failures, feed) = flume::unbounded();
         let threads = config
             .writer_threads
             .unwrap_or_else(|| thread::available_parallelism().map_or(2, |n| n.get()))
@@ -90,7 +94,7 @@ impl WriterPool {
             rows: config.rotate_rows,
             interval: config.rotate_interval,
         };
-        let mut assigned: Vec<Vec<(StreamId, SchemaRef, _)>> = (0..threads).map(|_| Vec::new()).collect();
+        let mut assigned: Vec<Vec<StreamAssignment>> = (0..threads).map(|_| Vec::new()).collect();
         let mut route = HashMap::new();
         for (i, input) in inputs.iter().enumerate() {
             let props = writer_properties(
@@ -102,7 +106,16 @@ impl WriterPool {
                     ("ensemble.instrument".into(), input.component.clone()),
                 ],
             )?;
-            assigned[i % threads].push((input.stream.clone(), input.schema.clone(), props));
+            let directory = match &config.subdirectory {
+                Some(sub) => PathBuf::from(sub).join(&*input.stream),
+                None => PathBuf::from(&*input.stream),
+            };
+            assigned[i % threads].push(StreamAssignment {
+                stream: input.stream.clone(),
+                directory,
+                schema: input.schema.clone(),
+                props,
+            });
             route.insert(input.stream.clone(), i % threads);
         }
         let mut workers = Vec::with_capacity(threads);
@@ -123,10 +136,11 @@ impl WriterPool {
                 })?;
             workers.push(tx);
         }
-        Ok(Self {
+        let pool = Self {
             workers: Arc::new(workers),
             route: Arc::new(route),
-        })
+        };
+        Ok((pool, feed))
     }
 
     fn worker_of(&self, stream: &StreamId) -> Option<&flume::Sender<Command>> {
@@ -137,7 +151,10 @@ impl WriterPool {
     /// Batches of streams this sink does not take are ignored.
     pub async fn write(&self, batch: DataBatch) -> Result<(), PoolClosed> {
         match self.worker_of(&batch.stream) {
-            Some(w) => w.send_async(Command::Write(batch)).await.map_err(|_| PoolClosed),
+            Some(w) => w
+                .send_async(Command::Write(batch))
+                .await
+                .map_err(|_| PoolClosed),
             None => Ok(()),
         }
     }
@@ -145,7 +162,10 @@ impl WriterPool {
     /// Finishes a stream's open part (after every batch queued before).
     pub async fn end(&self, stream: StreamId) -> Result<(), PoolClosed> {
         match self.worker_of(&stream) {
-            Some(w) => w.send_async(Command::End(stream)).await.map_err(|_| PoolClosed),
+            Some(w) => w
+                .send_async(Command::End(stream))
+                .await
+                .map_err(|_| PoolClosed),
             None => Ok(()),
         }
     }
@@ -171,7 +191,9 @@ impl WriterPool {
         let mut replies = Vec::with_capacity(self.workers.len());
         for w in self.workers.iter() {
             let (tx, rx) = oneshot::channel();
-            w.send_async(Command::Finish(tx)).await.map_err(|_| PoolClosed)?;
+            w.send_async(Command::Finish(tx))
+                .await
+                .map_err(|_| PoolClosed)?;
             replies.push(rx);
         }
         let mut reports = Vec::new();
@@ -180,6 +202,14 @@ impl WriterPool {
         }
         Ok(reports)
     }
+}
+
+/// What a writer thread needs to start writing one stream.
+struct StreamAssignment {
+    stream: StreamId,
+    directory: PathBuf,
+    schema: SchemaRef,
+    props: parquet::file::properties::WriterProperties,
 }
 
 /// A stream's writer on its thread, or what is left of it after it finished or failed.
@@ -197,7 +227,7 @@ struct Worker {
 impl Worker {
     fn new(
         run_dir: &std::path::Path,
-        streams: Vec<(StreamId, SchemaRef, parquet::file::properties::WriterProperties)>,
+        streams: Vec<StreamAssignment>,
         rotation: Rotation,
         throttle_rows_per_s: Option<f64>,
         failures: flume::Sender<WriteFailure>,
@@ -207,7 +237,13 @@ impl Worker {
             failures,
             throttle: throttle_rows_per_s.map(Throttle::new),
         };
-        for (stream, schema, props) in streams {
+        for StreamAssignment {
+            stream,
+            directory,
+            schema,
+            props,
+        } in streams
+        {
             let report = StreamWriteReport {
                 stream: stream.clone(),
                 rows: 0,
@@ -215,7 +251,14 @@ impl Worker {
                 rows_lost: 0,
                 error: None,
             };
-            let writer = match StreamPartWriter::new(run_dir, stream.clone(), schema, props, rotation) {
+            let writer = match StreamPartWriter::new(
+                run_dir,
+                directory,
+                stream.clone(),
+                schema,
+                props,
+                rotation,
+            ) {
                 Ok(w) => Some(w),
                 Err(e) => {
                     worker.fail(&stream, &e);

@@ -9,8 +9,8 @@ use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
-use parquet::file::properties::{WriterProperties, WriterPropertiesBuilder};
 use parquet::file::metadata::KeyValue;
+use parquet::file::properties::{WriterProperties, WriterPropertiesBuilder};
 
 use super::config::{Codec, ParquetSinkConfig};
 use crate::batch::{DataBatch, StreamId};
@@ -108,7 +108,8 @@ struct OpenPart {
     opened_at: Instant,
 }
 
-/// Writes one stream into `<run_dir>/<stream>/part-NNNNNN.parquet` files.
+/// Writes one stream into `<run_dir>/<directory>/part-NNNNNN.parquet` files, where
+/// `directory` is the stream's name (or `<subdirectory>/<stream>` for a sink that has one).
 ///
 /// A part is written as `part-NNNNNN.parquet.partial` and renamed, after its footer is written
 /// and synced, to its final name: a reader that lists `*.parquet` never sees a torn file.
@@ -118,6 +119,8 @@ struct OpenPart {
 /// [`finish`](Self::finish) writes the footer of the open part.
 pub struct StreamPartWriter {
     run_dir: PathBuf,
+    /// The stream's directory, relative to `run_dir`.
+    directory: PathBuf,
     stream: StreamId,
     schema: SchemaRef,
     props: WriterProperties,
@@ -129,20 +132,22 @@ pub struct StreamPartWriter {
 }
 
 impl StreamPartWriter {
-    /// A writer for `stream` (whose batches have `schema`) under `run_dir`.
+    /// A writer for `stream` (whose batches have `schema`) into `run_dir/directory`.
     ///
-    /// Creates the stream's directory; nothing else is written until the first row arrives.
+    /// Creates the directory; nothing else is written until the first row arrives.
     pub fn new(
         run_dir: &Path,
+        directory: PathBuf,
         stream: StreamId,
         schema: SchemaRef,
         props: WriterProperties,
         rotation: Rotation,
     ) -> Result<Self, SinkError> {
-        let dir = run_dir.join(&*stream);
+        let dir = run_dir.join(&directory);
         fs::create_dir_all(&dir).map_err(io_err(&dir))?;
         Ok(Self {
             run_dir: run_dir.to_path_buf(),
+            directory,
             stream,
             schema,
             props,
@@ -239,7 +244,7 @@ impl StreamPartWriter {
 
     fn open_part(&mut self, first_seq: u64) -> Result<(), SinkError> {
         let name = format!("part-{:06}.parquet", self.next_part);
-        let relative_path = Path::new(&*self.stream).join(&name);
+        let relative_path = self.directory.join(&name);
         let final_path = self.run_dir.join(&relative_path);
         let partial_path = final_path.with_extension("parquet.partial");
         let file = File::create(&partial_path).map_err(io_err(&partial_path))?;
@@ -325,8 +330,15 @@ mod tests {
             rows: Some(250),
             interval: None,
         };
-        let mut w = StreamPartWriter::new(dir.path(), "s".into(), g.schema().clone(), props, rotation)
-            .expect("writer");
+        let mut w = StreamPartWriter::new(
+            dir.path(),
+            "s".into(),
+            "s".into(),
+            g.schema().clone(),
+            props,
+            rotation,
+        )
+        .expect("writer");
         write_rows(&mut w, &mut g, 100);
         write_rows(&mut w, &mut g, 400);
         write_rows(&mut w, &mut g, 10);
@@ -357,9 +369,16 @@ mod tests {
         fs::write(&blocker, b"x").expect("write");
         let g = sim();
         let props = writer_properties(&ParquetSinkConfig::default(), vec![]).expect("props");
-        let err = StreamPartWriter::new(&blocker, "s".into(), g.schema().clone(), props, Rotation::default())
-            .err()
-            .expect("a file is no directory");
+        let err = StreamPartWriter::new(
+            &blocker,
+            "s".into(),
+            "s".into(),
+            g.schema().clone(),
+            props,
+            Rotation::default(),
+        )
+        .err()
+        .expect("a file is no directory");
         assert!(err.to_string().contains("file"), "{err}");
     }
 }

@@ -1,0 +1,48 @@
+//! The command line: what `ensemble` accepts, parsed by clap.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+/// Run many scientific instruments at once and record everything they measure.
+#[derive(Debug, Parser)]
+#[command(name = "ensemble", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run an experiment file: acquire, process and store until its plan ends or Ctrl-C.
+    Run {
+        /// The experiment file (TOML).
+        file: PathBuf,
+        /// Directory for run directories (overrides `[experiment] output`).
+        #[arg(long)]
+        output: Option<PathBuf>,
+        /// How long to stream (overrides `[experiment] duration`), e.g. `10s`, `250ms`, `2m`.
+        #[arg(long, value_parser = parse_duration)]
+        duration: Option<Duration>,
+        /// Show no live progress.
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// Check an experiment file and print its component graph; creates nothing.
+    Validate {
+        /// The experiment file (TOML).
+        file: PathBuf,
+    },
+}
+
+/// Parses a duration such as `10s`, `250ms` or `2m`; zero is refused.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(text).map_err(|e| format!("`{text}`: {e}"))?;
+    if d.is_zero() {
+        return Err(format!("`{text}`: must be longer than zero"));
+    }
+    Ok(d)
+}

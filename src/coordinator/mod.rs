@@ -1,0 +1,16 @@
+//! The coordinator: builds the run's graph from the compiled experiment, supervises every
+//! component, and stops the run in order.
+//!
+//! - `wiring`: streams, counters and links, planned before any actor starts.
+//! - `restarts`: the restart policy (window, backoff) as a plain struct.
+//! - `actor`: the coordinator actor itself.
+
+mod actor;
+mod restarts;
+mod wiring;
+
+pub use actor::{
+    Coordinator, RunContext, RunEvent, RunOutcome, RunStatus, SinkOutcome, StopReason, StopRun,
+};
+pub use restarts::{RestartDecision, RestartTracker};
+pub use wiring::{LinkPlan, StreamPlan, StreamView, plan_streams};

@@ -1,0 +1,172 @@
+//! Live progress while a run goes on: one indicatif line per stream on a terminal, one plain
+//! status line per second otherwise, nothing in quiet mode.
+
+use std::io::IsTerminal;
+use std::time::{Duration, Instant};
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::coordinator::StreamView;
+
+/// How progress is shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProgressMode {
+    /// Bars on stderr (for a terminal).
+    Bars,
+    /// One plain status line per second on stderr (for logs and pipes).
+    Lines,
+    /// Nothing (tests, embedding).
+    Quiet,
+}
+
+impl ProgressMode {
+    /// Bars when stderr is a terminal, lines otherwise.
+    pub fn detect() -> Self {
+        if std::io::stderr().is_terminal() {
+            ProgressMode::Bars
+        } else {
+            ProgressMode::Lines
+        }
+    }
+}
+
+/// A running progress display; [`finish`](Progress::finish) stops it.
+pub struct Progress {
+    stop: watch::Sender<bool>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl Progress {
+    /// Starts showing the given streams.
+    pub fn start(views: Vec<StreamView>, mode: ProgressMode) -> Self {
+        let (stop, stop_rx) = watch::channel(false);
+        let task = match mode {
+            ProgressMode::Quiet => None,
+            ProgressMode::Lines => Some(tokio::spawn(lines(views, stop_rx))),
+            ProgressMode::Bars => Some(tokio::spawn(bars(views, stop_rx))),
+        };
+        Self { stop, task }
+    }
+
+    /// Stops the display after one last update.
+    pub async fn finish(mut self) {
+        self.stop.send_replace(true);
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+/// Rates per stream, from the change in rows between two looks.
+struct RateMeter {
+    last: Vec<u64>,
+    at: Instant,
+}
+
+impl RateMeter {
+    fn new(n: usize) -> Self {
+        Self {
+            last: vec![0; n],
+            at: Instant::now(),
+        }
+    }
+
+    fn rates(&mut self, views: &[StreamView]) -> Vec<f64> {
+        let dt = self.at.elapsed().as_secs_f64().max(1e-3);
+        self.at = Instant::now();
+        views
+            .iter()
+            .zip(self.last.iter_mut())
+            .map(|(v, last)| {
+                let rows = v.stats.rows();
+                let rate = rows.saturating_sub(*last) as f64 / dt;
+                *last = rows;
+                rate
+            })
+            .collect()
+    }
+}
+
+/// The status of one stream in a few words.
+pub fn status_words(view: &StreamView, rate: f64) -> String {
+    format!(
+        "{:>10.0} rows/s  queue {:>3}  dropped {}",
+        rate,
+        view.queue_depth(),
+        view.dropped_rows()
+    )
+}
+
+async fn lines(views: Vec<StreamView>, mut stop: watch::Receiver<bool>) {
+    let started = Instant::now();
+    let mut meter = RateMeter::new(views.len());
+    loop {
+        let done = tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(1)) => false,
+            _ = stop.changed() => true,
+        };
+        let rates = meter.rates(&views);
+        let parts: Vec<String> = views
+            .iter()
+            .zip(rates)
+            .map(|(v, rate)| {
+                format!(
+                    "{} rows={} rate={:.0}/s queue={} dropped={}",
+                    v.name,
+                    v.stats.rows(),
+                    rate,
+                    v.queue_depth(),
+                    v.dropped_rows()
+                )
+            })
+            .collect();
+        eprintln!(
+            "[{:>6.1}s] {}",
+            started.elapsed().as_secs_f64(),
+            parts.join(" | ")
+        );
+        if done {
+            return;
+        }
+    }
+}
+
+async fn bars(views: Vec<StreamView>, mut stop: watch::Receiver<bool>) {
+    let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(5));
+    let style = ProgressStyle::with_template("{prefix:>14} {bar:28} {pos:>10}/{len:<10} {msg}")
+        .unwrap_or_else(|_| ProgressStyle::default_bar());
+    let width = views.iter().map(|v| v.name.len()).max().unwrap_or(8);
+    let bars: Vec<ProgressBar> = views
+        .iter()
+        .map(|v| {
+            let bar = multi.add(ProgressBar::new(v.expected_rows.unwrap_or(0)));
+            bar.set_style(style.clone());
+            bar.set_prefix(format!("{:>width$}", v.name));
+            bar
+        })
+        .collect();
+    let mut meter = RateMeter::new(views.len());
+    loop {
+        let done = tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(500)) => false,
+            _ = stop.changed() => true,
+        };
+        let rates = meter.rates(&views);
+        for ((bar, view), rate) in bars.iter().zip(&views).zip(rates) {
+            let rows = view.stats.rows();
+            if view.expected_rows.is_none() {
+                bar.set_length(rows);
+            }
+            bar.set_position(rows);
+            bar.set_message(status_words(view, rate));
+        }
+        if done {
+            for bar in &bars {
+                bar.finish();
+            }
+            return;
+        }
+    }
+}

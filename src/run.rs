@@ -1,0 +1,224 @@
+//! Running an experiment: run directory, manifest, coordinator, progress, outcome.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use actix::Actor;
+use chrono::{DateTime, Utc};
+use tokio::sync::oneshot;
+
+use crate::config::Experiment;
+use crate::coordinator::{
+    Coordinator, RunContext, StopReason, StopRun, StreamPlan, StreamView, plan_streams,
+};
+use crate::manifest::{Manifest, SinkEntry};
+use crate::progress::{Progress, ProgressMode};
+
+/// Why a run could not be carried out (as opposed to a run that ended with status `failed`).
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The run directory could not be made (or already exists: runs never reuse one).
+    #[error("cannot create the run directory {path}: {source}")]
+    RunDirectory {
+        /// The directory.
+        path: PathBuf,
+        /// What the file system said.
+        source: std::io::Error,
+    },
+    /// The manifest could not be written.
+    #[error("cannot write the run manifest in {path}: {source}")]
+    Manifest {
+        /// The run directory.
+        path: PathBuf,
+        /// What the file system said.
+        source: std::io::Error,
+    },
+    /// The coordinator went away without an outcome (a bug: it should never happen).
+    #[error("the coordinator ended without reporting how the run ended")]
+    NoOutcome,
+}
+
+/// A finished run: where it is and what its manifest says.
+#[derive(Debug, Clone)]
+pub struct RunReport {
+    /// The run directory.
+    pub run_dir: PathBuf,
+    /// The final manifest, as written to `run.json`.
+    pub manifest: Manifest,
+}
+
+impl RunReport {
+    /// Whether the run ended cleanly (completed, or stopped on request with everything saved).
+    pub fn is_clean(&self) -> bool {
+        self.manifest.status == "completed" || self.manifest.status == "stopped"
+    }
+}
+
+/// A new run id: UTC start time to the millisecond, then random characters. Sorts by start time.
+pub fn new_run_id(started_at: DateTime<Utc>) -> String {
+    let random = ulid::Ulid::new().to_string();
+    format!(
+        "{}-{}",
+        started_at.format("%Y%m%dT%H%M%S%.3fZ"),
+        random[random.len() - 6..].to_lowercase()
+    )
+}
+
+fn create_run_dir(output: &Path, run_id: &str) -> Result<PathBuf, RunError> {
+    let run_dir = output.join(run_id);
+    let err = |source| RunError::RunDirectory {
+        path: run_dir.clone(),
+        source,
+    };
+    std::fs::create_dir_all(output).map_err(err)?;
+    // `create_dir`, not `create_dir_all`: an existing run directory is never reused.
+    std::fs::create_dir(&run_dir).map_err(err)?;
+    Ok(run_dir)
+}
+
+fn initial_manifest(experiment: &Experiment, run_id: &str, started_at: DateTime<Utc>) -> Manifest {
+    Manifest {
+        run_id: run_id.to_string(),
+        experiment: experiment.name.clone(),
+        description: experiment.description.clone(),
+        metadata: experiment.metadata.clone(),
+        status: "running".to_string(),
+        stop_reason: None,
+        started_at,
+        stopped_at: None,
+        ensemble_version: env!("CARGO_PKG_VERSION").to_string(),
+        config_path: experiment.source_path.clone(),
+        config: experiment.source_text.clone(),
+        streams: Default::default(),
+        sinks: experiment
+            .sinks
+            .iter()
+            .map(|s| {
+                (
+                    s.name.clone(),
+                    SinkEntry {
+                        sink_type: match s.kind {
+                            crate::config::SinkKind::Parquet(_) => "parquet".to_string(),
+                        },
+                        inputs: s.inputs.clone(),
+                        delivery: match s.delivery {
+                            ensemble_actors::link::Delivery::Lossless => "lossless",
+                            ensemble_actors::link::Delivery::BestEffort => "best_effort",
+                        }
+                        .to_string(),
+                        error: None,
+                    },
+                )
+            })
+            .collect(),
+        events: Vec::new(),
+    }
+}
+
+/// Runs `experiment` until its plan ends or `shutdown` resolves, then drains and finishes.
+///
+/// Must be called inside an actix `System` whose runtime is multi-threaded (see
+/// [`run_blocking`]). Returns once every sink has finished its files and the final manifest is
+/// written.
+pub async fn run(
+    experiment: Experiment,
+    shutdown: impl Future<Output = StopReason>,
+    progress: ProgressMode,
+) -> Result<RunReport, RunError> {
+    let experiment = Arc::new(experiment);
+    let started_at = Utc::now();
+    let run_id = new_run_id(started_at);
+    let run_dir = create_run_dir(&experiment.output, &run_id)?;
+    let manifest_err = |source| RunError::Manifest {
+        path: run_dir.clone(),
+        source,
+    };
+
+    let streams = plan_streams(&experiment);
+    let views: Vec<StreamView> = streams.iter().map(StreamPlan::view).collect();
+    let mut manifest = initial_manifest(&experiment, &run_id, started_at);
+    manifest.update_streams(&views);
+    manifest.write(&run_dir).map_err(manifest_err)?;
+
+    let context = RunContext {
+        run_id,
+        run_dir: run_dir.clone(),
+        start_ns: started_at.timestamp_nanos_opt().unwrap_or(0),
+        clock_start: tokio::time::Instant::now(),
+    };
+    let (outcome_tx, mut outcome_rx) = oneshot::channel();
+    let coordinator = Coordinator::new(experiment.clone(), context, streams, outcome_tx).start();
+    let display = Progress::start(views.clone(), progress);
+
+    tokio::pin!(shutdown);
+    let outcome = tokio::select! {
+        outcome = &mut outcome_rx => outcome,
+        reason = &mut shutdown => {
+            coordinator.do_send(StopRun(reason));
+            outcome_rx.await
+        }
+    }
+    .map_err(|_| RunError::NoOutcome)?;
+    display.finish().await;
+
+    manifest.record_outcome(&outcome, &views);
+    manifest.write(&run_dir).map_err(manifest_err)?;
+    Ok(RunReport { run_dir, manifest })
+}
+
+/// Runs `experiment` in a new actix system on a multi-threaded tokio runtime, blocking the
+/// calling thread until the run has finished.
+///
+/// # Panics
+/// If the operating system refuses to start the runtime's threads.
+pub fn run_blocking<F>(
+    experiment: Experiment,
+    shutdown: F,
+    progress: ProgressMode,
+) -> Result<RunReport, RunError>
+where
+    F: Future<Output = StopReason>,
+{
+    let system = actix::System::with_tokio_rt(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .expect("the OS lets a process start a few threads")
+    });
+    system.block_on(run(experiment, shutdown, progress))
+}
+
+/// A shutdown that never comes: the run ends when its plan does.
+pub async fn never() -> StopReason {
+    std::future::pending().await
+}
+
+/// A shutdown `after` the given time, as if an operator stopped the run.
+pub async fn after(delay: std::time::Duration) -> StopReason {
+    tokio::time::sleep(delay).await;
+    StopReason::Requested(format!("stopped after {delay:?}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_ids_sort_by_start_time_and_are_unique() {
+        let t0 = Utc::now();
+        let t1 = t0 + chrono::Duration::milliseconds(1);
+        let a = new_run_id(t0);
+        let b = new_run_id(t1);
+        assert!(a < b, "{a} < {b}");
+        assert_ne!(new_run_id(t0), new_run_id(t0));
+    }
+
+    #[test]
+    fn an_existing_run_directory_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        create_run_dir(dir.path(), "x").expect("first");
+        let err = create_run_dir(dir.path(), "x").expect_err("second");
+        assert!(err.to_string().contains("x"), "{err}");
+    }
+}

@@ -1,0 +1,128 @@
+//! Helpers shared by the integration tests.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use arrow_array::RecordBatch;
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Float64Type, TimestampNanosecondType, UInt64Type};
+use ensemble::config::{Experiment, compile};
+use ensemble::progress::ProgressMode;
+use ensemble::run::{RunReport, after, never, run_blocking};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+/// Compiles an experiment from text, writing its runs under `output`.
+pub fn experiment(text: &str, output: &Path) -> Experiment {
+    let mut e = match compile(Path::new("test.toml"), text) {
+        Ok(e) => e,
+        Err(errors) => panic!("test experiment does not compile:\n{errors}"),
+    };
+    e.output = output.to_path_buf();
+    e
+}
+
+/// Runs an experiment to the end of its plan.
+pub fn run(e: Experiment) -> RunReport {
+    run_blocking(e, never(), ProgressMode::Quiet).expect("run carried out")
+}
+
+/// Runs an experiment and stops it after `delay`, as an operator would.
+pub fn run_and_stop(e: Experiment, delay: Duration) -> RunReport {
+    run_blocking(e, after(delay), ProgressMode::Quiet).expect("run carried out")
+}
+
+/// The finished part files of a stream in a run directory, in order.
+pub fn parts(run_dir: &Path, stream: &str) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(run_dir.join(stream))
+        .expect("stream directory exists")
+        .map(|e| e.expect("dir entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "parquet"))
+        .collect();
+    files.sort();
+    files
+}
+
+/// Every row of a stream, read back with the parquet crate, as one batch per file batch.
+pub fn read_stream(run_dir: &Path, stream: &str) -> Vec<RecordBatch> {
+    parts(run_dir, stream)
+        .iter()
+        .flat_map(|path| {
+            let file = File::open(path).expect("part opens");
+            ParquetRecordBatchReaderBuilder::try_new(file)
+                .expect("valid parquet")
+                .build()
+                .expect("reader")
+                .map(|b| b.expect("readable batch"))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// The `seq` column of all batches, concatenated.
+pub fn seqs(batches: &[RecordBatch]) -> Vec<u64> {
+    batches
+        .iter()
+        .flat_map(|b| {
+            b.column_by_name("seq")
+                .expect("seq column")
+                .as_primitive::<UInt64Type>()
+                .values()
+                .to_vec()
+        })
+        .collect()
+}
+
+/// The `timestamp` column of all batches, concatenated (ns).
+pub fn timestamps(batches: &[RecordBatch]) -> Vec<i64> {
+    batches
+        .iter()
+        .flat_map(|b| {
+            b.column_by_name("timestamp")
+                .expect("timestamp column")
+                .as_primitive::<TimestampNanosecondType>()
+                .values()
+                .to_vec()
+        })
+        .collect()
+}
+
+/// A Float64 column of all batches, concatenated.
+pub fn values(batches: &[RecordBatch], column: &str) -> Vec<f64> {
+    batches
+        .iter()
+        .flat_map(|b| {
+            b.column_by_name(column)
+                .unwrap_or_else(|| panic!("column {column}"))
+                .as_primitive::<Float64Type>()
+                .values()
+                .to_vec()
+        })
+        .collect()
+}
+
+/// Whether `seq` is exactly `0..n`.
+pub fn assert_contiguous(seq: &[u64], n: u64) {
+    assert_eq!(seq.len() as u64, n, "row count");
+    for (i, s) in seq.iter().enumerate() {
+        assert_eq!(*s, i as u64, "seq is contiguous from 0");
+    }
+}
+
+/// Whether an outside program is there; if not, skip (print why) or fail under
+/// `ENSEMBLE_REQUIRE_EXTERNAL=1`.
+pub fn external_available(what: &str, available: bool) -> bool {
+    if available {
+        return true;
+    }
+    if std::env::var("ENSEMBLE_REQUIRE_EXTERNAL").is_ok_and(|v| v == "1") {
+        panic!("{what} is required (ENSEMBLE_REQUIRE_EXTERNAL=1) but missing");
+    }
+    eprintln!("skipped: {what} is missing");
+    false
+}
+
+/// The path of the `ensemble` binary built for these tests.
+pub fn ensemble_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_ensemble")
+}
