@@ -1,3 +1,4 @@
 //! Instruments: components that produce streams.
 
+pub mod scpi;
 pub mod sim;
