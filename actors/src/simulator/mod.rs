@@ -111,27 +111,22 @@ impl SharedDevice {
 /// device. Dropping (or aborting) the returned future closes every connection.
 ///
 /// Fails only if accepting fails.
-pub fn serve_tcp(
-    listener: TcpListener,
-    options: SimulatorOptions,
-) -> impl Future<Output = io::Result<()>> + Send {
-    async move {
-        let device = SharedDevice::new(&options);
-        let options = Arc::new(options);
-        let mut connections = JoinSet::new();
-        let mut index = 0u64;
-        loop {
-            let (stream, peer) = listener.accept().await?;
-            let _ = stream.set_nodelay(true);
-            tracing::debug!(%peer, "Simulator accepted a client.");
-            let (device, options) = (device.clone(), options.clone());
-            connections.spawn(async move {
-                let _ = serve_connection(stream, &device, &options, index).await;
-            });
-            index += 1;
-            // Reap finished connections so the set does not grow with every reconnect.
-            while connections.try_join_next().is_some() {}
-        }
+pub async fn serve_tcp(listener: TcpListener, options: SimulatorOptions) -> io::Result<()> {
+    let device = SharedDevice::new(&options);
+    let options = Arc::new(options);
+    let mut connections = JoinSet::new();
+    let mut index = 0u64;
+    loop {
+        let (stream, peer) = listener.accept().await?;
+        let _ = stream.set_nodelay(true);
+        tracing::debug!(%peer, "Simulator accepted a client.");
+        let (device, options) = (device.clone(), options.clone());
+        connections.spawn(async move {
+            let _ = serve_connection(stream, &device, &options, index).await;
+        });
+        index += 1;
+        // Reap finished connections so the set does not grow with every reconnect.
+        while connections.try_join_next().is_some() {}
     }
 }
 

@@ -455,3 +455,142 @@ async fn serial_over_simulator_pty_survives_reopen() {
     })
     .await;
 }
+
+mod actor {
+    use std::sync::Arc;
+
+    use actix::prelude::*;
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::{Float64Type, UInt64Type};
+    use tokio::sync::mpsc;
+
+    use super::*;
+    use crate::batch::{StreamEvent, field_unit};
+    use crate::control::{ComponentExited, ExitOutcome, Stop};
+    use crate::link::{Delivery, LinkReceiver, link};
+    use crate::outputs::Outputs;
+    use crate::stats::{LinkStats, StreamStats};
+
+    struct Exits(mpsc::UnboundedSender<ComponentExited>);
+
+    impl Actor for Exits {
+        type Context = Context<Self>;
+    }
+
+    impl Handler<ComponentExited> for Exits {
+        type Result = ();
+
+        fn handle(&mut self, msg: ComponentExited, _: &mut Self::Context) {
+            let _ = self.0.send(msg);
+        }
+    }
+
+    fn outputs() -> (Outputs, LinkReceiver) {
+        let (tx, rx) = link(64, Delivery::Lossless, Arc::new(LinkStats::default()));
+        (
+            Outputs::new("psu".into(), vec![tx], Arc::new(StreamStats::default())),
+            rx,
+        )
+    }
+
+    #[actix::test]
+    async fn actor_polls_sets_reads_and_stops_without_losing_rows() {
+        bounded(async {
+            let (address, server) = start(options(Profile::Psu, "")).await;
+            let overrides =
+                "poll_interval = \"20ms\"\nbatch_interval = \"50ms\"\nmax_batch_rows = 4";
+            let cfg = from_profile("psu", &address, overrides);
+            let (out, rx) = outputs();
+            let (exit_tx, mut exit_rx) = mpsc::unbounded_channel();
+            let exits = Exits(exit_tx).start();
+            let actor = ScpiActor::new("psu".into(), cfg, out, exits.recipient()).unwrap();
+            let report = actor.report();
+            let addr = actor.start();
+            assert_eq!(
+                addr.send(Set {
+                    param: "voltage".into(),
+                    value: 4.0
+                })
+                .await
+                .unwrap()
+                .unwrap(),
+                4.0
+            );
+            let reading = addr.send(ReadNow).await.unwrap().unwrap();
+            assert_eq!(
+                &reading.channels[..],
+                ["voltage".to_string(), "current".to_string()]
+            );
+            assert!((reading.values[0].unwrap() - 4.0).abs() < 0.01);
+            assert!(matches!(
+                addr.send(Set {
+                    param: "voltage".into(),
+                    value: 99.0
+                })
+                .await
+                .unwrap(),
+                Err(ScpiError::OutOfLimits { .. })
+            ));
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            addr.send(Stop).await.unwrap();
+
+            let mut next_seq = 0u64;
+            let end = loop {
+                match rx.pop().await {
+                    StreamEvent::Data(b) => {
+                        assert_eq!(b.first_seq, next_seq);
+                        let schema = b.batch.schema();
+                        assert_eq!(field_unit(schema.field(2)), Some("V"));
+                        assert_eq!(field_unit(schema.field(3)), Some("A"));
+                        assert!(b.rows() <= 4);
+                        let seq = b.batch.column(1).as_primitive::<UInt64Type>();
+                        assert_eq!(seq.value(0), next_seq);
+                        let v = b.batch.column(2).as_primitive::<Float64Type>();
+                        assert!(v.iter().flatten().all(|v| (v - 4.0).abs() < 0.01));
+                        next_seq += b.rows() as u64;
+                    }
+                    StreamEvent::End(end) => break end,
+                }
+            };
+            assert_eq!(end.rows, next_seq);
+            assert!(next_seq >= 5, "only {next_seq} rows");
+            let exit = exit_rx.recv().await.unwrap();
+            assert!(
+                matches!(exit.outcome, ExitOutcome::InstrumentFinished),
+                "{exit:?}"
+            );
+            let r = report.snapshot();
+            assert!(r.identity.unwrap().contains("SIM-PSU"));
+            assert_eq!((r.sets_ok, r.sets_failed), (1, 1));
+            assert_eq!(r.rows, next_seq);
+            server.abort();
+        })
+        .await;
+    }
+
+    #[actix::test]
+    async fn actor_fails_when_the_first_connection_fails() {
+        bounded(async {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let dead = format!("tcp://127.0.0.1:{}", listener.local_addr().unwrap().port());
+            drop(listener);
+            let (out, rx) = outputs();
+            let (exit_tx, mut exit_rx) = mpsc::unbounded_channel();
+            let exits = Exits(exit_tx).start();
+            let actor = ScpiActor::new(
+                "psu".into(),
+                from_profile("psu", &dead, ""),
+                out,
+                exits.recipient(),
+            )
+            .unwrap();
+            actor.start();
+            assert!(matches!(rx.pop().await, StreamEvent::End(e) if e.rows == 0));
+            match exit_rx.recv().await.unwrap().outcome {
+                ExitOutcome::Failed(msg) => assert!(msg.contains(&dead), "{msg}"),
+                other => panic!("expected Failed, got {other:?}"),
+            }
+        })
+        .await;
+    }
+}
