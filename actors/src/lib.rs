@@ -7,6 +7,7 @@
 //! - [`stats`]: counters shared between actors and the coordinator.
 //! - [`instruments`]: instruments that produce streams (the simulator first).
 //! - [`sinks`]: consumers that store streams (Parquet first).
+//! - [`simulator`]: an SCPI device simulator with fault injection (tests, `ensemble sim serve`).
 //!
 //! Each component is a small folder: `config.rs` (serde), a plain struct with the logic, and a
 //! thin `actor.rs` shell around it.
@@ -18,5 +19,6 @@ pub mod control;
 pub mod instruments;
 pub mod link;
 pub mod outputs;
+pub mod simulator;
 pub mod sinks;
 pub mod stats;

@@ -1,4 +1,5 @@
 //! Instruments: components that produce streams.
 
 pub mod pacing;
+pub mod scpi;
 pub mod sim;

@@ -1,0 +1,145 @@
+//! The thin actix shell around the SCPI acquisition loop.
+
+use actix::prelude::*;
+use tokio::sync::{mpsc, oneshot, watch};
+
+use super::acquisition::{Command, ScpiAcquisition};
+pub use super::acquisition::{Reading, ScpiReport};
+use super::config::ScpiInstrumentConfig;
+use super::session::{ScpiError, Session};
+use crate::control::{ComponentExited, ExitOutcome, Stop};
+use crate::outputs::Outputs;
+
+/// Sent by a scan plan to an SCPI instrument: set parameter `param` (a `[set.NAME]` table) to
+/// `value`. Replies with the value reached (readback) or commanded.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<f64, ScpiError>")]
+pub struct Set {
+    /// The parameter name.
+    pub param: String,
+    /// The target value.
+    pub value: f64,
+}
+
+/// Sent by a count or scan plan to an SCPI instrument: read one row now. The row is recorded in
+/// the stream too.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "Result<Reading, ScpiError>")]
+pub struct ReadNow;
+
+/// An SCPI instrument as an actor: polls its device every `poll_interval` and emits batches,
+/// serves [`Set`] and [`ReadNow`] between polls, stops on [`Stop`] (emitting the buffered rows
+/// and ending the stream), and reports [`ComponentExited`] to the coordinator.
+///
+/// A first connection that fails ends the actor with [`ExitOutcome::Failed`]; a connection
+/// lost later is reopened with exponential backoff and the gap is recorded in the
+/// [`report`](Self::report).
+pub struct ScpiActor {
+    name: String,
+    acquisition: Option<(ScpiAcquisition, mpsc::Receiver<Command>)>,
+    commands: mpsc::Sender<Command>,
+    stop: watch::Sender<bool>,
+    coordinator: Recipient<ComponentExited>,
+    report: ScpiReport,
+}
+
+impl ScpiActor {
+    /// An actor named `name` for the device in `config`, emitting to `outputs` (continuing its
+    /// stream from the next `seq`). Fails when the config does not pass its checks.
+    pub fn new(
+        name: String,
+        config: ScpiInstrumentConfig,
+        outputs: Outputs,
+        coordinator: Recipient<ComponentExited>,
+    ) -> Result<Self, ScpiError> {
+        let session = Session::new(name.clone(), config)?;
+        let report = ScpiReport::default();
+        let (commands, receiver) = mpsc::channel(8);
+        Ok(Self {
+            acquisition: Some((
+                ScpiAcquisition::new(session, outputs, report.clone()),
+                receiver,
+            )),
+            name,
+            commands,
+            stop: watch::channel(false).0,
+            coordinator,
+            report,
+        })
+    }
+
+    /// The session report (identity, warnings, per-channel counters, gaps), for the manifest.
+    pub fn report(&self) -> ScpiReport {
+        self.report.clone()
+    }
+}
+
+impl Actor for ScpiActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        let Some((acquisition, commands)) = self.acquisition.take() else {
+            return;
+        };
+        let stop = self.stop.subscribe();
+        ctx.spawn(acquisition.run(commands, stop).into_actor(self).map(|result, act, ctx| {
+            let outcome = match result {
+                Ok(_) => ExitOutcome::InstrumentFinished,
+                Err(e) => {
+                    tracing::error!(component_id = %act.name, error = %e, "The instrument could not start.");
+                    ExitOutcome::Failed(e.to_string())
+                }
+            };
+            act.coordinator.do_send(ComponentExited {
+                component: act.name.clone(),
+                outcome,
+            });
+            ctx.stop();
+        }));
+    }
+}
+
+impl Handler<Stop> for ScpiActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Stop, _: &mut Self::Context) {
+        self.stop.send_replace(true);
+    }
+}
+
+impl Handler<Set> for ScpiActor {
+    type Result = ResponseFuture<Result<f64, ScpiError>>;
+
+    fn handle(&mut self, msg: Set, _: &mut Self::Context) -> Self::Result {
+        let (commands, name) = (self.commands.clone(), self.name.clone());
+        Box::pin(async move {
+            let (reply, answer) = oneshot::channel();
+            let command = Command::Set {
+                param: msg.param,
+                value: msg.value,
+                reply,
+            };
+            commands
+                .send(command)
+                .await
+                .map_err(|_| ScpiError::Stopped(name.clone()))?;
+            answer.await.map_err(|_| ScpiError::Stopped(name))?
+        })
+    }
+}
+
+impl Handler<ReadNow> for ScpiActor {
+    type Result = ResponseFuture<Result<Reading, ScpiError>>;
+
+    fn handle(&mut self, _: ReadNow, _: &mut Self::Context) -> Self::Result {
+        let (commands, name) = (self.commands.clone(), self.name.clone());
+        Box::pin(async move {
+            let (reply, answer) = oneshot::channel();
+            commands
+                .send(Command::ReadNow { reply })
+                .await
+                .map_err(|_| ScpiError::Stopped(name.clone()))?;
+            answer.await.map_err(|_| ScpiError::Stopped(name))?
+        })
+    }
+}
