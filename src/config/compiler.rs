@@ -103,7 +103,7 @@ pub(crate) fn compile(path: &Path, text: &str, d: &mut Diagnostics) -> Option<Ex
         });
         sinks.extend(spec);
     }
-    graph::check(&nodes, |offset| line_col(text, offset).0, d);
+    graph::check(&nodes, |offset| line_col(text, offset), d);
 
     let header = header?;
     let plan = plan?;
@@ -154,7 +154,11 @@ fn compile_header(
     let name = match t.get("name") {
         Some(v) => value::non_empty_string("experiment.name", v, d),
         None => {
-            d.at(section.span.clone(), "experiment.name", "missing; every experiment needs a name");
+            d.at(
+                section.span.clone(),
+                "experiment.name",
+                "missing; every experiment needs a name",
+            );
             None
         }
     };
@@ -179,9 +183,11 @@ fn compile_header(
             None
         }
     };
-    let grace_period = t.get("grace_period").map_or(Some(DEFAULT_GRACE_PERIOD), |v| {
-        value::duration("experiment.grace_period", v, false, d)
-    });
+    let grace_period = t
+        .get("grace_period")
+        .map_or(Some(DEFAULT_GRACE_PERIOD), |v| {
+            value::duration("experiment.grace_period", v, false, d)
+        });
     let mut metadata = BTreeMap::new();
     if let Some(v) = t.get("metadata") {
         match v.get_ref() {
@@ -194,7 +200,10 @@ fn compile_header(
             other => d.at(
                 v.span(),
                 "experiment.metadata",
-                format!("must be a table of free-form values, got {}", value::describe(other)),
+                format!(
+                    "must be a table of free-form values, got {}",
+                    value::describe(other)
+                ),
             ),
         }
     }
@@ -296,7 +305,10 @@ fn take_type(
         d.at(
             ty.span(),
             &type_path,
-            format!("unknown {what} type `{name}`; known {what} types: {}", quoted_list(known)),
+            format!(
+                "unknown {what} type `{name}`; known {what} types: {}",
+                quoted_list(known)
+            ),
         );
         return None;
     }
@@ -410,7 +422,10 @@ fn report_serde_error(
         // "unknown field `x`, expected one of `a`, `b`" → "unknown key; expected one of ..."
         let expected = rest.split_once(", ").map_or("", |(_, e)| e);
         if keys.len() <= 1 {
-            format!("unknown key; {expected}, or a common key: {}", quoted_list(common_keys))
+            format!(
+                "unknown key; {expected}, or a common key: {}",
+                quoted_list(common_keys)
+            )
         } else {
             format!("unknown key; {expected}")
         }
@@ -535,10 +550,8 @@ fn compile_sink(
     common.extend_from_slice(SINK_LINK_KEYS);
     common.extend_from_slice(SUPERVISION_KEYS);
     let kind = match ty.as_deref() {
-        Some("parquet") => {
-            component_config::<ParquetSinkConfig>(section, rest, &path, &common, d)
-                .map(SinkKind::Parquet)
-        }
+        Some("parquet") => component_config::<ParquetSinkConfig>(section, rest, &path, &common, d)
+            .map(SinkKind::Parquet),
         _ => None,
     };
     if d.len() != before {

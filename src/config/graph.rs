@@ -52,7 +52,14 @@ impl Node {
 }
 
 /// Checks names and inputs and looks for cycles; reports every problem found.
-pub(crate) fn check(nodes: &[Node], text_line: impl Fn(usize) -> usize, d: &mut Diagnostics) {
+///
+/// `position` turns a byte offset into a 1-based (line, column), for messages that refer to
+/// another place in the file.
+pub(crate) fn check(
+    nodes: &[Node],
+    position: impl Fn(usize) -> (usize, usize),
+    d: &mut Diagnostics,
+) {
     let mut by_name: HashMap<&str, usize> = HashMap::new();
     for (i, node) in nodes.iter().enumerate() {
         if let Some(&first) = by_name.get(node.name.as_str()) {
@@ -65,7 +72,7 @@ pub(crate) fn check(nodes: &[Node], text_line: impl Fn(usize) -> usize, d: &mut 
                      instruments, stages and sinks",
                     node.name,
                     other.path(),
-                    text_line(other.span.start)
+                    position(other.span.start).0
                 ),
             );
         } else {
@@ -84,11 +91,10 @@ pub(crate) fn check(nodes: &[Node], text_line: impl Fn(usize) -> usize, d: &mut 
         let mut seen: HashMap<&str, usize> = HashMap::new();
         for (input, span) in &node.inputs {
             if let Some(first) = seen.insert(input, span.start) {
-                d.at(
-                    span.clone(),
-                    &inputs_path,
-                    format!("`{input}` is listed twice (first at line {})", text_line(first)),
-                );
+                d.at(span.clone(), &inputs_path, {
+                    let (line, column) = position(first);
+                    format!("`{input}` is listed twice (first at {line}:{column})")
+                });
                 continue;
             }
             let Some(&source) = by_name.get(input.as_str()) else {
@@ -100,7 +106,10 @@ pub(crate) fn check(nodes: &[Node], text_line: impl Fn(usize) -> usize, d: &mut 
                 d.at(
                     span.clone(),
                     &inputs_path,
-                    format!("`{input}` (referenced by {}) does not exist; {known}", node.path()),
+                    format!(
+                        "`{input}` (referenced by {}) does not exist; {known}",
+                        node.path()
+                    ),
                 );
                 continue;
             };

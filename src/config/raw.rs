@@ -32,7 +32,12 @@ impl<'i> Section<'i> {
         // Implicit tables (`[a.b]` without `[a]`) have no text of their own: point at the name.
         let span = if span.is_empty() { key.clone() } else { span };
         match value.into_inner() {
-            DeValue::Table(table) => Ok(Self { name, key, span, table }),
+            DeValue::Table(table) => Ok(Self {
+                name,
+                key,
+                span,
+                table,
+            }),
             other => Err(Value::new(span, other)),
         }
     }
@@ -62,7 +67,10 @@ impl<'i> RawExperiment<'i> {
         let (doc, errors) = DeTable::parse_recoverable(text);
         if !errors.is_empty() {
             for e in errors {
-                d.error(e.span().unwrap_or(0..0), format!("invalid TOML: {}", e.message()));
+                d.error(
+                    e.span().unwrap_or(0..0),
+                    format!("invalid TOML: {}", e.message()),
+                );
             }
             return None;
         }
@@ -81,7 +89,10 @@ impl<'i> RawExperiment<'i> {
                             d.at(
                                 value.span(),
                                 &name,
-                                format!("must be a table ([{name}]), got {}", describe(value.get_ref())),
+                                format!(
+                                    "must be a table ([{name}]), got {}",
+                                    describe(value.get_ref())
+                                ),
                             );
                             continue;
                         }
@@ -116,7 +127,10 @@ impl<'i> RawExperiment<'i> {
                             Err(value) => d.at(
                                 value.span(),
                                 &path,
-                                format!("must be a table ([{path}]), got {}", describe(value.get_ref())),
+                                format!(
+                                    "must be a table ([{path}]), got {}",
+                                    describe(value.get_ref())
+                                ),
                             ),
                         }
                     }
@@ -124,7 +138,10 @@ impl<'i> RawExperiment<'i> {
                 _ => d.at(
                     key,
                     &join("", &name),
-                    format!("unknown top-level table; expected one of {}", quoted_list(TOP_LEVEL)),
+                    format!(
+                        "unknown top-level table; expected one of {}",
+                        quoted_list(TOP_LEVEL)
+                    ),
                 ),
             }
         }

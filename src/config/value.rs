@@ -26,7 +26,11 @@ pub(crate) fn join(path: &str, key: &str) -> String {
     } else {
         format!("{key:?}")
     };
-    if path.is_empty() { key } else { format!("{path}.{key}") }
+    if path.is_empty() {
+        key
+    } else {
+        format!("{path}.{key}")
+    }
 }
 
 /// Describes a value for a message: strings quoted, numbers as written, containers by kind.
@@ -73,7 +77,11 @@ pub(crate) fn string(path: &str, value: &Value<'_>, d: &mut Diagnostics) -> Opti
     match value.get_ref() {
         DeValue::String(s) => Some(s.to_string()),
         other => {
-            d.at(value.span(), path, format!("must be a string, got {}", describe(other)));
+            d.at(
+                value.span(),
+                path,
+                format!("must be a string, got {}", describe(other)),
+            );
             None
         }
     }
@@ -104,16 +112,32 @@ pub(crate) fn integer(
     let v = value.get_ref();
     let Some(n) = integer_value(v) else {
         let got = describe(v);
-        let hint = if matches!(v, DeValue::Float(_)) { " (write it without a decimal point)" } else { "" };
-        d.at(value.span(), path, format!("must be a whole number, got {got}{hint}"));
+        let hint = if matches!(v, DeValue::Float(_)) {
+            " (write it without a decimal point)"
+        } else {
+            ""
+        };
+        d.at(
+            value.span(),
+            path,
+            format!("must be a whole number, got {got}{hint}"),
+        );
         return None;
     };
     if n < min {
-        d.at(value.span(), path, format!("must be at least {min}, got {n}"));
+        d.at(
+            value.span(),
+            path,
+            format!("must be at least {min}, got {n}"),
+        );
         return None;
     }
     if n > max {
-        d.at(value.span(), path, format!("must be at most {max}, got {n}"));
+        d.at(
+            value.span(),
+            path,
+            format!("must be at most {max}, got {n}"),
+        );
         return None;
     }
     Some(n)
@@ -135,7 +159,9 @@ pub(crate) fn duration(
             d.at(
                 value.span(),
                 path,
-                format!("must be a duration string with a unit, like \"{n}s\" or \"{n}ms\", got {n}"),
+                format!(
+                    "must be a duration string with a unit, like \"{n}s\" or \"{n}ms\", got {n}"
+                ),
             );
             return None;
         }
@@ -143,19 +169,30 @@ pub(crate) fn duration(
             d.at(
                 value.span(),
                 path,
-                format!("must be a duration string like \"10s\" or \"250ms\", got {}", describe(other)),
+                format!(
+                    "must be a duration string like \"10s\" or \"250ms\", got {}",
+                    describe(other)
+                ),
             );
             return None;
         }
     };
     if text.starts_with('-') {
-        let what = if allow_zero { "must not be negative" } else { "must be a positive duration" };
+        let what = if allow_zero {
+            "must not be negative"
+        } else {
+            "must be a positive duration"
+        };
         d.at(value.span(), path, format!("{what}, got \"{text}\""));
         return None;
     }
     match humantime::parse_duration(&text) {
         Ok(dur) if dur.is_zero() && !allow_zero => {
-            d.at(value.span(), path, format!("must be longer than zero, got \"{text}\""));
+            d.at(
+                value.span(),
+                path,
+                format!("must be longer than zero, got \"{text}\""),
+            );
             None
         }
         Ok(dur) => Some(dur),
@@ -180,7 +217,10 @@ pub(crate) fn string_list(
         d.at(
             value.span(),
             path,
-            format!("must be an array of names like [\"scope\"], got {}", describe(value.get_ref())),
+            format!(
+                "must be an array of names like [\"scope\"], got {}",
+                describe(value.get_ref())
+            ),
         );
         return None;
     };
@@ -190,7 +230,11 @@ pub(crate) fn string_list(
         match item.get_ref() {
             DeValue::String(s) => out.push(Spanned::new(item.span(), s.to_string())),
             other => {
-                d.at(item.span(), path, format!("must contain only names (strings), got {}", describe(other)));
+                d.at(
+                    item.span(),
+                    path,
+                    format!("must contain only names (strings), got {}", describe(other)),
+                );
                 ok = false;
             }
         }
@@ -199,7 +243,12 @@ pub(crate) fn string_list(
 }
 
 /// Reports every key of `table` not in `known`, at the key.
-pub(crate) fn reject_unknown_keys(table: &DeTable<'_>, path: &str, known: &[&str], d: &mut Diagnostics) {
+pub(crate) fn reject_unknown_keys(
+    table: &DeTable<'_>,
+    path: &str,
+    known: &[&str],
+    d: &mut Diagnostics,
+) {
     for (key, _) in in_file_order(table) {
         if !known.contains(&key.get_ref().as_ref()) {
             d.at(
@@ -286,7 +335,12 @@ pub(crate) fn to_json(path: &str, value: &Value<'_>, d: &mut Diagnostics) -> ser
         DeValue::Table(table) => J::Object(
             in_file_order(table)
                 .into_iter()
-                .map(|(k, v)| (k.get_ref().to_string(), to_json(&join(path, k.get_ref()), v, d)))
+                .map(|(k, v)| {
+                    (
+                        k.get_ref().to_string(),
+                        to_json(&join(path, k.get_ref()), v, d),
+                    )
+                })
                 .collect(),
         ),
     }
