@@ -62,7 +62,13 @@ const DEFAULT_QUEUE_BATCHES: usize = 16;
 pub(crate) fn compile(path: &Path, text: &str, d: &mut Diagnostics) -> Option<Experiment> {
     let raw = RawExperiment::parse(text, d)?;
     let plan = compile_plan(raw.plan.as_ref(), d);
-    let header = compile_header(raw.experiment.as_ref(), plan.as_ref(), d);
+    let header = if raw.experiment_given || raw.experiment.is_some() {
+        raw.experiment
+            .as_ref()
+            .and_then(|section| compile_header(Some(section), plan.as_ref(), d))
+    } else {
+        compile_header(None, plan.as_ref(), d)
+    };
 
     let mut nodes = Vec::new();
     let mut instruments = Vec::new();

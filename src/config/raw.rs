@@ -48,6 +48,9 @@ impl<'i> Section<'i> {
 pub(crate) struct RawExperiment<'i> {
     /// `[experiment]`, if present.
     pub(crate) experiment: Option<Section<'i>>,
+    /// Whether the file has an `experiment` key at all (even one that is not a table, which is
+    /// reported here, so the compiler does not also call it missing).
+    pub(crate) experiment_given: bool,
     /// `[plan]`, if present.
     pub(crate) plan: Option<Section<'i>>,
     /// `[instruments.NAME]` tables.
@@ -81,6 +84,7 @@ impl<'i> RawExperiment<'i> {
         for (key, value) in entries {
             let name = key.get_ref().to_string();
             let key = key.span();
+            raw.experiment_given |= name == "experiment";
             match name.as_str() {
                 "experiment" | "plan" => {
                     let section = match Section::new(name.clone(), key, value) {

@@ -458,6 +458,18 @@ inputs = ["store"]
 }
 
 #[test]
+fn an_experiment_that_is_not_a_table_is_one_error() {
+    let text = MINIMAL.replace(
+        "[experiment]\nname = \"bench\"\nduration = \"2s\"\n",
+        "experiment = 5\n",
+    );
+    assert_eq!(
+        messages(&text),
+        vec!["test.toml:2:14: experiment: must be a table ([experiment]), got 5"]
+    );
+}
+
+#[test]
 fn a_stream_plan_and_no_plan_are_the_same() {
     let with_plan = format!("{MINIMAL}\n[plan]\ntype = \"stream\"\n");
     assert_eq!(
@@ -508,6 +520,7 @@ fn graph_summary_shows_components_and_links() {
     ) + "\n[sinks.archive]\ntype = \"parquet\"\ninputs = [\"scope\"]\ncompression = \"none\"\n\
            delivery = \"best_effort\"\n";
     let summary = compile_str(&text).expect("compiles").graph_summary();
+    println!("{summary}");
     assert!(
         summary.starts_with("experiment  bench: stream for 2s"),
         "{summary}"
