@@ -31,6 +31,12 @@ pub enum Command {
         #[arg(long)]
         quiet: bool,
     },
+    /// Finish what a killed run left: rebuild parts from their write-ahead logs and rewrite the
+    /// manifest with `status: "crashed"` and the counts read back from the files.
+    Recover {
+        /// The run directory (`<output>/<run_id>`).
+        run_dir: PathBuf,
+    },
     /// Check an experiment file and print its component graph; creates nothing.
     Validate {
         /// The experiment file (TOML).

@@ -6,6 +6,7 @@
 //! - [`run`]: one run end to end: run directory, manifest, coordinator, outcome.
 //! - [`manifest`]: the run manifest `run.json`.
 //! - [`progress`]: the live progress display.
+//! - [`recover`]: finishing what a killed run left behind.
 //! - [`summary`]: the table printed when a run ends.
 //!
 //! The actors themselves (instruments, sinks, links, batch schema) live in the
@@ -18,5 +19,6 @@ pub mod config;
 pub mod coordinator;
 pub mod manifest;
 pub mod progress;
+pub mod recover;
 pub mod run;
 pub mod summary;

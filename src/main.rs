@@ -35,6 +35,33 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
+        Command::Recover { run_dir } => match ensemble::recover::recover(&run_dir) {
+            Ok(recovery) => {
+                for (dir, r) in &recovery.directories {
+                    println!(
+                        "{}: {} part(s) rebuilt, {} rows{}",
+                        dir.display(),
+                        r.parts_recovered.len(),
+                        r.rows_recovered,
+                        if r.unrecoverable.is_empty() {
+                            String::new()
+                        } else {
+                            format!(
+                                ", {} unfinished part(s) without a log removed",
+                                r.unrecoverable.len()
+                            )
+                        }
+                    );
+                }
+                print!("{}", summary_table(&recovery.manifest));
+                println!("{}", run_dir.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(1)
+            }
+        },
         Command::Run {
             file,
             output,

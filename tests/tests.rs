@@ -8,3 +8,5 @@ mod spine;
 mod cli;
 // Reading runs with the tools labs use (pyarrow, DuckDB), when Python has them.
 mod readers;
+// Damage on purpose: SIGKILL and recover, signals.
+mod reliability;

@@ -32,6 +32,13 @@ pub struct ParquetSinkConfig {
     /// Encoding threads; streams are spread over them (default: the number of cores).
     #[serde(default)]
     pub writer_threads: Option<usize>,
+    /// Crash safety: a killed process loses at most the rows of the last `flush_interval`.
+    #[serde(default = "default_flush_interval", with = "humantime_serde")]
+    pub flush_interval: Duration,
+    /// Keep a write-ahead log of each open part (what makes `flush_interval` hold after a
+    /// crash; `ensemble recover` reads it). Turn off only where losing a whole part is fine.
+    #[serde(default = "default_true")]
+    pub write_ahead_log: bool,
     /// Testing aid: write at most this many rows per second per writer thread, to rehearse a
     /// sink slower than its instruments (overload, backpressure, best-effort drops).
     #[serde(default)]
@@ -49,6 +56,8 @@ impl Default for ParquetSinkConfig {
             rotate_interval: None,
             writer_threads: None,
             throttle_rows_per_s: None,
+            flush_interval: default_flush_interval(),
+            write_ahead_log: true,
         }
     }
 }
@@ -96,6 +105,9 @@ impl ParquetSinkConfig {
         if self.rotate_interval.is_some_and(|d| d.is_zero()) {
             problems.push(("rotate_interval", "must be longer than zero".to_string()));
         }
+        if self.flush_interval.is_zero() {
+            problems.push(("flush_interval", "must be longer than zero".to_string()));
+        }
         if self.writer_threads == Some(0) {
             problems.push(("writer_threads", "must be at least 1".to_string()));
         }
@@ -112,6 +124,12 @@ impl ParquetSinkConfig {
     }
 }
 
+const fn default_flush_interval() -> Duration {
+    Duration::from_secs(1)
+}
+const fn default_true() -> bool {
+    true
+}
 const fn default_zstd_level() -> i32 {
     1
 }

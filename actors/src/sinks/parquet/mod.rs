@@ -3,11 +3,16 @@
 mod actor;
 mod config;
 mod pool;
+mod recover;
+mod wal;
 mod writer;
 
 pub use actor::ParquetSinkActor;
 pub use config::{Codec, ParquetSinkConfig};
 pub use pool::{FailureFeed, PoolClosed, SinkContext, SinkInput, WriteFailure, WriterPool};
+pub use recover::{DirectoryRecovery, FILE_METADATA_KEYS, recover_directory};
+pub use wal::{WAL_EXTENSION, WalContents, WalWriter, read_wal};
 pub use writer::{
-    Rotation, SinkError, StreamPartWriter, sync_dir, writer_properties, writer_properties_builder,
+    PartSettings, Rotation, SinkError, StreamPartWriter, sync_dir, writer_properties,
+    writer_properties_builder,
 };

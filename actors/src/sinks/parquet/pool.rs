@@ -15,7 +15,7 @@ use arrow_schema::SchemaRef;
 use tokio::sync::oneshot;
 
 use super::config::ParquetSinkConfig;
-use super::writer::{Rotation, SinkError, StreamPartWriter, writer_properties};
+use super::writer::{PartSettings, SinkError, StreamPartWriter};
 use crate::batch::{DataBatch, StreamId};
 use crate::control::StreamWriteReport;
 
@@ -90,14 +90,10 @@ impl WriterPool {
             .writer_threads
             .unwrap_or_else(|| thread::available_parallelism().map_or(2, |n| n.get()))
             .clamp(1, inputs.len().max(1));
-        let rotation = Rotation {
-            rows: config.rotate_rows,
-            interval: config.rotate_interval,
-        };
         let mut assigned: Vec<Vec<StreamAssignment>> = (0..threads).map(|_| Vec::new()).collect();
         let mut route = HashMap::new();
         for (i, input) in inputs.iter().enumerate() {
-            let props = writer_properties(
+            let settings = PartSettings::from_config(
                 config,
                 vec![
                     ("ensemble.run_id".into(), context.run_id.clone()),
@@ -114,7 +110,7 @@ impl WriterPool {
                 stream: input.stream.clone(),
                 directory,
                 schema: input.schema.clone(),
-                props,
+                settings,
             });
             route.insert(input.stream.clone(), i % threads);
         }
@@ -127,7 +123,7 @@ impl WriterPool {
             thread::Builder::new()
                 .name(format!("parquet-writer-{index}"))
                 .spawn(move || {
-                    let mut worker = Worker::new(&run_dir, streams, rotation, throttle, failures);
+                    let mut worker = Worker::new(&run_dir, streams, throttle, failures);
                     worker.run(rx);
                 })
                 .map_err(|source| SinkError::Io {
@@ -209,7 +205,7 @@ struct StreamAssignment {
     stream: StreamId,
     directory: PathBuf,
     schema: SchemaRef,
-    props: parquet::file::properties::WriterProperties,
+    settings: PartSettings,
 }
 
 /// A stream's writer on its thread, or what is left of it after it finished or failed.
@@ -228,7 +224,6 @@ impl Worker {
     fn new(
         run_dir: &std::path::Path,
         streams: Vec<StreamAssignment>,
-        rotation: Rotation,
         throttle_rows_per_s: Option<f64>,
         failures: flume::Sender<WriteFailure>,
     ) -> Self {
@@ -241,7 +236,7 @@ impl Worker {
             stream,
             directory,
             schema,
-            props,
+            settings,
         } in streams
         {
             let report = StreamWriteReport {
@@ -251,20 +246,14 @@ impl Worker {
                 rows_lost: 0,
                 error: None,
             };
-            let writer = match StreamPartWriter::new(
-                run_dir,
-                directory,
-                stream.clone(),
-                schema,
-                props,
-                rotation,
-            ) {
-                Ok(w) => Some(w),
-                Err(e) => {
-                    worker.fail(&stream, &e);
-                    None
-                }
-            };
+            let writer =
+                match StreamPartWriter::new(run_dir, directory, stream.clone(), schema, settings) {
+                    Ok(w) => Some(w),
+                    Err(e) => {
+                        worker.fail(&stream, &e);
+                        None
+                    }
+                };
             let mut slot = Slot { writer, report };
             if slot.writer.is_none() {
                 slot.report.error = Some(format!("{stream}: cannot start writing"));
@@ -291,7 +280,7 @@ impl Worker {
                     let _ = reply.send(reports);
                     return;
                 }
-                Err(flume::RecvTimeoutError::Timeout) => self.rotate_due(),
+                Err(flume::RecvTimeoutError::Timeout) => self.tick(),
                 Err(flume::RecvTimeoutError::Disconnected) => {
                     let streams: Vec<StreamId> = self.slots.keys().cloned().collect();
                     for s in &streams {
@@ -362,11 +351,11 @@ impl Worker {
         first_error.map_or(Ok(()), Err)
     }
 
-    fn rotate_due(&mut self) {
+    fn tick(&mut self) {
         let mut failed = Vec::new();
         for (stream, slot) in &mut self.slots {
             if let Some(w) = slot.writer.as_mut() {
-                if let Err(e) = w.rotate_if_due() {
+                if let Err(e) = w.tick() {
                     slot.report.error.get_or_insert_with(|| e.to_string());
                     slot.writer = None;
                     failed.push((stream.clone(), e));

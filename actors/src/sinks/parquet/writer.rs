@@ -13,6 +13,7 @@ use parquet::file::metadata::KeyValue;
 use parquet::file::properties::{WriterProperties, WriterPropertiesBuilder};
 
 use super::config::{Codec, ParquetSinkConfig};
+use super::wal::{WAL_EXTENSION, WalWriter};
 use crate::batch::{DataBatch, StreamId};
 use crate::control::{PartFile, StreamWriteReport};
 
@@ -89,6 +90,39 @@ pub fn writer_properties_builder(
         .set_created_by(format!("ensemble {}", env!("CARGO_PKG_VERSION"))))
 }
 
+/// Everything a [`StreamPartWriter`] needs besides where to write.
+#[derive(Debug, Clone)]
+pub struct PartSettings {
+    /// Encoder settings, including the file metadata.
+    pub props: WriterProperties,
+    /// When to start a new part.
+    pub rotation: Rotation,
+    /// Keep a write-ahead log per open part, synced this often (`None`: no log).
+    pub wal_sync_every: Option<Duration>,
+    /// Metadata stored with the write-ahead log, so a recovered part can carry it.
+    pub wal_metadata: Vec<(String, String)>,
+}
+
+impl PartSettings {
+    /// Settings from a sink's configuration, with `metadata` written into every file.
+    pub fn from_config(
+        config: &ParquetSinkConfig,
+        metadata: Vec<(String, String)>,
+    ) -> Result<Self, SinkError> {
+        Ok(Self {
+            props: writer_properties(config, metadata.clone())?,
+            rotation: Rotation {
+                rows: config.rotate_rows,
+                interval: config.rotate_interval,
+            },
+            // Half the flush interval: a batch waits at most that long to be synced, which leaves
+            // the other half for the time it spends being batched and queued.
+            wal_sync_every: config.write_ahead_log.then(|| config.flush_interval / 2),
+            wal_metadata: metadata,
+        })
+    }
+}
+
 /// When to start a new part file.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Rotation {
@@ -100,6 +134,7 @@ pub struct Rotation {
 
 struct OpenPart {
     writer: ArrowWriter<File>,
+    wal: Option<WalWriter>,
     partial_path: PathBuf,
     final_path: PathBuf,
     relative_path: PathBuf,
@@ -123,8 +158,7 @@ pub struct StreamPartWriter {
     directory: PathBuf,
     stream: StreamId,
     schema: SchemaRef,
-    props: WriterProperties,
-    rotation: Rotation,
+    settings: PartSettings,
     open: Option<OpenPart>,
     next_part: u32,
     parts: Vec<PartFile>,
@@ -140,8 +174,7 @@ impl StreamPartWriter {
         directory: PathBuf,
         stream: StreamId,
         schema: SchemaRef,
-        props: WriterProperties,
-        rotation: Rotation,
+        settings: PartSettings,
     ) -> Result<Self, SinkError> {
         let dir = run_dir.join(&directory);
         fs::create_dir_all(&dir).map_err(io_err(&dir))?;
@@ -150,8 +183,7 @@ impl StreamPartWriter {
             directory,
             stream,
             schema,
-            props,
-            rotation,
+            settings,
             open: None,
             next_part: 0,
             parts: Vec::new(),
@@ -177,6 +209,7 @@ impl StreamPartWriter {
             }
             let part = self.open.as_mut().expect("a part was opened just above");
             let room = self
+                .settings
                 .rotation
                 .rows
                 .map_or(usize::MAX, |r| r.saturating_sub(part.rows) as usize);
@@ -186,22 +219,29 @@ impl StreamPartWriter {
             } else {
                 batch.batch.slice(offset, take)
             };
+            if let Some(wal) = part.wal.as_mut() {
+                wal.append(&slice)?;
+            }
             part.writer
                 .write(&slice)
                 .map_err(pq_err(&part.partial_path))?;
             part.rows += take as u64;
             offset += take;
-            if self.rotation.rows.is_some_and(|r| part.rows >= r) {
+            if self.settings.rotation.rows.is_some_and(|r| part.rows >= r) {
                 self.finish_part()?;
             }
         }
         Ok(())
     }
 
-    /// Finishes the open part if it has been open longer than the rotation interval.
-    pub fn rotate_if_due(&mut self) -> Result<(), SinkError> {
+    /// Finishes the open part if it has been open longer than the rotation interval, and syncs
+    /// the write-ahead log if its sync is due. Called when the writer is idle.
+    pub fn tick(&mut self) -> Result<(), SinkError> {
         if self.open.as_ref().is_some_and(|p| self.interval_due(p)) {
             self.finish_part()?;
+        }
+        if let Some(wal) = self.open.as_mut().and_then(|p| p.wal.as_mut()) {
+            wal.sync_if_due()?;
         }
         Ok(())
     }
@@ -209,6 +249,9 @@ impl StreamPartWriter {
     /// Closes the open row group and makes every byte written so far durable.
     pub fn flush(&mut self) -> Result<(), SinkError> {
         if let Some(part) = self.open.as_mut() {
+            if let Some(wal) = part.wal.as_mut() {
+                wal.sync()?;
+            }
             part.writer.flush().map_err(pq_err(&part.partial_path))?;
             part.writer.sync().map_err(io_err(&part.partial_path))?;
             part.writer
@@ -237,7 +280,8 @@ impl StreamPartWriter {
     }
 
     fn interval_due(&self, part: &OpenPart) -> bool {
-        self.rotation
+        self.settings
+            .rotation
             .interval
             .is_some_and(|i| part.opened_at.elapsed() >= i)
     }
@@ -247,12 +291,25 @@ impl StreamPartWriter {
         let relative_path = self.directory.join(&name);
         let final_path = self.run_dir.join(&relative_path);
         let partial_path = final_path.with_extension("parquet.partial");
+        // The log exists before the Parquet file, so a part that has a `.partial` always has a
+        // log to recover it from.
+        let wal = match self.settings.wal_sync_every {
+            Some(every) => Some(WalWriter::create(
+                final_path.with_extension(WAL_EXTENSION),
+                &self.schema,
+                &self.settings.wal_metadata,
+                every,
+            )?),
+            None => None,
+        };
         let file = File::create(&partial_path).map_err(io_err(&partial_path))?;
-        let writer = ArrowWriter::try_new(file, self.schema.clone(), Some(self.props.clone()))
-            .map_err(pq_err(&partial_path))?;
+        let writer =
+            ArrowWriter::try_new(file, self.schema.clone(), Some(self.settings.props.clone()))
+                .map_err(pq_err(&partial_path))?;
         self.next_part += 1;
         self.open = Some(OpenPart {
             writer,
+            wal,
             partial_path,
             final_path,
             relative_path,
@@ -275,6 +332,9 @@ impl StreamPartWriter {
         drop(file);
         fs::rename(&part.partial_path, &part.final_path).map_err(io_err(&part.final_path))?;
         sync_dir(part.final_path.parent().unwrap_or(&self.run_dir))?;
+        if let Some(wal) = part.wal {
+            wal.remove()?;
+        }
         self.rows_finished += part.rows;
         self.parts.push(PartFile {
             path: part.relative_path,
@@ -325,24 +385,25 @@ mod tests {
     fn rotates_by_rows_exactly_and_renames_finished_parts() {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut g = sim();
-        let props = writer_properties(&ParquetSinkConfig::default(), vec![]).expect("props");
-        let rotation = Rotation {
-            rows: Some(250),
-            interval: None,
+        let config = ParquetSinkConfig {
+            rotate_rows: Some(250),
+            ..Default::default()
         };
+        let settings = PartSettings::from_config(&config, vec![]).expect("settings");
         let mut w = StreamPartWriter::new(
             dir.path(),
             "s".into(),
             "s".into(),
             g.schema().clone(),
-            props,
-            rotation,
+            settings,
         )
         .expect("writer");
         write_rows(&mut w, &mut g, 100);
         write_rows(&mut w, &mut g, 400);
         write_rows(&mut w, &mut g, 10);
         assert!(dir.path().join("s/part-000002.parquet.partial").exists());
+        assert!(dir.path().join("s/part-000002.wal").exists());
+        assert!(dir.path().join("s/part-000002.wal").exists());
         let report = w.finish().expect("finish");
         assert_eq!(report.rows, 510);
         let rows: Vec<u64> = report.parts.iter().map(|p| p.rows).collect();
@@ -355,8 +416,11 @@ mod tests {
         let leftovers = fs::read_dir(dir.path().join("s"))
             .expect("dir")
             .filter(|e| {
-                e.as_ref()
-                    .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "partial"))
+                e.as_ref().is_ok_and(|e| {
+                    e.path()
+                        .extension()
+                        .is_some_and(|x| x == "partial" || x == "wal")
+                })
             })
             .count();
         assert_eq!(leftovers, 0);
@@ -368,14 +432,14 @@ mod tests {
         let blocker = dir.path().join("file");
         fs::write(&blocker, b"x").expect("write");
         let g = sim();
-        let props = writer_properties(&ParquetSinkConfig::default(), vec![]).expect("props");
+        let settings =
+            PartSettings::from_config(&ParquetSinkConfig::default(), vec![]).expect("settings");
         let err = StreamPartWriter::new(
             &blocker,
             "s".into(),
             "s".into(),
             g.schema().clone(),
-            props,
-            Rotation::default(),
+            settings,
         )
         .err()
         .expect("a file is no directory");
