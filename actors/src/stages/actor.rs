@@ -131,3 +131,74 @@ impl<S: Stage> Handler<StreamEvent> for StageActor<S> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use tokio::sync::mpsc;
+
+    use super::*;
+    use crate::batch::{EndOfStream, StreamEvent};
+    use crate::link::{Delivery, link};
+    use crate::stages::fir::{FirConfig, FirStage};
+    use crate::stages::test_support::{next_batch, seqs, sim};
+    use crate::stages::{InputSelection, StageInput};
+    use crate::stats::{LinkStats, StreamStats};
+
+    /// Stands in for the coordinator: forwards exit reports to the test.
+    struct Coordinator(mpsc::UnboundedSender<ComponentExited>);
+
+    impl Actor for Coordinator {
+        type Context = Context<Self>;
+    }
+
+    impl Handler<ComponentExited> for Coordinator {
+        type Result = ();
+        fn handle(&mut self, msg: ComponentExited, _ctx: &mut Context<Self>) {
+            let _ = self.0.send(msg);
+        }
+    }
+
+    #[actix::test]
+    async fn the_actor_emits_in_order_ends_its_stream_and_reports() {
+        let rate = 1000.0;
+        let mut g = sim(rate, 2, 5.0, 1.0, 0.1);
+        let first = next_batch(&mut g, 100, rate);
+        let selection = InputSelection::parse(&["sim.ch1"]).expect("valid");
+        let input = StageInput::from_schema(&selection, first.batch.schema_ref()).expect("resolves");
+        let stage = FirStage::new(&FirConfig { taps: Some(vec![0.25; 4]), design: None }, &input)
+            .expect("valid");
+        let (tx, rx) = link(4, Delivery::Lossless, Arc::new(LinkStats::default()));
+        let outputs = Outputs::new("lp".into(), vec![tx], Arc::new(StreamStats::default()));
+        let (exit_tx, mut exit_rx) = mpsc::unbounded_channel();
+        let coordinator = Coordinator(exit_tx).start();
+        let addr = StageActor::new("lp", stage, outputs, coordinator.recipient()).start();
+        let collector = tokio::spawn(async move {
+            let mut batches = Vec::new();
+            loop {
+                match rx.pop().await {
+                    StreamEvent::Data(b) => batches.push(b),
+                    StreamEvent::End(end) => return (batches, end),
+                }
+            }
+        });
+        addr.send(StreamEvent::Data(first)).await.expect("actor alive");
+        for _ in 0..9 {
+            let batch = next_batch(&mut g, 100, rate);
+            addr.send(StreamEvent::Data(batch)).await.expect("actor alive");
+        }
+        addr.send(StreamEvent::End(EndOfStream { stream: "sim".into(), rows: 1000 }))
+            .await
+            .expect("actor alive");
+        let (batches, end) = collector.await.expect("collector finished");
+        assert_eq!(end.rows, 1000);
+        let firsts: Vec<u64> = batches.iter().map(|b| b.first_seq).collect();
+        assert_eq!(firsts, (0..10).map(|i| i * 100).collect::<Vec<_>>());
+        let records: Vec<_> = batches.iter().map(|b| (*b.batch).clone()).collect();
+        assert_eq!(seqs(&records), (0..1000).collect::<Vec<_>>());
+        let exit = exit_rx.recv().await.expect("exit reported");
+        assert_eq!(exit.component, "lp");
+        assert!(matches!(exit.outcome, ExitOutcome::StageFinished { rows: 1000 }), "{:?}", exit.outcome);
+    }
+}
