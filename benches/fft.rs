@@ -1,1 +1,108 @@
-fn main() {}
+//! The FFT stage against a bare plan on the same data: realfft (what the stage uses) and a
+//! complex rustfft, at window sizes 1024 and 65536 (no overlap, 1 Mi samples per batch).
+//!
+//! The bare plans only copy each window into the input buffer and transform it; the stage
+//! also applies the window, computes magnitudes and builds the Arrow batch.
+//!
+//! `cargo bench --bench fft -- --warm-up-time 1 --measurement-time 3`
+
+use std::hint::black_box;
+use std::sync::Arc;
+
+use arrow_array::{Float64Array, RecordBatch, TimestampNanosecondArray, UInt64Array};
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use ensemble_actors::batch::{ChannelSpec, DataBatch, stream_schema};
+use ensemble_actors::stages::fft::{FftConfig, FftStage, SpectrumOutput};
+use ensemble_actors::stages::{Stage, StageInput, Window, with_rate};
+use realfft::RealFftPlanner;
+use rustfft::FftPlanner;
+use rustfft::num_complex::Complex;
+
+const SAMPLES: usize = 1 << 20;
+const RATE: f64 = 1e6;
+
+fn signal() -> Vec<f64> {
+    (0..SAMPLES)
+        .map(|i| ((i as f64) * 0.013).sin() + ((i * 7919) % 1000) as f64 * 1e-4)
+        .collect()
+}
+
+fn batch(x: &[f64]) -> DataBatch {
+    let schema = with_rate(&stream_schema(&[ChannelSpec::new("ch0", "V")]), RATE);
+    let n = x.len();
+    let batch = RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(TimestampNanosecondArray::from_iter_values(0..n as i64).with_timezone("UTC")),
+            Arc::new(UInt64Array::from_iter_values(0..n as u64)),
+            Arc::new(Float64Array::from(x.to_vec())),
+        ],
+    )
+    .expect("valid batch");
+    DataBatch::new("sim".into(), 0, batch)
+}
+
+fn fft(c: &mut Criterion) {
+    let x = signal();
+    let input_batch = batch(&x);
+    let input = StageInput::new("sim", &[("ch0", "V")], RATE);
+    let mut group = c.benchmark_group("fft");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(SAMPLES as u64));
+    for size in [1024usize, 65536] {
+        let config = FftConfig {
+            size,
+            overlap: 0.0,
+            window: Window::Hann,
+            output: SpectrumOutput::Magnitude,
+        };
+        let mut stage = FftStage::new(&config, &input).expect("valid");
+        let mut out = Vec::new();
+        group.bench_with_input(BenchmarkId::new("stage", size), &size, |b, _| {
+            b.iter(|| {
+                stage
+                    .process(black_box(&input_batch), &mut out)
+                    .expect("matches");
+                out.clear();
+            })
+        });
+
+        let plan = RealFftPlanner::<f64>::new().plan_fft_forward(size);
+        let mut buf = plan.make_input_vec();
+        let mut spectrum = plan.make_output_vec();
+        let mut scratch = plan.make_scratch_vec();
+        group.bench_with_input(BenchmarkId::new("bare_realfft", size), &size, |b, _| {
+            b.iter(|| {
+                for window in black_box(&x).chunks_exact(size) {
+                    buf.copy_from_slice(window);
+                    plan.process_with_scratch(&mut buf, &mut spectrum, &mut scratch)
+                        .expect("lengths from the plan");
+                }
+                black_box(spectrum[1])
+            })
+        });
+
+        let plan = FftPlanner::<f64>::new().plan_fft_forward(size);
+        let mut cbuf = vec![Complex::new(0.0, 0.0); size];
+        let mut cscratch = vec![Complex::new(0.0, 0.0); plan.get_inplace_scratch_len()];
+        group.bench_with_input(
+            BenchmarkId::new("bare_rustfft_complex", size),
+            &size,
+            |b, _| {
+                b.iter(|| {
+                    for window in black_box(&x).chunks_exact(size) {
+                        for (d, s) in cbuf.iter_mut().zip(window) {
+                            *d = Complex::new(*s, 0.0);
+                        }
+                        plan.process_with_scratch(&mut cbuf, &mut cscratch);
+                    }
+                    black_box(cbuf[1])
+                })
+            },
+        );
+    }
+    group.finish();
+}
+
+criterion_group!(benches, fft);
+criterion_main!(benches);

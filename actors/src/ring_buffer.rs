@@ -159,7 +159,11 @@ mod tests {
                     for &v in c {
                         b.push(v);
                     }
-                    assert_eq!(a.get_latest(cap), b.get_latest(cap), "cap {cap} chunk {chunk}");
+                    assert_eq!(
+                        a.get_latest(cap),
+                        b.get_latest(cap),
+                        "cap {cap} chunk {chunk}"
+                    );
                     assert_eq!(a.overflow_count(), b.overflow_count());
                     assert_eq!(a.len(), b.len());
                 }

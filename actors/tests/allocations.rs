@@ -114,9 +114,15 @@ fn check(name: &str, make: &dyn Fn() -> Box<dyn Stage>) {
         large_allocs <= small_allocs + 1.0,
         "{name}: allocations grow with batch size ({small_allocs} -> {large_allocs})"
     );
-    assert!(large_allocs < 64.0, "{name}: {large_allocs} allocations per batch");
+    assert!(
+        large_allocs < 64.0,
+        "{name}: {large_allocs} allocations per batch"
+    );
     // A copy of one input column of the large batch alone would be 128 KiB.
-    assert!(large_bytes < 16.0 * 1024.0, "{name}: {large_bytes} bytes per batch");
+    assert!(
+        large_bytes < 16.0 * 1024.0,
+        "{name}: {large_bytes} bytes per batch"
+    );
 }
 
 #[test]
@@ -131,23 +137,31 @@ fn steady_state_allocations_do_not_grow_with_batch_size() {
             window: Window::Hamming,
         }),
     };
-    check("fir", &|| Box::new(FirStage::new(&fir, &input()).expect("valid")));
+    check("fir", &|| {
+        Box::new(FirStage::new(&fir, &input()).expect("valid"))
+    });
     let dec = DecimateConfig {
         factor: 8,
         antialias: true,
         taps: None,
         window: Window::Hamming,
     };
-    check("decimate", &|| Box::new(DecimateStage::new(&dec, &input()).expect("valid")));
+    check("decimate", &|| {
+        Box::new(DecimateStage::new(&dec, &input()).expect("valid"))
+    });
     let fft = FftConfig {
         size: 512,
         overlap: 0.5,
         window: Window::Hann,
         output: SpectrumOutput::Psd,
     };
-    check("fft", &|| Box::new(FftStage::new(&fft, &input()).expect("valid")));
+    check("fft", &|| {
+        Box::new(FftStage::new(&fft, &input()).expect("valid"))
+    });
     let stats = StatsConfig {
         window: StatsWindow::Samples(100),
     };
-    check("stats", &|| Box::new(StatsStage::new(&stats, &input()).expect("valid")));
+    check("stats", &|| {
+        Box::new(StatsStage::new(&stats, &input()).expect("valid"))
+    });
 }

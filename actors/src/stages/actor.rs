@@ -166,9 +166,16 @@ mod tests {
         let mut g = sim(rate, 2, 5.0, 1.0, 0.1);
         let first = next_batch(&mut g, 100, rate);
         let selection = InputSelection::parse(&["sim.ch1"]).expect("valid");
-        let input = StageInput::from_schema(&selection, first.batch.schema_ref()).expect("resolves");
-        let stage = FirStage::new(&FirConfig { taps: Some(vec![0.25; 4]), design: None }, &input)
-            .expect("valid");
+        let input =
+            StageInput::from_schema(&selection, first.batch.schema_ref()).expect("resolves");
+        let stage = FirStage::new(
+            &FirConfig {
+                taps: Some(vec![0.25; 4]),
+                design: None,
+            },
+            &input,
+        )
+        .expect("valid");
         let (tx, rx) = link(4, Delivery::Lossless, Arc::new(LinkStats::default()));
         let outputs = Outputs::new("lp".into(), vec![tx], Arc::new(StreamStats::default()));
         let (exit_tx, mut exit_rx) = mpsc::unbounded_channel();
@@ -183,14 +190,21 @@ mod tests {
                 }
             }
         });
-        addr.send(StreamEvent::Data(first)).await.expect("actor alive");
-        for _ in 0..9 {
-            let batch = next_batch(&mut g, 100, rate);
-            addr.send(StreamEvent::Data(batch)).await.expect("actor alive");
-        }
-        addr.send(StreamEvent::End(EndOfStream { stream: "sim".into(), rows: 1000 }))
+        addr.send(StreamEvent::Data(first))
             .await
             .expect("actor alive");
+        for _ in 0..9 {
+            let batch = next_batch(&mut g, 100, rate);
+            addr.send(StreamEvent::Data(batch))
+                .await
+                .expect("actor alive");
+        }
+        addr.send(StreamEvent::End(EndOfStream {
+            stream: "sim".into(),
+            rows: 1000,
+        }))
+        .await
+        .expect("actor alive");
         let (batches, end) = collector.await.expect("collector finished");
         assert_eq!(end.rows, 1000);
         let firsts: Vec<u64> = batches.iter().map(|b| b.first_seq).collect();
@@ -199,6 +213,10 @@ mod tests {
         assert_eq!(seqs(&records), (0..1000).collect::<Vec<_>>());
         let exit = exit_rx.recv().await.expect("exit reported");
         assert_eq!(exit.component, "lp");
-        assert!(matches!(exit.outcome, ExitOutcome::StageFinished { rows: 1000 }), "{:?}", exit.outcome);
+        assert!(
+            matches!(exit.outcome, ExitOutcome::StageFinished { rows: 1000 }),
+            "{:?}",
+            exit.outcome
+        );
     }
 }

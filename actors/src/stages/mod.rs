@@ -336,11 +336,7 @@ impl StageInput {
             return Ok(&array.values()[..]);
         }
         scratch.clear();
-        scratch.extend(
-            array
-                .iter()
-                .map(|v: Option<f64>| v.unwrap_or(f64::NAN)),
-        );
+        scratch.extend(array.iter().map(|v: Option<f64>| v.unwrap_or(f64::NAN)));
         Ok(&scratch[..])
     }
 }
@@ -378,67 +374,6 @@ fn unit_field(name: &str, unit: &str, extra: &[(&str, String)]) -> Field {
         metadata.insert((*k).to_string(), v.clone());
     }
     Field::new(name, DataType::Float64, true).with_metadata(metadata)
-}
-
-#[cfg(test)]
-pub(crate) mod test_support;
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::batch::{ChannelSpec, stream_schema};
-
-    #[test]
-    fn selection_takes_all_or_named_channels_of_one_stream() {
-        let all = InputSelection::parse(&["dmm"]).expect("valid");
-        assert_eq!(all.channels, None);
-        let some = InputSelection::parse(&["dmm.ch1", "dmm.ch0"]).expect("valid");
-        assert_eq!(some.stream, "dmm");
-        assert_eq!(some.channels, Some(vec!["ch1".into(), "ch0".into()]));
-        assert_eq!(
-            InputSelection::parse(&["dmm.ch0", "scope"]),
-            Err(StageError::SeveralStreams {
-                streams: vec!["dmm".into(), "scope".into()]
-            })
-        );
-        assert_eq!(InputSelection::parse::<&str>(&[]), Err(StageError::NoInputs));
-    }
-
-    #[test]
-    fn input_resolves_units_columns_and_rate() {
-        let schema = stream_schema(&[ChannelSpec::new("a", "V"), ChannelSpec::new("b", "A")]);
-        let schema = with_rate(&schema, 250.0);
-        let sel = InputSelection::parse(&["dmm.b"]).expect("valid");
-        let input = StageInput::from_schema(&sel, &schema).expect("resolves");
-        assert_eq!(input.rate_hz, 250.0);
-        assert_eq!(
-            input.channels,
-            vec![InputChannel {
-                name: "b".into(),
-                unit: "A".into(),
-                column: 3
-            }]
-        );
-        let all = StageInput::from_schema(&InputSelection::parse(&["dmm"]).expect("valid"), &schema)
-            .expect("resolves");
-        assert_eq!(all.channels.len(), 2);
-        let err = StageInput::from_schema(&InputSelection::parse(&["dmm.zz"]).expect("valid"), &schema)
-            .expect_err("unknown channel");
-        assert_eq!(
-            err.to_string(),
-            "stream `dmm` has no channel `zz` (it has: a, b)"
-        );
-        let no_rate = stream_schema(&[ChannelSpec::new("a", "V")]);
-        assert!(matches!(
-            StageInput::from_schema(&sel, &no_rate),
-            Err(StageError::UnknownChannel { .. })
-        ));
-        let sel_a = InputSelection::parse(&["dmm"]).expect("valid");
-        assert_eq!(
-            StageInput::from_schema(&sel_a, &no_rate),
-            Err(StageError::MissingRate { stream: "dmm".into() })
-        );
-    }
 }
 
 /// Builds the `timestamp` and `seq` columns of a stage's output from pooled buffers, and keeps
@@ -483,7 +418,10 @@ impl LeadingColumns {
 
 /// A Float64 column from pooled values.
 fn f64_column(values: crate::pool::PooledVec<f64>) -> arrow_array::ArrayRef {
-    Arc::new(arrow_array::Float64Array::new(values.into_scalar_buffer(), None))
+    Arc::new(arrow_array::Float64Array::new(
+        values.into_scalar_buffer(),
+        None,
+    ))
 }
 
 /// Assembles an output batch; the columns are built by the stage from its own schema.
@@ -495,4 +433,72 @@ fn make_batch(
         key: "output",
         message: format!("internal error: output batch does not match its schema: {e}"),
     })
+}
+
+#[cfg(test)]
+pub(crate) mod test_support;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::batch::{ChannelSpec, stream_schema};
+
+    #[test]
+    fn selection_takes_all_or_named_channels_of_one_stream() {
+        let all = InputSelection::parse(&["dmm"]).expect("valid");
+        assert_eq!(all.channels, None);
+        let some = InputSelection::parse(&["dmm.ch1", "dmm.ch0"]).expect("valid");
+        assert_eq!(some.stream, "dmm");
+        assert_eq!(some.channels, Some(vec!["ch1".into(), "ch0".into()]));
+        assert_eq!(
+            InputSelection::parse(&["dmm.ch0", "scope"]),
+            Err(StageError::SeveralStreams {
+                streams: vec!["dmm".into(), "scope".into()]
+            })
+        );
+        assert_eq!(
+            InputSelection::parse::<&str>(&[]),
+            Err(StageError::NoInputs)
+        );
+    }
+
+    #[test]
+    fn input_resolves_units_columns_and_rate() {
+        let schema = stream_schema(&[ChannelSpec::new("a", "V"), ChannelSpec::new("b", "A")]);
+        let schema = with_rate(&schema, 250.0);
+        let sel = InputSelection::parse(&["dmm.b"]).expect("valid");
+        let input = StageInput::from_schema(&sel, &schema).expect("resolves");
+        assert_eq!(input.rate_hz, 250.0);
+        assert_eq!(
+            input.channels,
+            vec![InputChannel {
+                name: "b".into(),
+                unit: "A".into(),
+                column: 3
+            }]
+        );
+        let all =
+            StageInput::from_schema(&InputSelection::parse(&["dmm"]).expect("valid"), &schema)
+                .expect("resolves");
+        assert_eq!(all.channels.len(), 2);
+        let err =
+            StageInput::from_schema(&InputSelection::parse(&["dmm.zz"]).expect("valid"), &schema)
+                .expect_err("unknown channel");
+        assert_eq!(
+            err.to_string(),
+            "stream `dmm` has no channel `zz` (it has: a, b)"
+        );
+        let no_rate = stream_schema(&[ChannelSpec::new("a", "V")]);
+        assert!(matches!(
+            StageInput::from_schema(&sel, &no_rate),
+            Err(StageError::UnknownChannel { .. })
+        ));
+        let sel_a = InputSelection::parse(&["dmm"]).expect("valid");
+        assert_eq!(
+            StageInput::from_schema(&sel_a, &no_rate),
+            Err(StageError::MissingRate {
+                stream: "dmm".into()
+            })
+        );
+    }
 }

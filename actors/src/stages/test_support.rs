@@ -9,7 +9,13 @@ use crate::batch::DataBatch;
 use crate::instruments::sim::{Phase, Shape, SignalConfig, SimGenerator, SimInstrumentConfig};
 
 /// A simulated sine (with optional noise) on `channels` channels.
-pub(crate) fn sim(rate_hz: f64, channels: usize, freq: f64, amplitude: f64, noise: f64) -> SimGenerator {
+pub(crate) fn sim(
+    rate_hz: f64,
+    channels: usize,
+    freq: f64,
+    amplitude: f64,
+    noise: f64,
+) -> SimGenerator {
     let config = SimInstrumentConfig {
         rate_hz,
         channels: (0..channels).map(|i| format!("ch{i}")).collect(),
@@ -45,20 +51,30 @@ pub(crate) fn batch_of(columns: &[&[f64]], first_seq: u64, rate_hz: f64) -> Data
     use arrow_array::{ArrayRef, Float64Array, TimestampNanosecondArray, UInt64Array};
     use std::sync::Arc;
     let n = columns.first().map_or(0, |c| c.len());
-    let specs: Vec<_> = (0..columns.len()).map(|i| ChannelSpec::new(format!("ch{i}"), "V")).collect();
+    let specs: Vec<_> = (0..columns.len())
+        .map(|i| ChannelSpec::new(format!("ch{i}"), "V"))
+        .collect();
     let schema = with_rate(&stream_schema(&specs), rate_hz);
     let step = (1e9 / rate_hz) as i64;
     let mut arrays: Vec<ArrayRef> = vec![
         Arc::new(
-            TimestampNanosecondArray::from_iter_values((0..n as u64).map(|i| (first_seq + i) as i64 * step))
-                .with_timezone("UTC"),
+            TimestampNanosecondArray::from_iter_values(
+                (0..n as u64).map(|i| (first_seq + i) as i64 * step),
+            )
+            .with_timezone("UTC"),
         ),
-        Arc::new(UInt64Array::from_iter_values(first_seq..first_seq + n as u64)),
+        Arc::new(UInt64Array::from_iter_values(
+            first_seq..first_seq + n as u64,
+        )),
     ];
     for c in columns {
         arrays.push(Arc::new(Float64Array::from(c.to_vec())));
     }
-    DataBatch::new("sim".into(), first_seq, RecordBatch::try_new(schema, arrays).expect("valid"))
+    DataBatch::new(
+        "sim".into(),
+        first_seq,
+        RecordBatch::try_new(schema, arrays).expect("valid"),
+    )
 }
 
 /// Column `name` of `batch` as f64 values.
@@ -83,6 +99,11 @@ pub(crate) fn seqs(batches: &[RecordBatch]) -> Vec<u64> {
 pub(crate) fn timestamps(batches: &[RecordBatch]) -> Vec<i64> {
     batches
         .iter()
-        .flat_map(|b| b.column(0).as_primitive::<TimestampNanosecondType>().values().to_vec())
+        .flat_map(|b| {
+            b.column(0)
+                .as_primitive::<TimestampNanosecondType>()
+                .values()
+                .to_vec()
+        })
         .collect()
 }

@@ -16,7 +16,12 @@ mod tests {
     use crate::stages::{RATE_METADATA_KEY, Stage, StageInput, Window};
 
     fn config(factor: usize, antialias: bool) -> DecimateConfig {
-        DecimateConfig { factor, antialias, taps: None, window: Window::Hamming }
+        DecimateConfig {
+            factor,
+            antialias,
+            taps: None,
+            window: Window::Hamming,
+        }
     }
 
     #[test]
@@ -28,7 +33,10 @@ mod tests {
         let mut start = 0;
         for len in [3, 1, 10, 6, 30, 50] {
             stage
-                .process(&batch_of(&[&x[start..start + len]], start as u64, 1000.0), &mut out)
+                .process(
+                    &batch_of(&[&x[start..start + len]], start as u64, 1000.0),
+                    &mut out,
+                )
                 .expect("matches");
             start += len;
         }
@@ -37,8 +45,15 @@ mod tests {
         assert_eq!(y, expected);
         assert_eq!(seqs(&out), (0..expected.len() as u64).collect::<Vec<_>>());
         let ts: Vec<i64> = (0..100).step_by(7).map(|i| i * 1_000_000).collect();
-        assert_eq!(timestamps(&out), ts, "the timestamp of the kept input sample");
-        assert_eq!(stage.output_schema().metadata()[RATE_METADATA_KEY], (1000.0 / 7.0).to_string());
+        assert_eq!(
+            timestamps(&out),
+            ts,
+            "the timestamp of the kept input sample"
+        );
+        assert_eq!(
+            stage.output_schema().metadata()[RATE_METADATA_KEY],
+            (1000.0 / 7.0).to_string()
+        );
     }
 
     #[test]
@@ -47,11 +62,14 @@ mod tests {
         let input = StageInput::new("sim", &[("ch0", "V")], 1000.0);
         let mut whole = DecimateStage::new(&config(4, true), &input).expect("valid");
         let mut a = Vec::new();
-        whole.process(&batch_of(&[&x], 0, 1000.0), &mut a).expect("matches");
+        whole
+            .process(&batch_of(&[&x], 0, 1000.0), &mut a)
+            .expect("matches");
         let mut cut = DecimateStage::new(&config(4, true), &input).expect("valid");
         let mut b = Vec::new();
         for (i, chunk) in x.chunks(333).enumerate() {
-            cut.process(&batch_of(&[chunk], (i * 333) as u64, 1000.0), &mut b).expect("matches");
+            cut.process(&batch_of(&[chunk], (i * 333) as u64, 1000.0), &mut b)
+                .expect("matches");
         }
         let ya = f64s(&a[0], "ch0");
         let yb: Vec<f64> = b.iter().flat_map(|r| f64s(r, "ch0")).collect();
@@ -70,7 +88,9 @@ mod tests {
         let mut g = sim(rate, 1, 70.0, 1.0, 0.0);
         let mut out = Vec::new();
         for _ in 0..10 {
-            stage.process(&next_batch(&mut g, 1000, rate), &mut out).expect("matches");
+            stage
+                .process(&next_batch(&mut g, 1000, rate), &mut out)
+                .expect("matches");
         }
         let y: Vec<f64> = out.iter().flat_map(|b| f64s(b, "ch0")).collect();
         let peak = y[50..].iter().fold(0.0f64, |m, v| m.max(v.abs()));
@@ -79,6 +99,9 @@ mod tests {
 
     #[test]
     fn zero_factor_is_rejected() {
-        assert_eq!(config(0, true).check(), vec![("factor", "must be at least 1".to_string())]);
+        assert_eq!(
+            config(0, true).check(),
+            vec![("factor", "must be at least 1".to_string())]
+        );
     }
 }

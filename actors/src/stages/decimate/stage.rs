@@ -64,8 +64,15 @@ impl DecimateStage {
             vec![1.0]
         };
         let out_rate = input.rate_hz / factor as f64;
-        let extra = [("decimation_factor", factor.to_string()), ("antialias_taps", taps.len().to_string())];
-        let fields = input.channels.iter().map(|c| unit_field(&c.name, &c.unit, &extra)).collect();
+        let extra = [
+            ("decimation_factor", factor.to_string()),
+            ("antialias_taps", taps.len().to_string()),
+        ];
+        let fields = input
+            .channels
+            .iter()
+            .map(|c| unit_field(&c.name, &c.unit, &extra))
+            .collect();
         let channels = input.channels.len();
         Ok(Self {
             factor,
@@ -110,7 +117,11 @@ impl Stage for DecimateStage {
             work.extend_from_slice(x);
             if kept > 0 {
                 let mut y = self.pool.take();
-                y.extend((skip..n).step_by(f).map(|i| dot_simd(&self.taps_rev, &work[i..i + taps])));
+                y.extend(
+                    (skip..n)
+                        .step_by(f)
+                        .map(|i| dot_simd(&self.taps_rev, &work[i..i + taps])),
+                );
                 columns.push(f64_column(y));
             }
             work.copy_within(n.., 0);

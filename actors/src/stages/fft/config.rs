@@ -64,7 +64,10 @@ impl FftConfig {
             problems.push(("size", format!("must be at least 2, got {}", self.size)));
         }
         if !(self.overlap.is_finite() && (0.0..1.0).contains(&self.overlap)) {
-            problems.push(("overlap", format!("must be in [0, 1), got {}", self.overlap)));
+            problems.push((
+                "overlap",
+                format!("must be in [0, 1), got {}", self.overlap),
+            ));
         }
         problems
     }

@@ -15,12 +15,17 @@ mod tests {
     use crate::stages::fir::tests::noise;
     use crate::stages::test_support::{batch_of, next_batch, seqs, sim, timestamps};
     use crate::stages::{RATE_METADATA_KEY, Stage, StageInput, Window};
-    use arrow_array::{Array, RecordBatch};
     use arrow_array::cast::AsArray;
     use arrow_array::types::Float64Type;
+    use arrow_array::{Array, RecordBatch};
 
     fn config(size: usize, overlap: f64, window: Window, output: SpectrumOutput) -> FftConfig {
-        FftConfig { size, overlap, window, output }
+        FftConfig {
+            size,
+            overlap,
+            window,
+            output,
+        }
     }
 
     /// Spectra of channel `name`, one vector per row.
@@ -28,9 +33,18 @@ mod tests {
         batches
             .iter()
             .flat_map(|b| {
-                let list = b.column_by_name(name).expect("column").as_fixed_size_list().clone();
+                let list = b
+                    .column_by_name(name)
+                    .expect("column")
+                    .as_fixed_size_list()
+                    .clone();
                 (0..list.len())
-                    .map(move |i| list.value(i).as_primitive::<Float64Type>().values().to_vec())
+                    .map(move |i| {
+                        list.value(i)
+                            .as_primitive::<Float64Type>()
+                            .values()
+                            .to_vec()
+                    })
                     .collect::<Vec<_>>()
             })
             .collect()
@@ -39,15 +53,25 @@ mod tests {
     #[test]
     fn a_sine_peaks_at_its_bin_with_its_amplitude() {
         let rate = 1024.0;
-        for window in [Window::Hann, Window::Hamming, Window::Blackman, Window::Rect] {
+        for window in [
+            Window::Hann,
+            Window::Hamming,
+            Window::Blackman,
+            Window::Rect,
+        ] {
             let input = StageInput::new("sim", &[("ch0", "V")], rate);
-            let mut stage =
-                FftStage::new(&config(1024, 0.5, window, SpectrumOutput::Magnitude), &input).expect("valid");
+            let mut stage = FftStage::new(
+                &config(1024, 0.5, window, SpectrumOutput::Magnitude),
+                &input,
+            )
+            .expect("valid");
             // 100 Hz at 1 Hz per bin: bin 100; amplitude 3 V.
             let mut g = sim(rate, 1, 100.0, 3.0, 0.0);
             let mut out = Vec::new();
             for _ in 0..5 {
-                stage.process(&next_batch(&mut g, 700, rate), &mut out).expect("matches");
+                stage
+                    .process(&next_batch(&mut g, 700, rate), &mut out)
+                    .expect("matches");
             }
             let rows = spectra(&out, "ch0");
             assert_eq!(rows.len(), (3500 - 1024) / 512 + 1);
@@ -66,25 +90,46 @@ mod tests {
     #[test]
     fn psd_satisfies_parseval() {
         let rate = 2000.0;
-        for (window, size) in [(Window::Rect, 256), (Window::Hann, 1000), (Window::Blackman, 255)] {
+        for (window, size) in [
+            (Window::Rect, 256),
+            (Window::Hann, 1000),
+            (Window::Blackman, 255),
+        ] {
             let x = noise(4 * size, 11);
             let input = StageInput::new("sim", &[("ch0", "V")], rate);
-            let mut stage = FftStage::new(&config(size, 0.0, window, SpectrumOutput::Psd), &input).expect("valid");
+            let mut stage = FftStage::new(&config(size, 0.0, window, SpectrumOutput::Psd), &input)
+                .expect("valid");
             let mut out = Vec::new();
-            stage.process(&batch_of(&[&x], 0, rate), &mut out).expect("matches");
+            stage
+                .process(&batch_of(&[&x], 0, rate), &mut out)
+                .expect("matches");
             let w = window.coefficients(size, true);
             let sum_w2: f64 = w.iter().map(|v| v * v).sum();
             let bin_width = rate / size as f64;
             for (k, psd) in spectra(&out, "ch0").iter().enumerate() {
                 let block = &x[k * size..(k + 1) * size];
-                let power: f64 = block.iter().zip(&w).map(|(s, w)| (s * w).powi(2)).sum::<f64>() / sum_w2;
+                let power: f64 = block
+                    .iter()
+                    .zip(&w)
+                    .map(|(s, w)| (s * w).powi(2))
+                    .sum::<f64>()
+                    / sum_w2;
                 let parseval: f64 = psd.iter().sum::<f64>() * bin_width;
-                assert!(((parseval - power) / power).abs() < 1e-9, "{window:?} {size}: {parseval} vs {power}");
+                assert!(
+                    ((parseval - power) / power).abs() < 1e-9,
+                    "{window:?} {size}: {parseval} vs {power}"
+                );
             }
             let field = stage.output_schema().field(2).clone();
             assert_eq!(field_unit(&field), Some("V²/Hz"));
-            assert_eq!(field.metadata()[BIN_WIDTH_METADATA_KEY], bin_width.to_string());
-            assert_eq!(field.metadata()[BINS_METADATA_KEY], (size / 2 + 1).to_string());
+            assert_eq!(
+                field.metadata()[BIN_WIDTH_METADATA_KEY],
+                bin_width.to_string()
+            );
+            assert_eq!(
+                field.metadata()[BINS_METADATA_KEY],
+                (size / 2 + 1).to_string()
+            );
         }
     }
 
@@ -97,14 +142,19 @@ mod tests {
         let cfg = config(300, 0.25, Window::Hann, SpectrumOutput::Magnitude);
         let mut whole = FftStage::new(&cfg, &input).expect("valid");
         let mut a = Vec::new();
-        whole.process(&batch_of(&[&x0, &x1], 0, rate), &mut a).expect("matches");
+        whole
+            .process(&batch_of(&[&x0, &x1], 0, rate), &mut a)
+            .expect("matches");
         let mut cut = FftStage::new(&cfg, &input).expect("valid");
         let mut b = Vec::new();
         let mut start = 0;
         for len in [1usize, 299, 7, 450, 1000, 13, 3230] {
             let end = start + len;
-            cut.process(&batch_of(&[&x0[start..end], &x1[start..end]], start as u64, rate), &mut b)
-                .expect("matches");
+            cut.process(
+                &batch_of(&[&x0[start..end], &x1[start..end]], start as u64, rate),
+                &mut b,
+            )
+            .expect("matches");
             start = end;
         }
         assert_eq!(start, 5000);
@@ -113,9 +163,16 @@ mod tests {
         let windows = (5000 - 300) / 225 + 1;
         assert_eq!(seqs(&b), (0..windows as u64).collect::<Vec<_>>());
         let expected: Vec<i64> = (0..windows as i64).map(|k| k * 225 * 1_000_000).collect();
-        assert_eq!(timestamps(&b), expected, "timestamp of each window's first sample");
+        assert_eq!(
+            timestamps(&b),
+            expected,
+            "timestamp of each window's first sample"
+        );
         let schema = cut.output_schema();
-        assert_eq!(schema.metadata()[RATE_METADATA_KEY], (1000.0 / 225.0).to_string());
+        assert_eq!(
+            schema.metadata()[RATE_METADATA_KEY],
+            (1000.0 / 225.0).to_string()
+        );
         assert_eq!(field_unit(schema.field(3)), Some("V"));
     }
 
@@ -129,8 +186,9 @@ mod tests {
                 ("overlap", "must be in [0, 1), got 1".to_string()),
             ]
         );
-        let parsed: FftConfig = serde_json::from_str(r#"{"size": 8, "window": "blackman", "output": "psd"}"#)
-            .expect("parses");
+        let parsed: FftConfig =
+            serde_json::from_str(r#"{"size": 8, "window": "blackman", "output": "psd"}"#)
+                .expect("parses");
         assert_eq!(parsed.overlap, 0.5);
         assert!(serde_json::from_str::<FftConfig>(r#"{"window": "kaiser"}"#).is_err());
     }

@@ -87,7 +87,11 @@ impl FftStage {
         let scale = (0..bins)
             .map(|k| {
                 // Single-sided: every bin but DC and (for even sizes) Nyquist holds both halves.
-                let one_sided = if k == 0 || (size % 2 == 0 && k == bins - 1) { 1.0 } else { 2.0 };
+                let one_sided = if k == 0 || (size % 2 == 0 && k == bins - 1) {
+                    1.0
+                } else {
+                    2.0
+                };
                 match config.output {
                     SpectrumOutput::Magnitude => one_sided / sum_w,
                     SpectrumOutput::Psd => one_sided / (rate * sum_w2),
@@ -114,8 +118,12 @@ impl FftStage {
                     ("window".to_string(), config.window.name().to_string()),
                     ("output".to_string(), config.output.name().to_string()),
                 ]);
-                Field::new(&c.name, DataType::FixedSizeList(item.clone(), bins as i32), false)
-                    .with_metadata(metadata)
+                Field::new(
+                    &c.name,
+                    DataType::FixedSizeList(item.clone(), bins as i32),
+                    false,
+                )
+                .with_metadata(metadata)
             })
             .collect();
         let channels = input.channels.len();
@@ -170,9 +178,9 @@ impl FftStage {
             *d = s * w;
         }
         // Lengths come from the plan itself, so the transform cannot fail.
-        let _ = self
-            .fft
-            .process_with_scratch(&mut self.fft_in, &mut self.spectrum, &mut self.scratch);
+        let _ =
+            self.fft
+                .process_with_scratch(&mut self.fft_in, &mut self.spectrum, &mut self.scratch);
     }
 }
 
@@ -204,14 +212,22 @@ impl Stage for FftStage {
         }
         let plen = self.pending_ts.len();
         let total = plen + n;
-        let windows = if total >= self.size { (total - self.size) / self.hop + 1 } else { 0 };
+        let windows = if total >= self.size {
+            (total - self.size) / self.hop + 1
+        } else {
+            0
+        };
         let consumed = windows * self.hop;
         let mut columns: Vec<ArrayRef> = Vec::with_capacity(values.len() + 2);
         if windows > 0 {
             let mut t = self.leading.timestamps.take();
             t.extend((0..windows).map(|k| {
                 let s = k * self.hop;
-                if s < plen { self.pending_ts[s] } else { ts[s - plen] }
+                if s < plen {
+                    self.pending_ts[s]
+                } else {
+                    ts[s - plen]
+                }
             }));
             columns.push(self.leading.timestamp_column(t));
             columns.push(self.leading.seq_column(windows));
@@ -226,10 +242,16 @@ impl Stage for FftStage {
                     let scale = &self.scale;
                     match self.output {
                         SpectrumOutput::Magnitude => spectra.extend(
-                            self.spectrum.iter().zip(scale).map(|(c, s)| c.norm_sqr().sqrt() * s),
+                            self.spectrum
+                                .iter()
+                                .zip(scale)
+                                .map(|(c, s)| c.norm_sqr().sqrt() * s),
                         ),
                         SpectrumOutput::Psd => spectra.extend(
-                            self.spectrum.iter().zip(scale).map(|(c, s)| c.norm_sqr() * s),
+                            self.spectrum
+                                .iter()
+                                .zip(scale)
+                                .map(|(c, s)| c.norm_sqr() * s),
                         ),
                     }
                 }

@@ -92,19 +92,21 @@ impl FirDesign {
         if self.taps == 0 || self.taps % 2 == 0 {
             problems.push((
                 "design.taps",
-                format!("must be odd (a linear-phase filter with a centre tap), got {}", self.taps),
+                format!(
+                    "must be odd (a linear-phase filter with a centre tap), got {}",
+                    self.taps
+                ),
             ));
         }
         match (self.kind, self.high_hz) {
             (FilterKind::Bandpass, None) => {
                 problems.push(("design.high_hz", "is required for a band-pass".to_string()))
             }
-            (FilterKind::Bandpass, Some(h)) if !(h.is_finite() && h > self.cutoff_hz) => {
-                problems.push((
+            (FilterKind::Bandpass, Some(h)) if !(h.is_finite() && h > self.cutoff_hz) => problems
+                .push((
                     "design.high_hz",
                     format!("must be above cutoff_hz ({}), got {h}", self.cutoff_hz),
-                ))
-            }
+                )),
             (FilterKind::Lowpass | FilterKind::Highpass, Some(_)) => problems.push((
                 "design.high_hz",
                 "is only for kind = \"bandpass\"".to_string(),
@@ -118,12 +120,17 @@ impl FirDesign {
     /// is not below the Nyquist frequency.
     pub fn coefficients(&self, rate_hz: f64) -> Result<Vec<f64>, (&'static str, String)> {
         let nyquist = rate_hz / 2.0;
-        for (key, f) in [("design.cutoff_hz", Some(self.cutoff_hz)), ("design.high_hz", self.high_hz)] {
+        for (key, f) in [
+            ("design.cutoff_hz", Some(self.cutoff_hz)),
+            ("design.high_hz", self.high_hz),
+        ] {
             if let Some(f) = f {
                 if f >= nyquist {
                     return Err((
                         key,
-                        format!("must be below the input's Nyquist frequency {nyquist} Hz, got {f}"),
+                        format!(
+                            "must be below the input's Nyquist frequency {nyquist} Hz, got {f}"
+                        ),
                     ));
                 }
             }
@@ -133,7 +140,11 @@ impl FirDesign {
             FilterKind::Lowpass => low,
             FilterKind::Highpass => invert(&low),
             FilterKind::Bandpass => {
-                let high = lowpass(self.high_hz.unwrap_or(nyquist) / rate_hz, self.taps, self.window);
+                let high = lowpass(
+                    self.high_hz.unwrap_or(nyquist) / rate_hz,
+                    self.taps,
+                    self.window,
+                );
                 // band = lowpass(high) - lowpass(low), normalised at the band's centre.
                 let band: Vec<f64> = high.iter().zip(&low).map(|(h, l)| h - l).collect();
                 let centre = (self.cutoff_hz + self.high_hz.unwrap_or(nyquist)) / 2.0 / rate_hz;

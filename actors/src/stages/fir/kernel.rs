@@ -114,6 +114,11 @@ pub fn dot_simd(a: &[f64], b: &[f64]) -> f64 {
         }
     }
     let total = (acc[0] + acc[1]) + (acc[2] + acc[3]);
-    let tail: f64 = ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| x * y).sum();
+    let tail: f64 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
     total.reduce_add() + tail
 }

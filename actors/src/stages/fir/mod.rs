@@ -33,7 +33,10 @@ pub(crate) mod tests {
 
     fn rel_close(a: &[f64], b: &[f64], tol: f64) {
         assert_eq!(a.len(), b.len());
-        let scale = b.iter().fold(0.0f64, |m, x| m.max(x.abs())).max(f64::MIN_POSITIVE);
+        let scale = b
+            .iter()
+            .fold(0.0f64, |m, x| m.max(x.abs()))
+            .max(f64::MIN_POSITIVE);
         for (i, (x, y)) in a.iter().zip(b).enumerate() {
             assert!((x - y).abs() <= tol * scale, "at {i}: {x} vs {y}");
         }
@@ -41,7 +44,14 @@ pub(crate) mod tests {
 
     #[test]
     fn simd_and_parallel_equal_the_scalar_reference_on_odd_lengths() {
-        for (taps, n) in [(1, 1), (3, 17), (7, 1001), (31, 333), (64, 4097), (101, 12345)] {
+        for (taps, n) in [
+            (1, 1),
+            (3, 17),
+            (7, 1001),
+            (31, 333),
+            (64, 4097),
+            (101, 12345),
+        ] {
             let h = noise(taps, taps as u64);
             let x = noise(n + taps - 1, n as u64);
             let mut reference = vec![0.0; n];
@@ -62,11 +72,16 @@ pub(crate) mod tests {
     #[test]
     fn batch_by_batch_equals_the_whole_signal() {
         let x = noise(10_007, 9);
-        let cfg = FirConfig { taps: Some(noise(37, 4)), design: None };
+        let cfg = FirConfig {
+            taps: Some(noise(37, 4)),
+            design: None,
+        };
         let input = StageInput::new("sim", &[("ch0", "V")], 1000.0);
         let mut whole = FirStage::new(&cfg, &input).expect("valid");
         let mut out_whole = Vec::new();
-        whole.process(&batch_of(&[&x], 0, 1000.0), &mut out_whole).expect("matches");
+        whole
+            .process(&batch_of(&[&x], 0, 1000.0), &mut out_whole)
+            .expect("matches");
         let mut cut = FirStage::new(&cfg, &input).expect("valid");
         let mut out_cut = Vec::new();
         let mut start = 0;
@@ -75,8 +90,11 @@ pub(crate) mod tests {
                 break;
             }
             let end = (start + len).min(x.len());
-            cut.process(&batch_of(&[&x[start..end]], start as u64, 1000.0), &mut out_cut)
-                .expect("matches");
+            cut.process(
+                &batch_of(&[&x[start..end]], start as u64, 1000.0),
+                &mut out_cut,
+            )
+            .expect("matches");
             start = end;
         }
         let joined: Vec<f64> = out_cut.iter().flat_map(|b| f64s(b, "ch0")).collect();
@@ -97,7 +115,9 @@ pub(crate) mod tests {
         let mut g = sim(rate, 1, freq, 1.0, 0.0);
         let mut out = Vec::new();
         for _ in 0..8 {
-            stage.process(&next_batch(&mut g, 500, rate), &mut out).expect("matches");
+            stage
+                .process(&next_batch(&mut g, 500, rate), &mut out)
+                .expect("matches");
         }
         let y: Vec<f64> = out.iter().flat_map(|b| f64s(b, "ch0")).collect();
         let settled = &y[1000..];
@@ -120,7 +140,11 @@ pub(crate) mod tests {
         let pass = tone_rms(&mut FirStage::new(&cfg, &input).expect("valid"), 10.0);
         let stop = tone_rms(&mut FirStage::new(&cfg, &input).expect("valid"), 150.0);
         let unfiltered = 1.0 / 2f64.sqrt();
-        assert!((pass / unfiltered - 1.0).abs() < 0.01, "pass band gain {}", pass / unfiltered);
+        assert!(
+            (pass / unfiltered - 1.0).abs() < 0.01,
+            "pass band gain {}",
+            pass / unfiltered
+        );
         let attenuation_db = 20.0 * (unfiltered / stop).log10();
         assert!(attenuation_db >= 40.0, "only {attenuation_db:.1} dB");
     }
@@ -131,7 +155,13 @@ pub(crate) mod tests {
         let input = StageInput::new("sim", &[("ch0", "V")], rate);
         let design = |kind, cutoff_hz, high_hz| FirConfig {
             taps: None,
-            design: Some(FirDesign { kind, cutoff_hz, high_hz, taps: 201, window: Window::Blackman }),
+            design: Some(FirDesign {
+                kind,
+                cutoff_hz,
+                high_hz,
+                taps: 201,
+                window: Window::Blackman,
+            }),
         };
         let hp = design(FilterKind::Highpass, 100.0, None);
         let g = tone_rms(&mut FirStage::new(&hp, &input).expect("valid"), 300.0) * 2f64.sqrt();
@@ -145,7 +175,10 @@ pub(crate) mod tests {
 
     #[test]
     fn output_shares_timestamps_keeps_units_and_rate() {
-        let cfg = FirConfig { taps: Some(vec![0.5, 0.5]), design: None };
+        let cfg = FirConfig {
+            taps: Some(vec![0.5, 0.5]),
+            design: None,
+        };
         let input = StageInput::new("sim", &[("ch0", "V"), ("ch1", "V")], 1000.0);
         let mut stage = FirStage::new(&cfg, &input).expect("valid");
         let batch = batch_of(&[&[1.0, 2.0, 3.0], &[0.0, 2.0, 4.0]], 40, 1000.0);
@@ -166,12 +199,20 @@ pub(crate) mod tests {
 
     #[test]
     fn bad_configs_give_exact_errors() {
-        let both: FirConfig =
-            serde_json::from_str(r#"{"taps": [1.0], "design": {"kind": "lowpass", "cutoff_hz": 5}}"#)
-                .expect("parses");
-        assert_eq!(both.check(), vec![("taps", "and `design` are exclusive: give one".to_string())]);
-        let unknown = serde_json::from_str::<FirConfig>(r#"{"tap": [1.0]}"#).expect_err("unknown key");
-        assert!(unknown.to_string().contains("unknown field `tap`"), "{unknown}");
+        let both: FirConfig = serde_json::from_str(
+            r#"{"taps": [1.0], "design": {"kind": "lowpass", "cutoff_hz": 5}}"#,
+        )
+        .expect("parses");
+        assert_eq!(
+            both.check(),
+            vec![("taps", "and `design` are exclusive: give one".to_string())]
+        );
+        let unknown =
+            serde_json::from_str::<FirConfig>(r#"{"tap": [1.0]}"#).expect_err("unknown key");
+        assert!(
+            unknown.to_string().contains("unknown field `tap`"),
+            "{unknown}"
+        );
         let even: FirConfig = serde_json::from_str(
             r#"{"design": {"kind": "bandpass", "cutoff_hz": 50, "taps": 10}}"#,
         )
@@ -179,26 +220,38 @@ pub(crate) mod tests {
         assert_eq!(
             even.check(),
             vec![
-                ("design.taps", "must be odd (a linear-phase filter with a centre tap), got 10".to_string()),
+                (
+                    "design.taps",
+                    "must be odd (a linear-phase filter with a centre tap), got 10".to_string()
+                ),
                 ("design.high_hz", "is required for a band-pass".to_string()),
             ]
         );
         let above: FirConfig =
-            serde_json::from_str(r#"{"design": {"kind": "lowpass", "cutoff_hz": 600}}"#).expect("parses");
+            serde_json::from_str(r#"{"design": {"kind": "lowpass", "cutoff_hz": 600}}"#)
+                .expect("parses");
         let input = StageInput::new("sim", &[("ch0", "V")], 1000.0);
         assert_eq!(
             FirStage::new(&above, &input).err().map(|e| e.to_string()),
-            Some("`design.cutoff_hz` must be below the input's Nyquist frequency 500 Hz, got 600".to_string())
+            Some(
+                "`design.cutoff_hz` must be below the input's Nyquist frequency 500 Hz, got 600"
+                    .to_string()
+            )
         );
     }
 
     #[test]
     fn a_batch_that_does_not_match_is_rejected_without_panicking() {
-        let cfg = FirConfig { taps: Some(vec![1.0]), design: None };
+        let cfg = FirConfig {
+            taps: Some(vec![1.0]),
+            design: None,
+        };
         let input = StageInput::new("sim", &[("volts", "V")], 1000.0);
         let mut stage = FirStage::new(&cfg, &input).expect("valid");
         let mut out = Vec::new();
-        let err = stage.process(&batch_of(&[&[1.0]], 0, 1000.0), &mut out).expect_err("wrong column");
+        let err = stage
+            .process(&batch_of(&[&[1.0]], 0, 1000.0), &mut out)
+            .expect_err("wrong column");
         assert!(err.to_string().contains("column `volts`"), "{err}");
         assert!(out.is_empty());
         assert_eq!(out.first().map(|b| b.column(0).len()), None);

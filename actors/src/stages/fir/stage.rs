@@ -113,7 +113,10 @@ impl FirStage {
 
     /// The impulse response in use, oldest coefficient first.
     pub fn taps(&self) -> Vec<f64> {
-        self.filters.first().map(|f| f.taps().collect()).unwrap_or_default()
+        self.filters
+            .first()
+            .map(|f| f.taps().collect())
+            .unwrap_or_default()
     }
 }
 

@@ -21,11 +21,15 @@ mod tests {
         // Two windows of 4: [1, 2, 3, 4] and [10, 10, 10, 10]; then 2 samples left open.
         let x = [1.0, 2.0, 3.0, 4.0, 10.0, 10.0, 10.0, 10.0, 5.0, 5.0];
         let input = StageInput::new("sim", &[("ch0", "K")], 1000.0);
-        let cfg = StatsConfig { window: StatsWindow::Samples(4) };
+        let cfg = StatsConfig {
+            window: StatsWindow::Samples(4),
+        };
         let mut stage = StatsStage::new(&cfg, &input).expect("valid");
         let mut out = Vec::new();
         for (start, end) in [(0, 3), (3, 6), (6, 10)] {
-            stage.process(&batch_of(&[&x[start..end]], start as u64, 1000.0), &mut out).expect("matches");
+            stage
+                .process(&batch_of(&[&x[start..end]], start as u64, 1000.0), &mut out)
+                .expect("matches");
         }
         stage.flush(&mut out).expect("flushes");
         let col = |name: &str| out.iter().flat_map(|b| f64s(b, name)).collect::<Vec<_>>();
@@ -39,18 +43,32 @@ mod tests {
         assert_eq!(timestamps(&out), [0, 4_000_000]);
         let schema = stage.output_schema();
         assert_eq!(schema.metadata()[RATE_METADATA_KEY], "250");
-        assert!(schema.fields()[2..].iter().all(|f| field_unit(f) == Some("K")), "stats keep the unit");
+        assert!(
+            schema.fields()[2..]
+                .iter()
+                .all(|f| field_unit(f) == Some("K")),
+            "stats keep the unit"
+        );
     }
 
     #[test]
     fn std_is_exact_with_a_large_offset() {
-        let x: Vec<f64> = (0..1000).map(|i| 1e9 + if i % 2 == 0 { 1.0 } else { -1.0 }).collect();
+        let x: Vec<f64> = (0..1000)
+            .map(|i| 1e9 + if i % 2 == 0 { 1.0 } else { -1.0 })
+            .collect();
         let input = StageInput::new("sim", &[("ch0", "V")], 100.0);
-        let mut stage = StatsStage::new(&StatsConfig { window: StatsWindow::Duration(Duration::from_secs(10)) }, &input)
-            .expect("valid");
+        let mut stage = StatsStage::new(
+            &StatsConfig {
+                window: StatsWindow::Duration(Duration::from_secs(10)),
+            },
+            &input,
+        )
+        .expect("valid");
         assert_eq!(stage.window_samples(), 1000);
         let mut out = Vec::new();
-        stage.process(&batch_of(&[&x], 0, 100.0), &mut out).expect("matches");
+        stage
+            .process(&batch_of(&[&x], 0, 100.0), &mut out)
+            .expect("matches");
         assert_eq!(f64s(&out[0], "ch0_std"), [1.0]);
         assert_eq!(f64s(&out[0], "ch0_mean"), [1e9]);
     }
@@ -62,11 +80,16 @@ mod tests {
         let d: StatsConfig = serde_json::from_str(r#"{"window": "250ms"}"#).expect("parses");
         assert_eq!(d.window, StatsWindow::Duration(Duration::from_millis(250)));
         assert_eq!(
-            StatsConfig { window: StatsWindow::Samples(0) }.check(),
+            StatsConfig {
+                window: StatsWindow::Samples(0)
+            }
+            .check(),
             vec![("window", "must be at least 1 sample".to_string())]
         );
         let input = StageInput::new("sim", &[("ch0", "V")], 10.0);
-        let short = StatsConfig { window: StatsWindow::Duration(Duration::from_millis(10)) };
+        let short = StatsConfig {
+            window: StatsWindow::Duration(Duration::from_millis(10)),
+        };
         assert_eq!(
             StatsStage::new(&short, &input).err().map(|e| e.to_string()),
             Some("`window` 10ms is shorter than one sample at 10 Hz".to_string())

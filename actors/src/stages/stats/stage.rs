@@ -78,7 +78,10 @@ impl StatsStage {
         let mut fields = Vec::with_capacity(input.channels.len() * STATISTICS.len());
         for c in &input.channels {
             for stat in STATISTICS {
-                let extra = [("statistic", stat.to_string()), ("window_samples", window.to_string())];
+                let extra = [
+                    ("statistic", stat.to_string()),
+                    ("window_samples", window.to_string()),
+                ];
                 fields.push(unit_field(&format!("{}_{stat}", c.name), &c.unit, &extra));
             }
         }
@@ -140,7 +143,12 @@ impl Stage for StatsStage {
             let mut count = start;
             for &v in x {
                 if count == 0 {
-                    *acc = Accumulator { shift: v, min: f64::INFINITY, max: f64::NEG_INFINITY, ..Default::default() };
+                    *acc = Accumulator {
+                        shift: v,
+                        min: f64::INFINITY,
+                        max: f64::NEG_INFINITY,
+                        ..Default::default()
+                    };
                 }
                 let d = v - acc.shift;
                 acc.sum += d;
