@@ -1,8 +1,13 @@
 //! The FFT stage against a bare plan on the same data: realfft (what the stage uses) and a
-//! complex rustfft, at window sizes 1024 and 65536 (no overlap, 1 Mi samples per batch).
+//! complex rustfft, at window sizes 1024 and 65536 (no overlap, 1 Mi samples in all).
 //!
 //! The bare plans only copy each window into the input buffer and transform it; the stage
-//! also applies the window, computes magnitudes and builds the Arrow batch.
+//! also applies the window, computes magnitudes (or PSD) and builds the Arrow batch.
+//!
+//! - `stage`, `stage_psd`: the stage fed batches of 8,192 rows (the simulator's default batch),
+//!   as in a pipeline; windows of 65,536 samples span eight batches.
+//! - `stage_one_batch`: the whole 1 Mi samples as one batch. Its output (4 MiB of spectra)
+//!   no longer fits in cache, so this variant measures memory traffic more than the FFT.
 //!
 //! `cargo bench --bench fft -- --warm-up-time 1 --measurement-time 3`
 
@@ -27,24 +32,32 @@ fn signal() -> Vec<f64> {
         .collect()
 }
 
-fn batch(x: &[f64]) -> DataBatch {
+const BATCH_ROWS: usize = 8192;
+
+fn batch(x: &[f64], first: usize) -> DataBatch {
     let schema = with_rate(&stream_schema(&[ChannelSpec::new("ch0", "V")]), RATE);
     let n = x.len();
+    let (t0, t1) = (first as i64, (first + n) as i64);
     let batch = RecordBatch::try_new(
         schema,
         vec![
-            Arc::new(TimestampNanosecondArray::from_iter_values(0..n as i64).with_timezone("UTC")),
-            Arc::new(UInt64Array::from_iter_values(0..n as u64)),
+            Arc::new(TimestampNanosecondArray::from_iter_values(t0..t1).with_timezone("UTC")),
+            Arc::new(UInt64Array::from_iter_values(t0 as u64..t1 as u64)),
             Arc::new(Float64Array::from(x.to_vec())),
         ],
     )
     .expect("valid batch");
-    DataBatch::new("sim".into(), 0, batch)
+    DataBatch::new("sim".into(), first as u64, batch)
 }
 
 fn fft(c: &mut Criterion) {
     let x = signal();
-    let input_batch = batch(&x);
+    let whole = batch(&x, 0);
+    let batches: Vec<DataBatch> = x
+        .chunks(BATCH_ROWS)
+        .enumerate()
+        .map(|(i, c)| batch(c, i * BATCH_ROWS))
+        .collect();
     let input = StageInput::new("sim", &[("ch0", "V")], RATE);
     let mut group = c.benchmark_group("fft");
     group.sample_size(10);
@@ -56,16 +69,33 @@ fn fft(c: &mut Criterion) {
             window: Window::Hann,
             output: SpectrumOutput::Magnitude,
         };
-        let mut stage = FftStage::new(&config, &input).expect("valid");
         let mut out = Vec::new();
-        group.bench_with_input(BenchmarkId::new("stage", size), &size, |b, _| {
-            b.iter(|| {
-                stage
-                    .process(black_box(&input_batch), &mut out)
-                    .expect("matches");
-                out.clear();
-            })
-        });
+        for (name, output, inputs) in [
+            ("stage", SpectrumOutput::Magnitude, &batches[..]),
+            ("stage_psd", SpectrumOutput::Psd, &batches[..]),
+            (
+                "stage_one_batch",
+                SpectrumOutput::Magnitude,
+                std::slice::from_ref(&whole),
+            ),
+        ] {
+            let mut stage = FftStage::new(
+                &FftConfig {
+                    output,
+                    ..config.clone()
+                },
+                &input,
+            )
+            .expect("valid");
+            group.bench_with_input(BenchmarkId::new(name, size), &size, |b, _| {
+                b.iter(|| {
+                    for batch in inputs {
+                        stage.process(black_box(batch), &mut out).expect("matches");
+                        out.clear();
+                    }
+                })
+            });
+        }
 
         let plan = RealFftPlanner::<f64>::new().plan_fft_forward(size);
         let mut buf = plan.make_input_vec();

@@ -193,3 +193,89 @@ mod tests {
         assert!(serde_json::from_str::<FftConfig>(r#"{"window": "kaiser"}"#).is_err());
     }
 }
+
+/// Stage versus bare plan, interleaved so that a busy machine slows both alike. Run with
+/// `cargo test --release -p ensemble-actors --lib fft_speed -- --ignored --nocapture`.
+#[cfg(test)]
+mod speed {
+    use super::*;
+    use crate::stages::fir::tests::noise;
+    use crate::stages::test_support::batch_of;
+    use crate::stages::{Stage, StageInput, Window};
+    use realfft::RealFftPlanner;
+    use std::time::Instant;
+
+    #[test]
+    #[ignore = "timing; run in release"]
+    fn fft_speed() {
+        let x = noise(1 << 20, 3);
+        let batches: Vec<_> = x
+            .chunks(8192)
+            .enumerate()
+            .map(|(i, c)| batch_of(&[c], (i * 8192) as u64, 1e6))
+            .collect();
+        let input = StageInput::new("sim", &[("ch0", "V")], 1e6);
+        for size in [1024usize, 65536] {
+            for output in [SpectrumOutput::Magnitude, SpectrumOutput::Psd] {
+                let cfg = FftConfig {
+                    size,
+                    overlap: 0.0,
+                    window: Window::Hann,
+                    output,
+                };
+                let mut stage = FftStage::new(&cfg, &input).expect("valid");
+                let plan = RealFftPlanner::<f64>::new().plan_fft_forward(size);
+                let (mut buf, mut spec, mut scratch) = (
+                    plan.make_input_vec(),
+                    plan.make_output_vec(),
+                    plan.make_scratch_vec(),
+                );
+                let mut out = Vec::new();
+                let (mut best_stage, mut best_bare, mut best_win) = (f64::MAX, f64::MAX, f64::MAX);
+                let win = Window::Hann.coefficients(size, true);
+                for _ in 0..15 {
+                    let t = Instant::now();
+                    for b in &batches {
+                        stage.process(b, &mut out).expect("matches");
+                        out.clear();
+                    }
+                    best_stage = best_stage.min(t.elapsed().as_secs_f64());
+                    let t = Instant::now();
+                    for w in x.chunks_exact(size) {
+                        buf.copy_from_slice(w);
+                        plan.process_with_scratch(&mut buf, &mut spec, &mut scratch)
+                            .expect("sized");
+                    }
+                    std::hint::black_box(&spec);
+                    best_bare = best_bare.min(t.elapsed().as_secs_f64());
+                    let t = Instant::now();
+                    let mut mags = vec![0.0; size / 2 + 1];
+                    let mut all: Vec<f64> = Vec::with_capacity(8 * (size / 2 + 1));
+                    for w in x.chunks_exact(size) {
+                        for ((d, s), c) in buf.iter_mut().zip(w).zip(&win) {
+                            *d = s * c;
+                        }
+                        plan.process_with_scratch(&mut buf, &mut spec, &mut scratch)
+                            .expect("sized");
+                        for (m, c) in mags.iter_mut().zip(&spec) {
+                            *m = (c.re * c.re + c.im * c.im).sqrt();
+                        }
+                        if all.len() + mags.len() > all.capacity() {
+                            all.clear();
+                        }
+                        all.extend_from_slice(&mags);
+                    }
+                    std::hint::black_box(&all);
+                    best_win = best_win.min(t.elapsed().as_secs_f64());
+                }
+                eprintln!(
+                    "size {size} {output:?}: stage {:.3} ms, bare realfft {:.3} ms, ratio {:.3}, bare+window+magnitude {:.3} ms",
+                    best_stage * 1e3,
+                    best_bare * 1e3,
+                    best_stage / best_bare,
+                    best_win * 1e3
+                );
+            }
+        }
+    }
+}
