@@ -37,6 +37,11 @@ pub struct ComponentExited {
 pub enum ExitOutcome {
     /// An instrument produced its last row and ended its streams.
     InstrumentFinished,
+    /// A stage flushed after its input ended and ended its output stream.
+    StageFinished {
+        /// Rows the stage emitted in total.
+        rows: u64,
+    },
     /// A sink finished every file of every input; here is what it wrote.
     SinkFinished(SinkReport),
     /// The component failed; the text says why (it names the path, value or device involved).

@@ -4,6 +4,9 @@
 //! - [`control`]: control-plane messages (stop, flush, exit reports).
 //! - [`link`]: bounded queues between a stream and a consumer, lossless or best-effort.
 //! - [`outputs`]: a producer's fan-out of one stream to all its links.
+//! - [`stages`]: processing stages (FFT, FIR, decimation, statistics) and their actor shell.
+//! - [`pool`]: pooled column buffers handed to Arrow without a copy.
+//! - [`ring_buffer`]: a fixed-capacity ring of recent samples.
 //! - [`stats`]: counters shared between actors and the coordinator.
 //! - [`instruments`]: instruments that produce streams (the simulator first).
 //! - [`sinks`]: consumers that store streams (Parquet first).
@@ -20,5 +23,8 @@ pub mod instruments;
 pub mod link;
 pub mod outputs;
 pub mod simulator;
+pub mod pool;
+pub mod ring_buffer;
 pub mod sinks;
+pub mod stages;
 pub mod stats;

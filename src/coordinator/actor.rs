@@ -531,6 +531,8 @@ impl Handler<ComponentExited> for Coordinator {
                 }
                 self.maybe_finish();
             }
+            // Stages are not part of the graph until the stage wiring lands.
+            ExitOutcome::StageFinished { .. } => self.maybe_finish(),
             ExitOutcome::Failed(reason) if is_sink => self.sink_failed(&name, reason, false, ctx),
             ExitOutcome::Failed(reason) => self.instrument_failed(&name, reason, ctx),
         }
