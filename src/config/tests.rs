@@ -28,6 +28,13 @@ fn toml_files(dir: &str) -> Vec<PathBuf> {
     files
 }
 
+/// The profiles in `configs/instruments/`.
+fn repo_profiles() -> DirProfiles {
+    DirProfiles {
+        dirs: vec![manifest_dir().join("configs/instruments")],
+    }
+}
+
 fn read(relative: &Path) -> String {
     std::fs::read_to_string(manifest_dir().join(relative)).expect("fixture is readable")
 }
@@ -74,7 +81,7 @@ fn every_invalid_fixture_fails_with_its_expected_messages() {
             "{}: the first line must be `# expect: ...`",
             file.display()
         );
-        let errors = match compile(&file, &text) {
+        let errors = match compile_with(&file, &text, &repo_profiles()) {
             Ok(_) => panic!("{} compiled but must fail", file.display()),
             Err(errors) => errors,
         };
@@ -126,7 +133,7 @@ fn every_experiment_in_configs_compiles() {
     );
     for file in files {
         let text = read(&file);
-        if let Err(errors) = compile(&file, &text) {
+        if let Err(errors) = compile_with(&file, &text, &repo_profiles()) {
             panic!("{} must compile:\n{errors}", file.display());
         }
     }
@@ -204,7 +211,9 @@ fn defaults_are_applied() {
         instrument.supervision.restart_backoff,
         Duration::from_millis(100)
     );
-    let InstrumentKind::Sim(sim) = &instrument.kind;
+    let InstrumentKind::Sim(sim) = &instrument.kind else {
+        panic!("a sim instrument")
+    };
     assert_eq!(sim.channels, vec!["ch0".to_string()]);
     let sink = &e.sinks[0];
     assert_eq!(sink.delivery, Delivery::Lossless);
