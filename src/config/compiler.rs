@@ -489,7 +489,11 @@ fn report_serde_error(
     let keys = value::locate(&section.table, &span).unwrap_or_default();
     let mut full = path.to_string();
     for k in &keys {
-        full = join(&full, k);
+        if k.starts_with('[') {
+            full.push_str(k);
+        } else {
+            full = join(&full, k);
+        }
     }
     let message = e.message().trim();
     let message = if let Some(rest) = message.strip_prefix("unknown field `") {
@@ -526,6 +530,13 @@ fn humanize(message: &str) -> String {
         ("expected a string", "expected a string"),
     ] {
         m = m.replace(from, to);
+    }
+    if m.contains("untagged enum ParseSpec") {
+        return "must be \"number\", { regex = \"...\", group = N } or { csv = INDEX }"
+            .to_string();
+    }
+    if m.contains("untagged enum Identify") {
+        return "must be true, false or a query string".to_string();
     }
     if m.contains("untagged enum Phase") {
         return "must be a number or an array of numbers, one per channel".to_string();
