@@ -8,3 +8,7 @@ mod spine;
 mod cli;
 // Reading runs with the tools labs use (pyarrow, DuckDB), when Python has them.
 mod readers;
+// SCPI instruments against the in-process simulator: TCP, serial via socat, faults, sim serve.
+mod scpi;
+// Count, scan and grid plans: the `primary` stream, stop after the current point, throughput.
+mod plans;
