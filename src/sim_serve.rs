@@ -69,23 +69,27 @@ pub async fn serve(
         seed,
         ..Default::default()
     };
-    let (address, server): (String, std::pin::Pin<Box<dyn Future<Output = std::io::Result<()>>>>) =
-        match listen {
-            Listen::Tcp(addr) => {
-                let listener = tokio::net::TcpListener::bind(addr)
-                    .await
-                    .map_err(|source| SimServeError::Bind { addr, source })?;
-                let local = listener
-                    .local_addr()
-                    .map_err(|source| SimServeError::Bind { addr, source })?;
-                (format!("tcp://{local}"), Box::pin(serve_tcp(listener, options)))
-            }
-            Listen::Pty => {
-                let (path, server): (PathBuf, _) =
-                    serve_pty(options).map_err(SimServeError::Pty)?;
-                (format!("serial://{}", path.display()), Box::pin(server))
-            }
-        };
+    let (address, server): (
+        String,
+        std::pin::Pin<Box<dyn Future<Output = std::io::Result<()>>>>,
+    ) = match listen {
+        Listen::Tcp(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|source| SimServeError::Bind { addr, source })?;
+            let local = listener
+                .local_addr()
+                .map_err(|source| SimServeError::Bind { addr, source })?;
+            (
+                format!("tcp://{local}"),
+                Box::pin(serve_tcp(listener, options)),
+            )
+        }
+        Listen::Pty => {
+            let (path, server): (PathBuf, _) = serve_pty(options).map_err(SimServeError::Pty)?;
+            (format!("serial://{}", path.display()), Box::pin(server))
+        }
+    };
     let _ = writeln!(out, "listening on {address} (profile {profile})");
     let _ = out.flush();
     tokio::select! {

@@ -45,7 +45,13 @@ fn a_scan_writes_one_row_per_point_with_the_reached_setpoint_and_the_mean_readin
     assert_eq!(values(&batches, "meter.v"), vec![0.0, 0.5, 1.0, 1.5, 2.0]);
     assert_eq!(values(&batches, "meter.w"), vec![0.0, 0.5, 1.0, 1.5, 2.0]);
     let schema = batches[0].schema();
-    assert_eq!(schema.field_with_name("meter.v").expect("column").metadata()["unit"], "V");
+    assert_eq!(
+        schema
+            .field_with_name("meter.v")
+            .expect("column")
+            .metadata()["unit"],
+        "V"
+    );
     // The free-running stream recorded too, following the scan's offset.
     assert!(m.streams["meter"].rows > 0);
 }
@@ -107,7 +113,11 @@ fn a_stop_during_a_plan_finishes_the_current_point_and_saves_everything() {
     let m = &report.manifest;
     assert_eq!(m.status, "stopped");
     let primary = &m.streams["primary"];
-    assert!(primary.rows > 0 && primary.rows < 1000, "rows {}", primary.rows);
+    assert!(
+        primary.rows > 0 && primary.rows < 1000,
+        "rows {}",
+        primary.rows
+    );
     assert_eq!(primary.sinks["store"].rows_written, primary.rows);
     let batches = read_stream(&report.run_dir, "primary");
     assert_contiguous(&seqs(&batches), primary.rows);
@@ -169,8 +179,16 @@ inputs = ["primary"]
     let batches = read_stream(&report.run_dir, "primary");
     assert_contiguous(&seqs(&batches), 1000);
     let reached = values(&batches, "psu.voltage");
-    assert!((reached[999] - 9.99).abs() < 1e-6, "readback of the last point");
-    for column in ["psu.voltage", "psu.current", "dmm.voltage", "cryo.temperature"] {
+    assert!(
+        (reached[999] - 9.99).abs() < 1e-6,
+        "readback of the last point"
+    );
+    for column in [
+        "psu.voltage",
+        "psu.current",
+        "dmm.voltage",
+        "cryo.temperature",
+    ] {
         let v = nullable_values(&batches, column);
         assert!(v.iter().all(Option::is_some), "{column} has nulls");
     }

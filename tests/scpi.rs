@@ -153,7 +153,12 @@ fn garbage_answers_become_nulls_counted_in_the_manifest() {
     let batches = read_stream(&result.run_dir, "dmm");
     let nulls = ["voltage", "resistance"]
         .iter()
-        .map(|c| nullable_values(&batches, c).iter().filter(|v| v.is_none()).count() as u64)
+        .map(|c| {
+            nullable_values(&batches, c)
+                .iter()
+                .filter(|v| v.is_none())
+                .count() as u64
+        })
         .sum::<u64>();
     let r = report(m, "dmm");
     let parse_errors = channel_counter(&r, "parse_errors");
@@ -176,7 +181,11 @@ fn a_stalled_device_gives_timeouts_and_the_run_still_completes() {
     let r = report(m, "dmm");
     assert!(channel_counter(&r, "timeouts") > 0, "{r}");
     let batches = read_stream(&result.run_dir, "dmm");
-    assert!(nullable_values(&batches, "voltage").iter().any(Option::is_none));
+    assert!(
+        nullable_values(&batches, "voltage")
+            .iter()
+            .any(Option::is_none)
+    );
     assert_eq!(m.streams["sig"].rows, 150);
 }
 
@@ -184,7 +193,16 @@ fn a_stalled_device_gives_timeouts_and_the_run_still_completes() {
 fn sim_serve_prints_its_address_and_answers() {
     use std::io::{BufRead, BufReader, Write};
     let mut child = Command::new(ensemble_bin())
-        .args(["sim", "serve", "--profile", "psu", "--listen", "127.0.0.1:0", "--seed", "3"])
+        .args([
+            "sim",
+            "serve",
+            "--profile",
+            "psu",
+            "--listen",
+            "127.0.0.1:0",
+            "--seed",
+            "3",
+        ])
         .args(["--fault", "delay=1ms"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -205,7 +223,9 @@ fn sim_serve_prints_its_address_and_answers() {
         .expect("timeout");
     stream.write_all(b"VOLT 2.5\nVOLT?\n").expect("write");
     let mut answer = String::new();
-    BufReader::new(&stream).read_line(&mut answer).expect("answer");
+    BufReader::new(&stream)
+        .read_line(&mut answer)
+        .expect("answer");
     let _ = child.kill();
     let _ = child.wait();
     let v: f64 = answer.trim().parse().expect("a number");

@@ -19,15 +19,15 @@ use toml::de::{DeTable, DeValue};
 use ensemble_actors::instruments::scpi::ScpiInstrumentConfig;
 
 use super::error::{Diagnostics, line_col};
-use super::plan::PlanRefs;
-use super::profile::{ProfileSource, merge, shift_table};
-use crate::plan::{PRIMARY_STREAM, PointKind};
 use super::experiment::{
     Experiment, InstrumentKind, InstrumentSpec, OnFailure, Plan, SinkKind, SinkSpec, Supervision,
 };
 use super::graph::{self, Kind, Node};
+use super::plan::PlanRefs;
+use super::profile::{ProfileSource, merge, shift_table};
 use super::raw::{RawExperiment, Section};
 use super::value::{self, Span, join, quoted_list};
+use crate::plan::{PRIMARY_STREAM, PointKind};
 
 /// Known instrument `type`s.
 pub(crate) const INSTRUMENT_TYPES: &[&str] = &["sim", "scpi"];
@@ -101,7 +101,12 @@ pub(crate) fn compile(
     }
     if let (Some(Plan::Points(_)), Some(section)) = (&plan, &raw.plan) {
         // The plan's rows form the `primary` stream, which sinks may take as an input.
-        if !raw.instruments.iter().chain(&raw.sinks).any(|s| s.name == PRIMARY_STREAM) {
+        if !raw
+            .instruments
+            .iter()
+            .chain(&raw.sinks)
+            .any(|s| s.name == PRIMARY_STREAM)
+        {
             nodes.push(Node {
                 name: PRIMARY_STREAM.to_string(),
                 kind: Kind::Plan,
@@ -532,8 +537,7 @@ fn humanize(message: &str) -> String {
         m = m.replace(from, to);
     }
     if m.contains("untagged enum ParseSpec") {
-        return "must be \"number\", { regex = \"...\", group = N } or { csv = INDEX }"
-            .to_string();
+        return "must be \"number\", { regex = \"...\", group = N } or { csv = INDEX }".to_string();
     }
     if m.contains("untagged enum Identify") {
         return "must be true, false or a query string".to_string();

@@ -77,12 +77,10 @@ mod value;
 mod tests;
 
 pub use error::{ConfigError, ConfigErrors};
-pub use profile::{
-    DirProfiles, MapProfiles, NoProfiles, ProfileError, ProfileSource, ProfileText,
-};
 pub use experiment::{
     Experiment, InstrumentKind, InstrumentSpec, OnFailure, Plan, SinkKind, SinkSpec, Supervision,
 };
+pub use profile::{DirProfiles, MapProfiles, NoProfiles, ProfileError, ProfileSource, ProfileText};
 
 /// Compiles the text of an experiment file; `path` is only used to label errors.
 ///

@@ -76,7 +76,11 @@ pub(crate) fn compile_points(
         Some(v) => {
             let list = value::string_list("plan.detectors", v, d).unwrap_or_default();
             if v.get_ref().as_array().is_some_and(|a| a.is_empty()) {
-                d.at(v.span(), "plan.detectors", "must name at least one instrument");
+                d.at(
+                    v.span(),
+                    "plan.detectors",
+                    "must name at least one instrument",
+                );
             }
             list
         }
@@ -263,7 +267,12 @@ fn compile_axis(
     }
     refs.setpoints.push((text.clone(), sp.span()));
 
-    let points = match (t.get("points"), t.get("start"), t.get("stop"), t.get("steps")) {
+    let points = match (
+        t.get("points"),
+        t.get("start"),
+        t.get("stop"),
+        t.get("steps"),
+    ) {
         (Some(p), None, None, None) => {
             let ppath = format!("{path}.points");
             let DeValue::Array(items) = p.get_ref() else {
@@ -378,7 +387,10 @@ pub(crate) fn check_refs(
             let known = if settable.is_empty() {
                 "it has no [set.NAME] tables".to_string()
             } else {
-                format!("settable parameters of `{name}`: {}", quoted_list(&settable))
+                format!(
+                    "settable parameters of `{name}`: {}",
+                    quoted_list(&settable)
+                )
             };
             d.at(
                 span.clone(),

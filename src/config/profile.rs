@@ -177,7 +177,8 @@ pub(crate) fn merge<'i>(mut base: DeTable<'i>, over: DeTable<'i>) -> DeTable<'i>
         let merged = match (base.remove(key.get_ref().as_ref()), value) {
             (Some(old), new) if old.get_ref().is_table() && new.get_ref().is_table() => {
                 let span = new.span();
-                let (DeValue::Table(old), DeValue::Table(new)) = (old.into_inner(), new.into_inner())
+                let (DeValue::Table(old), DeValue::Table(new)) =
+                    (old.into_inner(), new.into_inner())
                 else {
                     unreachable!("both checked to be tables just above")
                 };
@@ -203,13 +204,30 @@ mod tests {
         let base = table("a = 1\ninit = [\"x\", \"y\"]\n[t]\nk = 1\nl = 2\n");
         let over = table("init = [\"z\"]\n[t]\nl = 3\nm = 4\n");
         let merged = merge(base, over);
-        assert_eq!(merged.get("a").and_then(|v| v.get_ref().as_integer()).map(|i| i.as_str().to_string()), Some("1".into()));
-        let init = merged.get("init").and_then(|v| v.get_ref().as_array()).expect("init");
+        assert_eq!(
+            merged
+                .get("a")
+                .and_then(|v| v.get_ref().as_integer())
+                .map(|i| i.as_str().to_string()),
+            Some("1".into())
+        );
+        let init = merged
+            .get("init")
+            .and_then(|v| v.get_ref().as_array())
+            .expect("init");
         assert_eq!(init.len(), 1);
-        let t = merged.get("t").and_then(|v| v.get_ref().as_table()).expect("t");
+        let t = merged
+            .get("t")
+            .and_then(|v| v.get_ref().as_table())
+            .expect("t");
         let keys: Vec<&str> = t.keys().map(|k| k.get_ref().as_ref()).collect();
         assert_eq!(keys, vec!["k", "l", "m"]);
-        assert_eq!(t.get("l").and_then(|v| v.get_ref().as_integer()).map(|i| i.as_str().to_string()), Some("3".into()));
+        assert_eq!(
+            t.get("l")
+                .and_then(|v| v.get_ref().as_integer())
+                .map(|i| i.as_str().to_string()),
+            Some("3".into())
+        );
     }
 
     #[test]
@@ -228,7 +246,10 @@ mod tests {
         };
         let e = source.profile("nope").expect_err("missing").to_string();
         assert!(e.contains("profile `nope` not found"), "{e}");
-        assert!(e.contains("a/nope.toml") && e.contains("b/nope.toml"), "{e}");
+        assert!(
+            e.contains("a/nope.toml") && e.contains("b/nope.toml"),
+            "{e}"
+        );
         std::fs::create_dir(dir.path().join("b")).expect("mkdir");
         std::fs::write(dir.path().join("b/yes.toml"), "x = 1").expect("write");
         assert_eq!(source.profile("yes").expect("found").text, "x = 1");

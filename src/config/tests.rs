@@ -568,13 +568,21 @@ fn meter_profile(text: &str) -> MapProfiles {
 #[test]
 fn a_profile_is_merged_under_the_instrument_table() {
     let profile = "timeout = \"2s\"\ninit = [\"*CLS\", \"CONF\"]\n[[read]]\nchannel = \"v\"\nquery = \"V?\"\nunit = \"V\"\n";
-    let e = compile_with(Path::new("t.toml"), SCPI_WITH_PROFILE, &meter_profile(profile))
-        .expect("compiles");
+    let e = compile_with(
+        Path::new("t.toml"),
+        SCPI_WITH_PROFILE,
+        &meter_profile(profile),
+    )
+    .expect("compiles");
     let InstrumentKind::Scpi(c) = &e.instruments[0].kind else {
         panic!("an scpi instrument")
     };
     assert_eq!(c.timeout, Duration::from_secs(2), "from the profile");
-    assert_eq!(c.init, vec!["*RST".to_string()], "arrays are replaced, not appended");
+    assert_eq!(
+        c.init,
+        vec!["*RST".to_string()],
+        "arrays are replaced, not appended"
+    );
     assert_eq!(c.read[0].channel, "v");
     assert_eq!(c.address, "tcp://127.0.0.1:5025");
 }
@@ -582,12 +590,20 @@ fn a_profile_is_merged_under_the_instrument_table() {
 #[test]
 fn an_error_inside_a_profile_points_into_the_profile_file() {
     let profile = "timeout = \"2s\"\n\n[[read]]\nchannel = \"v\"\nquery = \"V?\"\nunits = \"V\"\n";
-    let errors = compile_with(Path::new("t.toml"), SCPI_WITH_PROFILE, &meter_profile(profile))
-        .expect_err("unknown key in the profile");
+    let errors = compile_with(
+        Path::new("t.toml"),
+        SCPI_WITH_PROFILE,
+        &meter_profile(profile),
+    )
+    .expect_err("unknown key in the profile");
     let e = &errors.errors()[0];
     assert_eq!(e.file, PathBuf::from("meter.toml"));
     assert_eq!((e.line, e.column), (6, 1), "{e}");
-    assert!(e.message.contains("instruments.dmm.read[0].units: unknown key"), "{e}");
+    assert!(
+        e.message
+            .contains("instruments.dmm.read[0].units: unknown key"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -628,7 +644,10 @@ inputs = ["primary"]
         panic!("a point plan")
     };
     assert_eq!(p.axes[0].points, vec![0.0, 0.5, 1.0]);
-    assert_eq!((p.readings_per_point, p.settle), (4, Duration::from_millis(5)));
+    assert_eq!(
+        (p.readings_per_point, p.settle),
+        (4, Duration::from_millis(5))
+    );
     assert_eq!(p.total_points(), 3);
     assert_eq!(e.sinks[0].inputs, vec!["primary".to_string()]);
 }

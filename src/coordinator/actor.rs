@@ -281,8 +281,14 @@ impl Coordinator {
                 addr.recipient()
             }
             InstrumentKind::Scpi(cfg) => {
-                match plan_run::start_scpi(name, cfg, outputs, &stream.report, &self.plan.drivers, me)
-                {
+                match plan_run::start_scpi(
+                    name,
+                    cfg,
+                    outputs,
+                    &stream.report,
+                    &self.plan.drivers,
+                    me,
+                ) {
                     Some(stop) => stop,
                     None => return,
                 }

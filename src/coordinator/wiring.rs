@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 
 use arrow_schema::SchemaRef;
 use ensemble_actors::batch::{ChannelSpec, StreamId, stream_schema};
-use ensemble_actors::instruments::scpi::ScpiReport;
 use ensemble_actors::instruments::pacing::rows_in;
+use ensemble_actors::instruments::scpi::ScpiReport;
 use ensemble_actors::instruments::sim::SimGenerator;
 use ensemble_actors::link::{LinkReceiver, LinkSender, link};
 use ensemble_actors::outputs::Outputs;

@@ -36,8 +36,12 @@ const FLUSH_INTERVAL: Duration = Duration::from_millis(200);
 /// failure and writes nulls for that detector at that point.
 pub trait PlanTarget {
     /// Sets `instrument`'s `param` to `value`.
-    fn set(&self, instrument: &str, param: &str, value: f64)
-    -> impl Future<Output = Result<f64, String>>;
+    fn set(
+        &self,
+        instrument: &str,
+        param: &str,
+        value: f64,
+    ) -> impl Future<Output = Result<f64, String>>;
     /// Reads every channel of `instrument` now.
     fn read(&self, instrument: &str) -> impl Future<Output = Result<Vec<Option<f64>>, String>>;
 }
@@ -234,10 +238,9 @@ impl PlanExecutor {
             let timestamp = now_ns();
             sums.iter_mut().for_each(|s| *s = (0.0, 0));
             for _ in 0..rounds {
-                let reads = futures::future::join_all(
-                    self.plan.detectors.iter().map(|d| target.read(d)),
-                )
-                .await;
+                let reads =
+                    futures::future::join_all(self.plan.detectors.iter().map(|d| target.read(d)))
+                        .await;
                 let mut offset = 0;
                 for ((name, result), &w) in self
                     .plan
@@ -257,10 +260,8 @@ impl PlanExecutor {
                         }
                         Ok(values) => {
                             *report.read_failures.entry(name.clone()).or_default() += 1;
-                            report.last_read_error = Some(format!(
-                                "{name}: {} values for {w} channels",
-                                values.len()
-                            ));
+                            report.last_read_error =
+                                Some(format!("{name}: {} values for {w} channels", values.len()));
                         }
                         Err(e) => {
                             *report.read_failures.entry(name.clone()).or_default() += 1;
@@ -405,15 +406,18 @@ mod tests {
     ) -> (PlanReport, Result<(), PlanError>, Vec<RecordBatch>) {
         let stats = Arc::new(LinkStats::default());
         let (tx, rx) = link(1024, Delivery::Lossless, stats);
-        let outputs = Outputs::new(PRIMARY_STREAM.into(), vec![tx], Arc::new(StreamStats::default()));
+        let outputs = Outputs::new(
+            PRIMARY_STREAM.into(),
+            vec![tx],
+            Arc::new(StreamStats::default()),
+        );
         let (_stop_tx, stop_rx) = watch::channel(stop);
-        let (report, result) = PlanExecutor::new(p, layout(), outputs).run(target, stop_rx).await;
+        let (report, result) = PlanExecutor::new(p, layout(), outputs)
+            .run(target, stop_rx)
+            .await;
         let mut batches = Vec::new();
-        loop {
-            match rx.pop().await {
-                StreamEvent::Data(b) => batches.push((*b.batch).clone()),
-                StreamEvent::End(_) => break,
-            }
+        while let StreamEvent::Data(b) = rx.pop().await {
+            batches.push((*b.batch).clone());
         }
         (report, result, batches)
     }
@@ -427,9 +431,16 @@ mod tests {
         assert!(!report.stopped_early);
         let b = &batches[0];
         assert_eq!(b.num_rows(), 3);
-        assert_eq!(b.column(1).as_primitive::<UInt64Type>().values().to_vec(), vec![0, 1, 2]);
+        assert_eq!(
+            b.column(1).as_primitive::<UInt64Type>().values().to_vec(),
+            vec![0, 1, 2]
+        );
         let sp = b.column(2).as_primitive::<Float64Type>();
-        assert_eq!(sp.values().to_vec(), vec![1.5, 2.5, 3.5], "the reached values");
+        assert_eq!(
+            sp.values().to_vec(),
+            vec![1.5, 2.5, 3.5],
+            "the reached values"
+        );
         // Point 0 reads n = 1, 2: a = (1+1 + 1+2) / 2; b: only n = 2 gives a value.
         let a = b.column(3).as_primitive::<Float64Type>();
         assert_eq!(a.values().to_vec(), vec![2.5, 5.5, 8.5]);
@@ -446,7 +457,10 @@ mod tests {
         p.axes.push(Axis::new("x", "q", vec![7.0, 8.0, 9.0]));
         let (report, _, _) = run_plan(p, &fake, false).await;
         assert_eq!(report.points_done, 6);
-        assert_eq!(*fake.sets.borrow(), vec![1.0, 7.0, 8.0, 9.0, 2.0, 7.0, 8.0, 9.0]);
+        assert_eq!(
+            *fake.sets.borrow(),
+            vec![1.0, 7.0, 8.0, 9.0, 2.0, 7.0, 8.0, 9.0]
+        );
     }
 
     #[tokio::test]
@@ -457,7 +471,10 @@ mod tests {
         };
         let (report, result, batches) =
             run_plan(plan(vec![1.0, 2.0, 3.0, 4.0], 1), &fake, false).await;
-        assert!(matches!(result, Err(PlanError::Set { point: 2, .. })), "{result:?}");
+        assert!(
+            matches!(result, Err(PlanError::Set { point: 2, .. })),
+            "{result:?}"
+        );
         assert_eq!(report.points_done, 2);
         assert!(report.stopped_early);
         assert_eq!(batches.iter().map(RecordBatch::num_rows).sum::<usize>(), 2);

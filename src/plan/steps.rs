@@ -226,11 +226,7 @@ mod tests {
             unique.dedup();
             assert_eq!(unique.len() as u64, p.total_points(), "every point once");
             for w in pts.windows(2) {
-                let steps: usize = w[0]
-                    .iter()
-                    .zip(&w[1])
-                    .map(|(a, b)| a.abs_diff(*b))
-                    .sum();
+                let steps: usize = w[0].iter().zip(&w[1]).map(|(a, b)| a.abs_diff(*b)).sum();
                 assert_eq!(steps, 1, "{:?} → {:?}", w[0], w[1]);
             }
         }

@@ -65,7 +65,12 @@ pub(super) fn start_scpi(
     drivers: &Drivers,
     coordinator: Recipient<ComponentExited>,
 ) -> Option<Recipient<Stop>> {
-    match ScpiActor::new(name.to_string(), config.clone(), outputs, coordinator.clone()) {
+    match ScpiActor::new(
+        name.to_string(),
+        config.clone(),
+        outputs,
+        coordinator.clone(),
+    ) {
         Ok(actor) => {
             report.set_scpi(actor.report());
             let addr = actor.start();
@@ -100,8 +105,7 @@ impl Coordinator {
                 }
             }
             Plan::Points(plan) => {
-                let Some(stream) = self.streams.iter().find(|s| &*s.name == PRIMARY_STREAM)
-                else {
+                let Some(stream) = self.streams.iter().find(|s| &*s.name == PRIMARY_STREAM) else {
                     return;
                 };
                 let layout = PrimaryLayout::new(plan, &self.experiment.instruments);
@@ -111,23 +115,20 @@ impl Coordinator {
                 self.plan.stop = Some(stop);
                 let drivers = self.plan.drivers.clone();
                 let run = async move { executor.run(&drivers, stop_rx).await };
-                ctx.spawn(
-                    run.into_actor(self)
-                        .map(move |(report, result), act, ctx| {
-                            tracing::info!(
-                                run_id = %act.run.run_id,
-                                points = report.points_done,
-                                "The plan ended."
-                            );
-                            slot.set_value(serde_json::to_value(&report).unwrap_or_default());
-                            act.plan.stop = None;
-                            let reason = match result {
-                                Err(e) => StopReason::Failure(e.to_string()),
-                                Ok(()) => act.plan.pending.take().unwrap_or(StopReason::PlanEnded),
-                            };
-                            act.begin_stop(reason, ctx);
-                        }),
-                );
+                ctx.spawn(run.into_actor(self).map(move |(report, result), act, ctx| {
+                    tracing::info!(
+                        run_id = %act.run.run_id,
+                        points = report.points_done,
+                        "The plan ended."
+                    );
+                    slot.set_value(serde_json::to_value(&report).unwrap_or_default());
+                    act.plan.stop = None;
+                    let reason = match result {
+                        Err(e) => StopReason::Failure(e.to_string()),
+                        Ok(()) => act.plan.pending.take().unwrap_or(StopReason::PlanEnded),
+                    };
+                    act.begin_stop(reason, ctx);
+                }));
             }
         }
     }

@@ -119,7 +119,8 @@ impl SimAcquisition {
     async fn emit_until(&mut self, end: u64) {
         if let Some(updates) = &mut self.signal_updates {
             if updates.has_changed().unwrap_or(false) {
-                self.generator.set_signal(updates.borrow_and_update().clone());
+                self.generator
+                    .set_signal(updates.borrow_and_update().clone());
             }
         }
         while self.generator.next_seq() < end {

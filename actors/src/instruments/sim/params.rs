@@ -95,8 +95,8 @@ mod tests {
     use crate::instruments::sim::config::{Shape, SimInstrumentConfig};
 
     fn params() -> SimParams {
-        let mut cfg: SimInstrumentConfig = toml::from_str("rate_hz = 10\nchannels = [\"a\", \"b\"]")
-            .expect("valid sim config");
+        let mut cfg: SimInstrumentConfig =
+            toml::from_str("rate_hz = 10\nchannels = [\"a\", \"b\"]").expect("valid sim config");
         cfg.signal.shape = Shape::Constant;
         SimParams::new(SimGenerator::new(&cfg, 1_000_000_000, 0))
     }
@@ -109,7 +109,10 @@ mod tests {
         assert_eq!(p.set("amplitude", 0.5), Ok(0.5));
         let r = p.read_at(2_000_000_000);
         assert_eq!((r.timestamp_ns, r.values), (2_000_000_000, vec![3.0, 3.0]));
-        assert_eq!(p.set("gain", 1.0), Err(SimParamError::Unknown("gain".into())));
+        assert_eq!(
+            p.set("gain", 1.0),
+            Err(SimParamError::Unknown("gain".into()))
+        );
         assert!(matches!(
             p.set("frequency_hz", f64::NAN),
             Err(SimParamError::NotFinite { .. })
