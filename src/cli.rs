@@ -42,6 +42,36 @@ pub enum Command {
         /// The experiment file (TOML).
         file: PathBuf,
     },
+    /// The SCPI device simulator.
+    Sim {
+        /// What to do.
+        #[command(subcommand)]
+        command: SimCommand,
+    },
+}
+
+/// `ensemble sim` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum SimCommand {
+    /// Serve a simulated SCPI device until Ctrl-C; prints the address to use.
+    Serve {
+        /// TCP address to listen on, e.g. `127.0.0.1:5025` (many clients share one device).
+        #[arg(long, required_unless_present = "pty", conflicts_with = "pty")]
+        listen: Option<std::net::SocketAddr>,
+        /// Serve on a new pseudo-terminal instead (one serial client at a time).
+        #[arg(long)]
+        pty: bool,
+        /// The device: `dmm`, `psu` or `tempctl`.
+        #[arg(long, default_value = "dmm")]
+        profile: ensemble_actors::simulator::Profile,
+        /// A fault to inject (repeatable): `disconnect-after=N`, `garbage=P`, `delay=DUR`,
+        /// `stall-after=N`, or several joined by commas.
+        #[arg(long = "fault")]
+        faults: Vec<ensemble_actors::simulator::FaultSpec>,
+        /// Seed of the device noise and the fault draws.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
 }
 
 /// Parses a duration such as `10s`, `250ms` or `2m`; zero is refused.

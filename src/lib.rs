@@ -4,6 +4,8 @@
 //! - [`config`]: experiment files: parse, check all errors with positions, compile.
 //! - [`coordinator`]: builds the actor graph, supervises it, stops it in order.
 //! - [`run`]: one run end to end: run directory, manifest, coordinator, outcome.
+//! - [`plan`]: count, scan and grid plans: their points, and the executor that drives them.
+//! - [`sim_serve`]: `ensemble sim serve`, the SCPI simulator on TCP or a pseudo-terminal.
 //! - [`manifest`]: the run manifest `run.json`.
 //! - [`progress`]: the live progress display.
 //! - [`recover`]: finishing what a killed run left behind.
@@ -18,7 +20,9 @@ pub mod cli;
 pub mod config;
 pub mod coordinator;
 pub mod manifest;
+pub mod plan;
 pub mod progress;
 pub mod recover;
 pub mod run;
+pub mod sim_serve;
 pub mod summary;

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::Parser;
-use ensemble::cli::{Cli, Command};
+use ensemble::cli::{Cli, Command, SimCommand};
 use ensemble::config;
 use ensemble::coordinator::StopReason;
 use ensemble::progress::ProgressMode;
@@ -25,6 +25,16 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     match cli.command {
+        Command::Sim {
+            command:
+                SimCommand::Serve {
+                    listen,
+                    pty,
+                    profile,
+                    faults,
+                    seed,
+                },
+        } => sim_serve(listen, pty, profile, &faults, seed),
         Command::Validate { file } => match config::load(&file) {
             Ok(experiment) => {
                 print!("{}", experiment.graph_summary());
@@ -103,6 +113,46 @@ fn main() -> ExitCode {
                     ExitCode::from(1)
                 }
             }
+        }
+    }
+}
+
+/// `ensemble sim serve`: serves until SIGINT or SIGTERM.
+fn sim_serve(
+    listen: Option<std::net::SocketAddr>,
+    pty: bool,
+    profile: ensemble_actors::simulator::Profile,
+    faults: &[ensemble_actors::simulator::FaultSpec],
+    seed: u64,
+) -> ExitCode {
+    use ensemble::sim_serve::{Listen, merge_faults, serve};
+    let listen = match (listen, pty) {
+        (Some(addr), false) => Listen::Tcp(addr),
+        _ => Listen::Pty,
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let shutdown = async {
+        let signal = next_signal().await;
+        eprintln!("{signal}: the simulator stops");
+    };
+    match runtime.block_on(serve(
+        listen,
+        profile,
+        merge_faults(faults),
+        seed,
+        shutdown,
+        &mut std::io::stdout(),
+    )) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
         }
     }
 }

@@ -85,6 +85,11 @@ pub struct StreamEntry {
     pub max_queue_depth: usize,
     /// Per consuming sink: what it wrote of this stream.
     pub sinks: BTreeMap<String, StreamSinkEntry>,
+    /// The producer's own report: an SCPI instrument's session (identity, warnings, per
+    /// channel timeouts, parse errors and out-of-range answers, reconnects, gaps), or a plan's
+    /// points done and read failures.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instrument_report: Option<serde_json::Value>,
 }
 
 /// A channel's name and unit.
@@ -164,6 +169,7 @@ impl Manifest {
                     dropped_rows: view.dropped_rows(),
                     max_queue_depth: view.max_queue_depth(),
                     sinks,
+                    instrument_report: view.report.json(),
                 },
             );
         }

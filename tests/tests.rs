@@ -10,3 +10,7 @@ mod cli;
 mod readers;
 // Damage on purpose: SIGKILL and recover, signals.
 mod reliability;
+// SCPI instruments against the in-process simulator: TCP, serial via socat, faults, sim serve.
+mod scpi;
+// Count, scan and grid plans: the `primary` stream, stop after the current point, throughput.
+mod plans;

@@ -126,3 +126,60 @@ pub fn external_available(what: &str, available: bool) -> bool {
 pub fn ensemble_bin() -> &'static str {
     env!("CARGO_BIN_EXE_ensemble")
 }
+
+/// Compiles an experiment that may name profiles (from `configs/instruments/`), writing its
+/// runs under `output`.
+pub fn experiment_with_profiles(text: &str, output: &Path) -> Experiment {
+    let profiles = ensemble::config::DirProfiles {
+        dirs: vec![Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/instruments")],
+    };
+    let mut e = match ensemble::config::compile_with(Path::new("test.toml"), text, &profiles) {
+        Ok(e) => e,
+        Err(errors) => panic!("test experiment does not compile:\n{errors}"),
+    };
+    e.output = output.to_path_buf();
+    e
+}
+
+/// Starts the SCPI simulator in-process on `127.0.0.1:0`, on its own thread and runtime, and
+/// returns its port. It serves until the test process ends.
+pub fn spawn_simulator(options: ensemble_actors::simulator::SimulatorOptions) -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    let port = listener.local_addr().expect("local addr").port();
+    listener.set_nonblocking(true).expect("nonblocking");
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
+            let _ = ensemble_actors::simulator::serve_tcp(listener, options).await;
+        });
+    });
+    port
+}
+
+/// Simulator options for a profile with faults.
+pub fn sim_options(profile: &str, faults: &str) -> ensemble_actors::simulator::SimulatorOptions {
+    ensemble_actors::simulator::SimulatorOptions {
+        profile: profile.parse().expect("known profile"),
+        faults: ensemble_actors::simulator::FaultSpec::parse(faults).expect("valid faults"),
+        seed: 7,
+        ..Default::default()
+    }
+}
+
+/// A Float64 column of all batches, concatenated, nulls kept.
+pub fn nullable_values(batches: &[RecordBatch], column: &str) -> Vec<Option<f64>> {
+    batches
+        .iter()
+        .flat_map(|b| {
+            b.column_by_name(column)
+                .unwrap_or_else(|| panic!("column {column}"))
+                .as_primitive::<Float64Type>()
+                .iter()
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}

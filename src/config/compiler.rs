@@ -16,22 +16,25 @@ use serde::de::IntoDeserializer;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
+use ensemble_actors::instruments::scpi::ScpiInstrumentConfig;
+
 use super::error::{Diagnostics, line_col};
 use super::experiment::{
     Experiment, InstrumentKind, InstrumentSpec, OnFailure, Plan, SinkKind, SinkSpec, Supervision,
 };
 use super::graph::{self, Kind, Node};
+use super::plan::PlanRefs;
+use super::profile::{ProfileSource, merge, shift_table};
 use super::raw::{RawExperiment, Section};
 use super::value::{self, Span, join, quoted_list};
+use crate::plan::{PRIMARY_STREAM, PointKind};
 
 /// Known instrument `type`s.
-pub(crate) const INSTRUMENT_TYPES: &[&str] = &["sim"];
+pub(crate) const INSTRUMENT_TYPES: &[&str] = &["sim", "scpi"];
 /// Known sink `type`s.
 pub(crate) const SINK_TYPES: &[&str] = &["parquet"];
 /// Plan types that exist now.
-pub(crate) const PLAN_TYPES: &[&str] = &["stream"];
-/// Plan types that are reserved for later.
-pub(crate) const FUTURE_PLAN_TYPES: &[&str] = &["count", "scan", "grid"];
+pub(crate) const PLAN_TYPES: &[&str] = &["stream", "count", "scan", "grid"];
 /// Keys of `[experiment]`.
 pub(crate) const EXPERIMENT_KEYS: &[&str] = &[
     "name",
@@ -59,9 +62,19 @@ const DEFAULT_GRACE_PERIOD: Duration = Duration::from_secs(10);
 const DEFAULT_QUEUE_BATCHES: usize = 16;
 
 /// Compiles `text`; returns `Some` exactly when nothing was reported to `d`.
-pub(crate) fn compile(path: &Path, text: &str, d: &mut Diagnostics) -> Option<Experiment> {
+///
+/// `profiles` supplies the tables named by `profile` keys.
+pub(crate) fn compile(
+    path: &Path,
+    text: &str,
+    profiles: &dyn ProfileSource,
+    d: &mut Diagnostics,
+) -> Option<Experiment> {
     let raw = RawExperiment::parse(text, d)?;
-    let plan = compile_plan(raw.plan.as_ref(), d);
+    let (plan, plan_refs) = match compile_plan(raw.plan.as_ref(), d) {
+        Some((plan, refs)) => (Some(plan), refs),
+        None => (None, None),
+    };
     let header = if raw.experiment_given || raw.experiment.is_some() {
         raw.experiment
             .as_ref()
@@ -80,7 +93,27 @@ pub(crate) fn compile(path: &Path, text: &str, d: &mut Diagnostics) -> Option<Ex
             span: section.key.clone(),
             inputs: Vec::new(),
         });
-        instruments.extend(compile_instrument(section, d));
+        instruments.extend(compile_instrument(section, profiles, d));
+    }
+    if let (Some(Plan::Points(points)), Some(refs)) = (&plan, &plan_refs) {
+        let names: Vec<String> = raw.instruments.iter().map(|s| s.name.clone()).collect();
+        super::plan::check_refs(points, refs, &instruments, &names, d);
+    }
+    if let (Some(Plan::Points(_)), Some(section)) = (&plan, &raw.plan) {
+        // The plan's rows form the `primary` stream, which sinks may take as an input.
+        if !raw
+            .instruments
+            .iter()
+            .chain(&raw.sinks)
+            .any(|s| s.name == PRIMARY_STREAM)
+        {
+            nodes.push(Node {
+                name: PRIMARY_STREAM.to_string(),
+                kind: Kind::Plan,
+                span: section.key.clone(),
+                inputs: Vec::new(),
+            });
+        }
     }
     for section in &raw.stages {
         check_name("stages", section, d);
@@ -201,6 +234,8 @@ fn compile_header(
         });
     let duration = match t.get("duration") {
         Some(v) => value::duration("experiment.duration", v, false, d),
+        // A point plan ends when its points are done; `duration` is not used.
+        None if matches!(plan, Some(Plan::Points(_))) => Some(Duration::ZERO),
         None => {
             if plan == Some(&Plan::Stream) {
                 d.at(
@@ -249,9 +284,12 @@ fn compile_header(
     })
 }
 
-fn compile_plan(section: Option<&Section<'_>>, d: &mut Diagnostics) -> Option<Plan> {
+fn compile_plan(
+    section: Option<&Section<'_>>,
+    d: &mut Diagnostics,
+) -> Option<(Plan, Option<PlanRefs>)> {
     let Some(section) = section else {
-        return Some(Plan::Stream);
+        return Some((Plan::Stream, None));
     };
     let Some(ty) = section.table.get("type") else {
         d.at(
@@ -266,27 +304,24 @@ fn compile_plan(section: Option<&Section<'_>>, d: &mut Diagnostics) -> Option<Pl
         "stream" => {
             let before = d.len();
             value::reject_unknown_keys(&section.table, "plan", &["type"], d);
-            (d.len() == before).then_some(Plan::Stream)
+            (d.len() == before).then_some((Plan::Stream, None))
         }
-        future if FUTURE_PLAN_TYPES.contains(&future) => {
-            d.at(
-                ty.span(),
-                "plan.type",
-                format!(
-                    "the `{future}` plan type is not available yet; only `stream` is (leave out \
-                     [plan] to stream for the experiment's duration)"
-                ),
-            );
-            None
+        points @ ("count" | "scan" | "grid") => {
+            let kind = match points {
+                "count" => PointKind::Count,
+                "scan" => PointKind::Scan,
+                _ => PointKind::Grid,
+            };
+            let (plan, refs) = super::plan::compile_points(section, kind, d)?;
+            Some((Plan::Points(plan), Some(refs)))
         }
         other => {
             d.at(
                 ty.span(),
                 "plan.type",
                 format!(
-                    "unknown plan type `{other}`; known plan types: {} ({} are planned)",
-                    quoted_list(PLAN_TYPES),
-                    quoted_list(FUTURE_PLAN_TYPES)
+                    "unknown plan type `{other}`; known plan types: {}",
+                    quoted_list(PLAN_TYPES)
                 ),
             );
             None
@@ -296,6 +331,15 @@ fn compile_plan(section: Option<&Section<'_>>, d: &mut Diagnostics) -> Option<Pl
 
 /// Component names become stream and directory names: keep them plain.
 fn check_name(section_name: &str, section: &Section<'_>, d: &mut Diagnostics) {
+    if section.name == PRIMARY_STREAM {
+        d.at(
+            section.key.clone(),
+            &join(section_name, &section.name),
+            "the name `primary` is reserved for the stream a count, scan or grid plan writes; \
+             choose another name",
+        );
+        return;
+    }
     let ok = !section.name.is_empty()
         && section
             .name
@@ -396,6 +440,12 @@ impl Checked for SimInstrumentConfig {
     }
 }
 
+impl Checked for ScpiInstrumentConfig {
+    fn problems(&self) -> Vec<(&'static str, String)> {
+        self.check()
+    }
+}
+
 impl Checked for ParquetSinkConfig {
     fn problems(&self) -> Vec<(&'static str, String)> {
         self.check()
@@ -444,7 +494,11 @@ fn report_serde_error(
     let keys = value::locate(&section.table, &span).unwrap_or_default();
     let mut full = path.to_string();
     for k in &keys {
-        full = join(&full, k);
+        if k.starts_with('[') {
+            full.push_str(k);
+        } else {
+            full = join(&full, k);
+        }
     }
     let message = e.message().trim();
     let message = if let Some(rest) = message.strip_prefix("unknown field `") {
@@ -482,13 +536,23 @@ fn humanize(message: &str) -> String {
     ] {
         m = m.replace(from, to);
     }
+    if m.contains("untagged enum ParseSpec") {
+        return "must be \"number\", { regex = \"...\", group = N } or { csv = INDEX }".to_string();
+    }
+    if m.contains("untagged enum Identify") {
+        return "must be true, false or a query string".to_string();
+    }
     if m.contains("untagged enum Phase") {
         return "must be a number or an array of numbers, one per channel".to_string();
     }
     m
 }
 
-fn compile_instrument(section: &Section<'_>, d: &mut Diagnostics) -> Option<InstrumentSpec> {
+fn compile_instrument(
+    section: &Section<'_>,
+    profiles: &dyn ProfileSource,
+    d: &mut Diagnostics,
+) -> Option<InstrumentSpec> {
     let path = join("instruments", &section.name);
     let before = d.len();
     let mut rest = section.table.clone();
@@ -499,6 +563,7 @@ fn compile_instrument(section: &Section<'_>, d: &mut Diagnostics) -> Option<Inst
     let kind = match ty.as_deref() {
         Some("sim") => component_config::<SimInstrumentConfig>(section, rest, &path, &common, d)
             .map(InstrumentKind::Sim),
+        Some("scpi") => compile_scpi(section, rest, &path, profiles, d).map(InstrumentKind::Scpi),
         _ => None,
     };
     if d.len() != before {
@@ -595,4 +660,75 @@ fn compile_sink(
         supervision,
     });
     (spec, inputs)
+}
+
+/// An SCPI instrument: its `profile` (if named) merged under its own keys, then compiled like
+/// any component. Values that come from the profile are reported in the profile's file.
+fn compile_scpi(
+    section: &Section<'_>,
+    mut rest: DeTable<'_>,
+    path: &str,
+    profiles: &dyn ProfileSource,
+    d: &mut Diagnostics,
+) -> Option<ScpiInstrumentConfig> {
+    let mut common: Vec<&str> = vec!["type", "profile"];
+    common.extend_from_slice(SUPERVISION_KEYS);
+    let Some(profile_value) = rest.remove("profile") else {
+        return component_config::<ScpiInstrumentConfig>(section, rest, path, &common, d);
+    };
+    let key = format!("{path}.profile");
+    let name = value::non_empty_string(&key, &profile_value, d)?;
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        d.at(
+            profile_value.span(),
+            &key,
+            format!("`{name}` must be a plain name (letters, digits, `_`, `-`), not a path"),
+        );
+        return None;
+    }
+    let profile = match profiles.profile(&name) {
+        Ok(p) => p,
+        Err(e) => {
+            d.at(profile_value.span(), &key, e);
+            return None;
+        }
+    };
+    let (parsed, errors) = DeTable::parse_recoverable(&profile.text);
+    if !errors.is_empty() {
+        let first = errors
+            .first()
+            .map(|e| e.message().trim().to_string())
+            .unwrap_or_default();
+        d.at(
+            profile_value.span(),
+            &key,
+            format!(
+                "profile `{name}` ({}) is not valid TOML: {first}",
+                profile.path.display()
+            ),
+        );
+        return None;
+    }
+    let base = d.add_source(profile.path.clone(), profile.text.clone());
+    let mut profile_table = shift_table(parsed.into_inner(), base);
+    for reserved in ["type", "profile"] {
+        if let Some(v) = profile_table.remove(reserved) {
+            d.at(
+                v.span(),
+                &format!("{path}.{reserved}"),
+                format!("a profile may not set `{reserved}`"),
+            );
+        }
+    }
+    let merged = merge(profile_table, rest);
+    let merged_section = Section {
+        name: section.name.clone(),
+        key: section.key.clone(),
+        span: section.span.clone(),
+        table: merged.clone(),
+    };
+    component_config::<ScpiInstrumentConfig>(&merged_section, merged, path, &common, d)
 }

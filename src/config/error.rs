@@ -84,7 +84,13 @@ impl ConfigErrors {
 #[derive(Debug, Default)]
 pub(crate) struct Diagnostics {
     items: Vec<(usize, String)>,
+    /// Other files whose values were merged in (profiles): each at a base offset beyond the
+    /// experiment's text, so their spans can be told apart and traced back.
+    sources: Vec<(usize, std::path::PathBuf, String)>,
 }
+
+/// Offset of the first other file; far beyond any experiment file.
+const FIRST_SOURCE_BASE: usize = 1 << 40;
 
 impl Diagnostics {
     /// Records a problem at the start of `span`.
@@ -107,23 +113,49 @@ impl Diagnostics {
         self.items.is_empty()
     }
 
+    /// Registers another file (a profile) whose values carry spans shifted by the returned base.
+    pub(crate) fn add_source(&mut self, path: std::path::PathBuf, text: String) -> usize {
+        let base = self
+            .sources
+            .last()
+            .map_or(FIRST_SOURCE_BASE, |(b, _, t)| b + t.len() + 1);
+        self.sources.push((base, path, text));
+        base
+    }
+
     /// Converts offsets to lines and columns and sorts by position (stable: same-position
-    /// errors keep the order they were found in). Identical errors are reported once.
+    /// errors keep the order they were found in); errors in the experiment file come first,
+    /// then those in profiles. Identical errors are reported once.
     pub(crate) fn into_errors(self, file: &Path, text: &str) -> Vec<ConfigError> {
-        let mut errors: Vec<ConfigError> = self
+        let sources = self.sources;
+        let mut errors: Vec<(usize, ConfigError)> = self
             .items
             .into_iter()
             .map(|(offset, message)| {
-                let (line, column) = line_col(text, offset);
-                ConfigError {
-                    file: file.to_path_buf(),
-                    line,
-                    column,
-                    message,
-                }
+                let source = sources
+                    .iter()
+                    .enumerate()
+                    .rev()
+                    .find(|(_, (base, _, _))| offset >= *base);
+                let (index, file, (line, column)) = match source {
+                    Some((i, (base, path, source_text))) => {
+                        (i + 1, path.clone(), line_col(source_text, offset - base))
+                    }
+                    None => (0, file.to_path_buf(), line_col(text, offset)),
+                };
+                (
+                    index,
+                    ConfigError {
+                        file,
+                        line,
+                        column,
+                        message,
+                    },
+                )
             })
             .collect();
-        errors.sort_by_key(|e| (e.line, e.column));
+        errors.sort_by_key(|(i, e)| (*i, e.line, e.column));
+        let mut errors: Vec<ConfigError> = errors.into_iter().map(|(_, e)| e).collect();
         errors.dedup();
         errors
     }

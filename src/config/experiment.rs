@@ -4,7 +4,10 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use ensemble_actors::instruments::scpi::ScpiInstrumentConfig;
 use ensemble_actors::instruments::sim::SimInstrumentConfig;
+
+use crate::plan::PointPlan;
 use ensemble_actors::link::Delivery;
 use ensemble_actors::sinks::parquet::ParquetSinkConfig;
 
@@ -44,6 +47,9 @@ pub struct Experiment {
 pub enum Plan {
     /// Every instrument streams for the experiment's duration.
     Stream,
+    /// `count`, `scan` or `grid`: visit points, one row of the `primary` stream each, then end.
+    /// Every instrument also streams freely until the plan ends.
+    Points(PointPlan),
 }
 
 /// One `[instruments.NAME]` table.
@@ -62,6 +68,8 @@ pub struct InstrumentSpec {
 pub enum InstrumentKind {
     /// `type = "sim"`.
     Sim(SimInstrumentConfig),
+    /// `type = "scpi"` (after merging its `profile`, if any).
+    Scpi(ScpiInstrumentConfig),
 }
 
 /// One `[sinks.NAME]` table.

@@ -18,6 +18,8 @@ pub(crate) enum Kind {
     Stage,
     /// Consumes streams; produces none, so it cannot be an input.
     Sink,
+    /// The `primary` stream of a count, scan or grid plan: produces a stream; has no inputs.
+    Plan,
 }
 
 impl Kind {
@@ -27,6 +29,7 @@ impl Kind {
             Kind::Instrument => "instruments",
             Kind::Stage => "stages",
             Kind::Sink => "sinks",
+            Kind::Plan => "plan",
         }
     }
 }

@@ -49,10 +49,17 @@
 //! );
 //! ```
 //!
+//! # Profiles
+//!
+//! An `scpi` instrument may name a `profile`: a table in `instruments/NAME.toml` that its own
+//! keys override (tables merge key by key; arrays and other values replace). Finding it reads a
+//! file, so it comes from a [`ProfileSource`] the caller passes to [`compile_with`]; [`load`]
+//! looks in the experiment file's `instruments/` directory, then in `configs/instruments/`.
+//! [`compile`] has no profiles.
+//!
 //! # Not supported yet
 //!
-//! `[stages.NAME]` tables and plan types other than `stream` are reserved: they are reported
-//! as errors saying so.
+//! `[stages.NAME]` tables are reserved: they are reported as errors saying so.
 
 use std::path::Path;
 
@@ -60,6 +67,8 @@ mod compiler;
 mod error;
 mod experiment;
 mod graph;
+mod plan;
+mod profile;
 mod raw;
 mod summary;
 mod value;
@@ -71,14 +80,26 @@ pub use error::{ConfigError, ConfigErrors};
 pub use experiment::{
     Experiment, InstrumentKind, InstrumentSpec, OnFailure, Plan, SinkKind, SinkSpec, Supervision,
 };
+pub use profile::{DirProfiles, MapProfiles, NoProfiles, ProfileError, ProfileSource, ProfileText};
 
 /// Compiles the text of an experiment file; `path` is only used to label errors.
 ///
 /// Pure: reads nothing, opens no device. On failure, returns every problem found, sorted by
-/// position (see [`ConfigErrors`]).
+/// position (see [`ConfigErrors`]). An instrument that names a `profile` is an error here: use
+/// [`compile_with`] or [`load`].
 pub fn compile(path: &Path, text: &str) -> Result<Experiment, ConfigErrors> {
+    compile_with(path, text, &NoProfiles)
+}
+
+/// Compiles the text of an experiment file, taking the profiles that instruments name from
+/// `profiles`. Otherwise as [`compile`]; errors inside a profile point into the profile's file.
+pub fn compile_with(
+    path: &Path,
+    text: &str,
+    profiles: &dyn ProfileSource,
+) -> Result<Experiment, ConfigErrors> {
     let mut diagnostics = error::Diagnostics::default();
-    let experiment = compiler::compile(path, text, &mut diagnostics);
+    let experiment = compiler::compile(path, text, profiles, &mut diagnostics);
     let mut errors = diagnostics.into_errors(path, text);
     match experiment {
         Some(experiment) if errors.is_empty() => Ok(experiment),
@@ -100,12 +121,12 @@ pub fn compile(path: &Path, text: &str) -> Result<Experiment, ConfigErrors> {
     }
 }
 
-/// Reads and compiles an experiment file.
+/// Reads and compiles an experiment file, with profiles from [`DirProfiles::for_experiment`].
 ///
 /// A file that cannot be read gives a single error, `FILE: cannot read: reason`.
 pub fn load(path: &Path) -> Result<Experiment, ConfigErrors> {
     match std::fs::read_to_string(path) {
-        Ok(text) => compile(path, &text),
+        Ok(text) => compile_with(path, &text, &DirProfiles::for_experiment(path)),
         Err(e) => Err(ConfigErrors::new(vec![ConfigError {
             file: path.to_path_buf(),
             line: 0,

@@ -25,14 +25,31 @@ impl Experiment {
     /// ```
     pub fn graph_summary(&self) -> String {
         let mut out = String::new();
-        let plan = match self.plan {
-            Plan::Stream => "stream",
+        let plan = match &self.plan {
+            Plan::Stream => format!("stream for {}", humantime::format_duration(self.duration)),
+            Plan::Points(p) => {
+                let axes: Vec<String> = p
+                    .axes
+                    .iter()
+                    .map(|a| format!("{} ({} values)", a.column(), a.points.len()))
+                    .collect();
+                let over = if axes.is_empty() {
+                    String::new()
+                } else {
+                    format!(" over {}", axes.join(" × "))
+                };
+                format!(
+                    "{} of {} points{over}, reading {} → primary",
+                    p.kind.name(),
+                    p.total_points(),
+                    p.detectors.join(", ")
+                )
+            }
         };
         let _ = writeln!(
             out,
-            "experiment  {}: {plan} for {}, output to {}/",
+            "experiment  {}: {plan}, output to {}/",
             self.name,
-            humantime::format_duration(self.duration),
             self.output.display()
         );
         if let Some(description) = &self.description {
@@ -54,6 +71,14 @@ impl Experiment {
                     format_rate(c.rate_hz),
                     format!("{} ch", c.channels.len()),
                     c.unit.clone(),
+                    feeds,
+                ],
+                InstrumentKind::Scpi(c) => vec![
+                    instrument.name.clone(),
+                    "scpi".to_string(),
+                    format!("every {}", humantime::format_duration(c.poll_interval)),
+                    format!("{} ch", c.read.len()),
+                    c.address.clone(),
                     feeds,
                 ],
             };

@@ -28,6 +28,13 @@ fn toml_files(dir: &str) -> Vec<PathBuf> {
     files
 }
 
+/// The profiles in `configs/instruments/`.
+fn repo_profiles() -> DirProfiles {
+    DirProfiles {
+        dirs: vec![manifest_dir().join("configs/instruments")],
+    }
+}
+
 fn read(relative: &Path) -> String {
     std::fs::read_to_string(manifest_dir().join(relative)).expect("fixture is readable")
 }
@@ -74,7 +81,7 @@ fn every_invalid_fixture_fails_with_its_expected_messages() {
             "{}: the first line must be `# expect: ...`",
             file.display()
         );
-        let errors = match compile(&file, &text) {
+        let errors = match compile_with(&file, &text, &repo_profiles()) {
             Ok(_) => panic!("{} compiled but must fail", file.display()),
             Err(errors) => errors,
         };
@@ -126,7 +133,7 @@ fn every_experiment_in_configs_compiles() {
     );
     for file in files {
         let text = read(&file);
-        if let Err(errors) = compile(&file, &text) {
+        if let Err(errors) = compile_with(&file, &text, &repo_profiles()) {
             panic!("{} must compile:\n{errors}", file.display());
         }
     }
@@ -204,7 +211,9 @@ fn defaults_are_applied() {
         instrument.supervision.restart_backoff,
         Duration::from_millis(100)
     );
-    let InstrumentKind::Sim(sim) = &instrument.kind;
+    let InstrumentKind::Sim(sim) = &instrument.kind else {
+        panic!("a sim instrument")
+    };
     assert_eq!(sim.channels, vec!["ch0".to_string()]);
     let sink = &e.sinks[0];
     assert_eq!(sink.delivery, Delivery::Lossless);
@@ -538,4 +547,107 @@ fn graph_summary_shows_components_and_links() {
         summary.contains("archive  parquet  ← scope  best effort  uncompressed"),
         "{summary}"
     );
+}
+
+const SCPI_WITH_PROFILE: &str = r#"
+[experiment]
+name = "p"
+duration = "1s"
+
+[instruments.dmm]
+type = "scpi"
+profile = "meter"
+address = "tcp://127.0.0.1:5025"
+init = ["*RST"]
+"#;
+
+fn meter_profile(text: &str) -> MapProfiles {
+    MapProfiles([("meter".to_string(), text.to_string())].into())
+}
+
+#[test]
+fn a_profile_is_merged_under_the_instrument_table() {
+    let profile = "timeout = \"2s\"\ninit = [\"*CLS\", \"CONF\"]\n[[read]]\nchannel = \"v\"\nquery = \"V?\"\nunit = \"V\"\n";
+    let e = compile_with(
+        Path::new("t.toml"),
+        SCPI_WITH_PROFILE,
+        &meter_profile(profile),
+    )
+    .expect("compiles");
+    let InstrumentKind::Scpi(c) = &e.instruments[0].kind else {
+        panic!("an scpi instrument")
+    };
+    assert_eq!(c.timeout, Duration::from_secs(2), "from the profile");
+    assert_eq!(
+        c.init,
+        vec!["*RST".to_string()],
+        "arrays are replaced, not appended"
+    );
+    assert_eq!(c.read[0].channel, "v");
+    assert_eq!(c.address, "tcp://127.0.0.1:5025");
+}
+
+#[test]
+fn an_error_inside_a_profile_points_into_the_profile_file() {
+    let profile = "timeout = \"2s\"\n\n[[read]]\nchannel = \"v\"\nquery = \"V?\"\nunits = \"V\"\n";
+    let errors = compile_with(
+        Path::new("t.toml"),
+        SCPI_WITH_PROFILE,
+        &meter_profile(profile),
+    )
+    .expect_err("unknown key in the profile");
+    let e = &errors.errors()[0];
+    assert_eq!(e.file, PathBuf::from("meter.toml"));
+    assert_eq!((e.line, e.column), (6, 1), "{e}");
+    assert!(
+        e.message
+            .contains("instruments.dmm.read[0].units: unknown key"),
+        "{e}"
+    );
+}
+
+#[test]
+fn compile_without_a_profile_source_says_why_a_profile_fails() {
+    let errors = messages(SCPI_WITH_PROFILE);
+    assert!(
+        errors[0].contains("instruments.dmm.profile: profile `meter` cannot be read here"),
+        "{errors:?}"
+    );
+}
+
+#[test]
+fn a_scan_compiles_to_its_points_and_primary_is_an_input() {
+    let text = r#"
+[experiment]
+name = "s"
+
+[instruments.meter]
+type = "sim"
+rate_hz = 10
+
+[plan]
+type = "scan"
+setpoint = "meter.offset"
+start = 0
+stop = 1
+steps = 3
+readings_per_point = 4
+settle = "5ms"
+detectors = ["meter"]
+
+[sinks.store]
+type = "parquet"
+inputs = ["primary"]
+"#;
+    let e = compile_str(text).expect("compiles");
+    let Plan::Points(p) = &e.plan else {
+        panic!("a point plan")
+    };
+    assert_eq!(p.axes[0].points, vec![0.0, 0.5, 1.0]);
+    assert_eq!(
+        (p.readings_per_point, p.settle),
+        (4, Duration::from_millis(5))
+    );
+    assert_eq!(p.total_points(), 3);
+    assert_eq!(e.sinks[0].inputs, vec!["primary".to_string()]);
 }

@@ -295,6 +295,18 @@ pub(crate) fn locate(table: &DeTable<'_>, span: &Span) -> Option<Vec<String>> {
                 return Some(path);
             }
         }
+        // Arrays of tables (`[[read]]`): the element's index as its own `[i]` part.
+        if let DeValue::Array(items) = value.get_ref() {
+            for (i, item) in items.iter().enumerate() {
+                if let DeValue::Table(inner) = item.get_ref() {
+                    if let Some(mut path) = locate(inner, span) {
+                        path.insert(0, format!("[{i}]"));
+                        path.insert(0, key.get_ref().to_string());
+                        return Some(path);
+                    }
+                }
+            }
+        }
     }
     for (key, value) in table {
         if inside(key.span()) || inside(value.span()) {

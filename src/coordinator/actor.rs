@@ -18,6 +18,8 @@ use ensemble_actors::sinks::parquet::{ParquetSinkActor, SinkContext, SinkInput, 
 use tokio::sync::oneshot;
 
 use super::restarts::{RestartDecision, RestartTracker};
+
+mod plan_run;
 use super::wiring::StreamPlan;
 use crate::config::{Experiment, InstrumentKind, InstrumentSpec, OnFailure, SinkKind};
 
@@ -43,6 +45,9 @@ pub enum StopReason {
     Requested(String),
     /// Something failed: status `failed`.
     Failure(String),
+    /// The plan ended (a stream plan's duration passed, or a point plan's last point is done):
+    /// status `completed`.
+    PlanEnded,
 }
 
 /// Sent to the coordinator to stop the run gracefully.
@@ -133,6 +138,9 @@ pub struct Coordinator {
     events: Vec<RunEvent>,
     outcome: Option<oneshot::Sender<RunOutcome>>,
     stop_started: Option<Instant>,
+    /// Plan support (see `plan_run`): running instruments for the executor, its stop flag, and
+    /// a stop requested while it finishes its current point.
+    plan: plan_run::PlanState,
 }
 
 impl Coordinator {
@@ -185,6 +193,7 @@ impl Coordinator {
             events: Vec::new(),
             outcome: Some(outcome),
             stop_started: None,
+            plan: plan_run::PlanState::default(),
         }
     }
 
@@ -265,9 +274,24 @@ impl Coordinator {
                     stream.expected_rows,
                     outputs,
                 );
-                SimInstrumentActor::new(name.to_string(), acquisition, me)
-                    .start()
-                    .recipient()
+                let addr = SimInstrumentActor::new(name.to_string(), acquisition, me).start();
+                self.plan
+                    .drivers
+                    .insert(name, crate::plan::Driver::Sim(addr.clone()));
+                addr.recipient()
+            }
+            InstrumentKind::Scpi(cfg) => {
+                match plan_run::start_scpi(
+                    name,
+                    cfg,
+                    outputs,
+                    &stream.report,
+                    &self.plan.drivers,
+                    me,
+                ) {
+                    Some(stop) => stop,
+                    None => return,
+                }
             }
         };
         slot.stop = Some(stop);
@@ -344,7 +368,7 @@ impl Coordinator {
         match (&self.stopping, &reason) {
             (None, _) => {}
             // A failure during a requested stop still makes the run a failure.
-            (Some(StopReason::Requested(_)), StopReason::Failure(_)) => {
+            (Some(StopReason::Requested(_) | StopReason::PlanEnded), StopReason::Failure(_)) => {
                 self.stopping = Some(reason);
                 return;
             }
@@ -352,6 +376,7 @@ impl Coordinator {
         }
         tracing::info!(run_id = %self.run.run_id, "Stopping: {reason:?}.");
         self.stopping = Some(reason);
+        self.plan.stop_executor();
         self.stop_started = Some(Instant::now());
         let mut to_end = Vec::new();
         for (name, slot) in &mut self.instruments {
@@ -472,6 +497,7 @@ impl Coordinator {
             None => (RunStatus::Completed, None),
             Some(StopReason::Requested(r)) => (RunStatus::Stopped, Some(r.clone())),
             Some(StopReason::Failure(r)) => (RunStatus::Failed, Some(r.clone())),
+            Some(StopReason::PlanEnded) => (RunStatus::Completed, None),
         };
         let sinks = self
             .sinks
@@ -506,6 +532,7 @@ impl Actor for Coordinator {
             self.start_instrument(&name, ctx);
         }
         ctx.run_interval(SUPERVISION_TICK, |act, ctx| act.supervise(ctx));
+        self.start_plan(ctx);
         self.maybe_finish();
     }
 }
@@ -543,6 +570,9 @@ impl Handler<StopRun> for Coordinator {
     type Result = ();
 
     fn handle(&mut self, msg: StopRun, ctx: &mut Self::Context) {
+        if self.plan.defer_stop(&msg.0) {
+            return;
+        }
         self.begin_stop(msg.0, ctx);
     }
 }

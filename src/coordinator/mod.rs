@@ -13,4 +13,4 @@ pub use actor::{
     Coordinator, RunContext, RunEvent, RunOutcome, RunStatus, SinkOutcome, StopReason, StopRun,
 };
 pub use restarts::{RestartDecision, RestartTracker};
-pub use wiring::{LinkPlan, StreamPlan, StreamView, plan_streams};
+pub use wiring::{LinkPlan, ReportSlot, StreamPlan, StreamView, plan_streams};

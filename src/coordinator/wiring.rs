@@ -4,17 +4,19 @@
 //! can read the counters from the first moment, and a restarted component finds its stream and
 //! links where it left them.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use arrow_schema::SchemaRef;
-use ensemble_actors::batch::{ChannelSpec, StreamId};
+use ensemble_actors::batch::{ChannelSpec, StreamId, stream_schema};
 use ensemble_actors::instruments::pacing::rows_in;
+use ensemble_actors::instruments::scpi::ScpiReport;
 use ensemble_actors::instruments::sim::SimGenerator;
 use ensemble_actors::link::{LinkReceiver, LinkSender, link};
 use ensemble_actors::outputs::Outputs;
 use ensemble_actors::stats::{LinkStats, StreamStats};
 
 use crate::config::{Experiment, InstrumentKind, Plan};
+use crate::plan::{PRIMARY_STREAM, PrimaryLayout};
 
 /// One stream of the run: who makes it, what it looks like, and where it goes.
 pub struct StreamPlan {
@@ -36,6 +38,45 @@ pub struct StreamPlan {
     pub stats: Arc<StreamStats>,
     /// One link per consuming sink.
     pub links: Vec<LinkPlan>,
+    /// The producer's own report for the manifest (SCPI session, plan), once it has one.
+    pub report: ReportSlot,
+}
+
+/// Where a producer's own report lands, for the manifest's `instrument_report`: an SCPI
+/// instrument's live session report, or a plan's final report.
+#[derive(Clone, Default)]
+pub struct ReportSlot(Arc<Mutex<Option<ReportSource>>>);
+
+#[derive(Clone)]
+enum ReportSource {
+    Scpi(ScpiReport),
+    Value(serde_json::Value),
+}
+
+impl ReportSlot {
+    /// Follows an SCPI instrument's session report (replacing any earlier one: a restarted
+    /// instrument reports its latest session).
+    pub fn set_scpi(&self, report: ScpiReport) {
+        *self.lock() = Some(ReportSource::Scpi(report));
+    }
+
+    /// Sets a fixed report.
+    pub fn set_value(&self, value: serde_json::Value) {
+        *self.lock() = Some(ReportSource::Value(value));
+    }
+
+    /// The report as it stands, as JSON.
+    pub fn json(&self) -> Option<serde_json::Value> {
+        match self.lock().clone()? {
+            ReportSource::Scpi(r) => serde_json::to_value(r.snapshot()).ok(),
+            ReportSource::Value(v) => Some(v),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<ReportSource>> {
+        // Replaced whole; a panic elsewhere cannot leave it half written.
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 /// One link from a stream to a sink.
@@ -61,8 +102,46 @@ impl StreamPlan {
     }
 }
 
-/// Plans every stream of `experiment` with its links (in instrument file order).
+/// Plans every stream of `experiment` with its links (in instrument file order), then the
+/// `primary` stream of a count, scan or grid plan.
 pub fn plan_streams(experiment: &Experiment) -> Vec<StreamPlan> {
+    let links_for = |name: &str| -> Vec<LinkPlan> {
+        experiment
+            .sinks
+            .iter()
+            .filter(|s| s.inputs.iter().any(|i| i == name))
+            .map(|sink| {
+                let stats = Arc::new(LinkStats::default());
+                let (sender, receiver) = link(sink.queue_batches, sink.delivery, stats.clone());
+                LinkPlan {
+                    sink: sink.name.clone(),
+                    stats,
+                    sender,
+                    receiver: Some(receiver),
+                }
+            })
+            .collect()
+    };
+    let mut streams = instrument_streams(experiment);
+    if let Plan::Points(plan) = &experiment.plan {
+        let layout = PrimaryLayout::new(plan, &experiment.instruments);
+        streams.push(StreamPlan {
+            name: PRIMARY_STREAM.into(),
+            component: PRIMARY_STREAM.to_string(),
+            component_type: "plan",
+            schema: layout.schema,
+            channels: layout.channels,
+            rate_hz: None,
+            expected_rows: Some(plan.total_points()),
+            stats: Arc::new(StreamStats::default()),
+            links: links_for(PRIMARY_STREAM),
+            report: ReportSlot::default(),
+        });
+    }
+    streams
+}
+
+fn instrument_streams(experiment: &Experiment) -> Vec<StreamPlan> {
     experiment
         .instruments
         .iter()
@@ -77,9 +156,19 @@ pub fn plan_streams(experiment: &Experiment) -> Vec<StreamPlan> {
                         .collect();
                     ("sim", schema, channels, Some(cfg.rate_hz))
                 }
+                InstrumentKind::Scpi(cfg) => {
+                    let channels: Vec<ChannelSpec> = cfg
+                        .read
+                        .iter()
+                        .map(|r| ChannelSpec::new(&r.channel, &r.unit))
+                        .collect();
+                    ("scpi", stream_schema(&channels), channels, None)
+                }
             };
             let expected_rows = match experiment.plan {
                 Plan::Stream => rate_hz.map(|r| rows_in(experiment.duration, r)),
+                // Free-running until the plan ends.
+                Plan::Points(_) => None,
             };
             let links = experiment
                 .sinks
@@ -106,6 +195,7 @@ pub fn plan_streams(experiment: &Experiment) -> Vec<StreamPlan> {
                 expected_rows,
                 stats: Arc::new(StreamStats::default()),
                 links,
+                report: ReportSlot::default(),
             }
         })
         .collect()
@@ -130,6 +220,8 @@ pub struct StreamView {
     pub stats: Arc<StreamStats>,
     /// Per consuming sink: its name and the link's counters.
     pub links: Vec<(String, Arc<LinkStats>)>,
+    /// The producer's own report (SCPI session, plan), for the manifest.
+    pub report: ReportSlot,
 }
 
 impl StreamPlan {
@@ -148,6 +240,7 @@ impl StreamPlan {
                 .iter()
                 .map(|l| (l.sink.clone(), l.stats.clone()))
                 .collect(),
+            report: self.report.clone(),
         }
     }
 }

@@ -5,8 +5,9 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::config::{Pace, SimInstrumentConfig};
+use super::config::{Pace, SignalConfig, SimInstrumentConfig};
 use super::generator::SimGenerator;
+use super::params::SimParams;
 use crate::instruments::pacing::rows_due;
 use crate::outputs::Outputs;
 
@@ -22,6 +23,8 @@ pub struct SimAcquisition {
     /// The moment row 0 was due; a restarted loop keeps the original one.
     clock_start: Instant,
     outputs: Outputs,
+    /// New signals set by a plan, taken before the next batch (see [`Self::attach_params`]).
+    signal_updates: Option<watch::Receiver<SignalConfig>>,
 }
 
 impl SimAcquisition {
@@ -46,7 +49,17 @@ impl SimAcquisition {
             limit,
             clock_start,
             outputs,
+            signal_updates: None,
         }
+    }
+
+    /// Connects the loop to the parameters a plan sets: the returned [`SimParams`] starts from
+    /// this loop's signal, and every signal sent on the returned sender is used from the next
+    /// batch on.
+    pub fn attach_params(&mut self) -> (SimParams, watch::Sender<SignalConfig>) {
+        let (tx, rx) = watch::channel(self.generator.signal().clone());
+        self.signal_updates = Some(rx);
+        (SimParams::new(self.generator.clone()), tx)
     }
 
     /// Produces until the limit is reached or `stop` turns true, then ends the stream.
@@ -104,6 +117,12 @@ impl SimAcquisition {
 
     /// Emits rows `next_seq..end` in batches of at most `max_batch_rows`.
     async fn emit_until(&mut self, end: u64) {
+        if let Some(updates) = &mut self.signal_updates {
+            if updates.has_changed().unwrap_or(false) {
+                self.generator
+                    .set_signal(updates.borrow_and_update().clone());
+            }
+        }
         while self.generator.next_seq() < end {
             let first = self.generator.next_seq();
             let rows = (end - first).min(self.max_batch_rows as u64) as usize;

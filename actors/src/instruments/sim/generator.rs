@@ -6,7 +6,7 @@ use std::sync::Arc;
 use arrow_array::{ArrayRef, Float64Array, RecordBatch, TimestampNanosecondArray, UInt64Array};
 use arrow_schema::SchemaRef;
 
-use super::config::{Shape, SimInstrumentConfig};
+use super::config::{Shape, SignalConfig, SimInstrumentConfig};
 use crate::batch::{ChannelSpec, stream_schema_with_rate};
 
 /// Makes the rows of one simulated stream, batch after batch, from a given `seq` on.
@@ -61,8 +61,13 @@ impl SimGenerator {
 
     /// The value of channel `channel` at row `seq`.
     pub fn value(&self, channel: usize, seq: u64) -> f64 {
+        self.value_at(channel, seq as f64 / self.config.rate_hz, seq)
+    }
+
+    /// The value of channel `channel` at `t` seconds after row 0, with the noise of row
+    /// `noise_seq` (the row due at `t`, for a reading taken between rows).
+    pub fn value_at(&self, channel: usize, t: f64, noise_seq: u64) -> f64 {
         let signal = &self.config.signal;
-        let t = seq as f64 / self.config.rate_hz;
         let x = TAU * signal.frequency_hz * t + self.phases[channel];
         let wave = match signal.shape {
             Shape::Sine => x.sin(),
@@ -78,11 +83,37 @@ impl SimGenerator {
             Shape::Constant => 1.0,
         };
         let noise = if signal.noise > 0.0 {
-            signal.noise * gaussian(self.config.seed, channel as u64, seq)
+            signal.noise * gaussian(self.config.seed, channel as u64, noise_seq)
         } else {
             0.0
         };
         signal.offset + signal.amplitude * wave + noise
+    }
+
+    /// The signal the generator makes now.
+    pub fn signal(&self) -> &SignalConfig {
+        &self.config.signal
+    }
+
+    /// Replaces the signal (a scan changed `offset`, `amplitude` or `frequency_hz`); rows made
+    /// from now on follow the new one.
+    pub fn set_signal(&mut self, signal: SignalConfig) {
+        self.config.signal = signal;
+    }
+
+    /// The wall-clock start of row 0, ns since the Unix epoch.
+    pub fn start_ns(&self) -> i64 {
+        self.start_ns
+    }
+
+    /// Nominal rate in Hz.
+    pub fn rate_hz(&self) -> f64 {
+        self.config.rate_hz
+    }
+
+    /// Number of channels.
+    pub fn channel_count(&self) -> usize {
+        self.phases.len()
     }
 
     /// Makes the next `rows` rows as one batch and advances.

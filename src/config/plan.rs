@@ -1,0 +1,419 @@
+//! `[plan]` tables of type `count`, `scan` and `grid`: their keys, then (once the instruments
+//! are compiled) the instruments and parameters they name.
+
+use std::time::Duration;
+
+use ensemble_actors::instruments::sim::SIM_SETTABLE;
+use toml::de::{DeTable, DeValue};
+
+use super::error::Diagnostics;
+use super::experiment::{InstrumentKind, InstrumentSpec};
+use super::raw::Section;
+use super::value::{self, Span, Value, describe, quoted_list};
+use crate::plan::{Axis, PointKind, PointPlan, linspace};
+
+/// Keys of each point plan type.
+const COUNT_KEYS: &[&str] = &["type", "num", "detectors", "delay", "readings_per_point"];
+const SCAN_KEYS: &[&str] = &[
+    "type",
+    "setpoint",
+    "start",
+    "stop",
+    "steps",
+    "points",
+    "settle",
+    "detectors",
+    "readings_per_point",
+    "delay",
+];
+const GRID_KEYS: &[&str] = &[
+    "type",
+    "axes",
+    "snake",
+    "settle",
+    "detectors",
+    "readings_per_point",
+    "delay",
+];
+const AXIS_KEYS: &[&str] = &["setpoint", "start", "stop", "steps", "points"];
+/// Most points a plan may have (its rows must be countable up front).
+const MAX_POINTS: u64 = 100_000_000;
+
+/// Where a plan's names are written, to check them against the instruments later.
+#[derive(Debug, Default)]
+pub(crate) struct PlanRefs {
+    /// Each detector name and where it is written.
+    detectors: Vec<(String, Span)>,
+    /// Per axis: the key path of its `setpoint` and where it is written.
+    setpoints: Vec<(String, Span)>,
+}
+
+/// Compiles a `count`, `scan` or `grid` plan table; `None` after reporting its problems.
+pub(crate) fn compile_points(
+    section: &Section<'_>,
+    kind: PointKind,
+    d: &mut Diagnostics,
+) -> Option<(PointPlan, PlanRefs)> {
+    let before = d.len();
+    let t = &section.table;
+    let keys = match kind {
+        PointKind::Count => COUNT_KEYS,
+        PointKind::Scan => SCAN_KEYS,
+        PointKind::Grid => GRID_KEYS,
+    };
+    value::reject_unknown_keys(t, "plan", keys, d);
+    let mut refs = PlanRefs::default();
+
+    let detectors = match t.get("detectors") {
+        None => {
+            d.at(
+                section.span.clone(),
+                "plan.detectors",
+                "missing; name the instruments to read at each point, e.g. detectors = [\"dmm\"]",
+            );
+            Vec::new()
+        }
+        Some(v) => {
+            let list = value::string_list("plan.detectors", v, d).unwrap_or_default();
+            if v.get_ref().as_array().is_some_and(|a| a.is_empty()) {
+                d.at(
+                    v.span(),
+                    "plan.detectors",
+                    "must name at least one instrument",
+                );
+            }
+            list
+        }
+    };
+    for det in detectors {
+        let span = det.span();
+        let name = det.into_inner();
+        if let Some((_, first)) = refs.detectors.iter().find(|(n, _)| *n == name) {
+            let _ = first;
+            d.at(span, "plan.detectors", format!("`{name}` is listed twice"));
+            continue;
+        }
+        refs.detectors.push((name, span));
+    }
+
+    let readings_per_point = t.get("readings_per_point").map_or(Some(1), |v| {
+        value::integer("plan.readings_per_point", v, 1, 1_000_000, d).map(|n| n as u32)
+    });
+    let settle = duration_or_zero(t, "settle", d);
+    let delay = duration_or_zero(t, "delay", d);
+
+    let mut axes = Vec::new();
+    let mut num = 1;
+    let mut snake = false;
+    match kind {
+        PointKind::Count => match t.get("num") {
+            None => d.at(
+                section.span.clone(),
+                "plan.num",
+                "missing; the count plan needs the number of readings, e.g. num = 10",
+            ),
+            Some(v) => {
+                if let Some(n) = value::integer("plan.num", v, 1, i128::from(MAX_POINTS), d) {
+                    num = n as u64;
+                }
+            }
+        },
+        PointKind::Scan => {
+            if let Some(axis) = compile_axis(t, section.span.clone(), "plan", &mut refs, d) {
+                axes.push(axis);
+            }
+        }
+        PointKind::Grid => {
+            if let Some(v) = t.get("snake") {
+                match v.get_ref() {
+                    DeValue::Boolean(b) => snake = *b,
+                    other => d.at(
+                        v.span(),
+                        "plan.snake",
+                        format!("must be true or false, got {}", describe(other)),
+                    ),
+                }
+            }
+            match t.get("axes") {
+                None => d.at(
+                    section.span.clone(),
+                    "plan.axes",
+                    "missing; a grid needs at least one [[plan.axes]] table with `setpoint` and \
+                     `start`/`stop`/`steps` or `points`",
+                ),
+                Some(v) => match v.get_ref() {
+                    DeValue::Array(items) if items.is_empty() => d.at(
+                        v.span(),
+                        "plan.axes",
+                        "must have at least one axis ([[plan.axes]] tables)",
+                    ),
+                    DeValue::Array(items) => {
+                        for (i, item) in items.iter().enumerate() {
+                            let path = format!("plan.axes[{i}]");
+                            match item.get_ref() {
+                                DeValue::Table(axis) => {
+                                    value::reject_unknown_keys(axis, &path, AXIS_KEYS, d);
+                                    if let Some(a) =
+                                        compile_axis(axis, item.span(), &path, &mut refs, d)
+                                    {
+                                        axes.push(a);
+                                    }
+                                }
+                                other => d.at(
+                                    item.span(),
+                                    &path,
+                                    format!("must be a table, got {}", describe(other)),
+                                ),
+                            }
+                        }
+                    }
+                    other => d.at(
+                        v.span(),
+                        "plan.axes",
+                        format!(
+                            "must be an array of tables ([[plan.axes]]), got {}",
+                            describe(other)
+                        ),
+                    ),
+                },
+            }
+        }
+    }
+    if d.len() != before {
+        return None;
+    }
+    let plan = PointPlan {
+        kind,
+        axes,
+        snake,
+        num,
+        detectors: refs.detectors.iter().map(|(n, _)| n.clone()).collect(),
+        readings_per_point: readings_per_point?,
+        settle: settle?,
+        delay: delay?,
+    };
+    let total = plan
+        .axes
+        .iter()
+        .try_fold(plan.num, |acc, a| acc.checked_mul(a.points.len() as u64));
+    if total.is_none_or(|n| n > MAX_POINTS) {
+        d.at(
+            section.span.clone(),
+            "plan",
+            format!("has more than {MAX_POINTS} points"),
+        );
+        return None;
+    }
+    Some((plan, refs))
+}
+
+fn duration_or_zero(t: &DeTable<'_>, key: &str, d: &mut Diagnostics) -> Option<Duration> {
+    t.get(key).map_or(Some(Duration::ZERO), |v| {
+        value::duration(&format!("plan.{key}"), v, true, d)
+    })
+}
+
+fn number(path: &str, v: &Value<'_>, d: &mut Diagnostics) -> Option<f64> {
+    match value::number_value(v.get_ref()) {
+        Some(x) if x.is_finite() => Some(x),
+        _ => {
+            d.at(
+                v.span(),
+                path,
+                format!("must be a finite number, got {}", describe(v.get_ref())),
+            );
+            None
+        }
+    }
+}
+
+/// One axis: `setpoint` plus `start`/`stop`/`steps` or `points`, from `t` (the plan table for
+/// a scan, an `[[plan.axes]]` table for a grid).
+fn compile_axis(
+    t: &DeTable<'_>,
+    span: Span,
+    path: &str,
+    refs: &mut PlanRefs,
+    d: &mut Diagnostics,
+) -> Option<Axis> {
+    let setpoint_path = format!("{path}.setpoint");
+    let Some(sp) = t.get("setpoint") else {
+        d.at(
+            span,
+            &setpoint_path,
+            "missing; name the parameter to scan as \"INSTRUMENT.PARAMETER\", e.g. \"psu.voltage\"",
+        );
+        return None;
+    };
+    let text = value::string(&setpoint_path, sp, d)?;
+    let Some((instrument, param)) = text
+        .split_once('.')
+        .filter(|(i, p)| !i.is_empty() && !p.is_empty())
+    else {
+        d.at(
+            sp.span(),
+            &setpoint_path,
+            format!("`{text}` must be written \"INSTRUMENT.PARAMETER\", e.g. \"psu.voltage\""),
+        );
+        return None;
+    };
+    if let Some((_, _)) = refs.setpoints.iter().find(|(s, _)| *s == text) {
+        d.at(
+            sp.span(),
+            &setpoint_path,
+            format!("`{text}` is scanned by two axes"),
+        );
+        return None;
+    }
+    refs.setpoints.push((text.clone(), sp.span()));
+
+    let points = match (
+        t.get("points"),
+        t.get("start"),
+        t.get("stop"),
+        t.get("steps"),
+    ) {
+        (Some(p), None, None, None) => {
+            let ppath = format!("{path}.points");
+            let DeValue::Array(items) = p.get_ref() else {
+                d.at(
+                    p.span(),
+                    &ppath,
+                    format!("must be an array of numbers, got {}", describe(p.get_ref())),
+                );
+                return None;
+            };
+            if items.is_empty() {
+                d.at(p.span(), &ppath, "must have at least one value");
+                return None;
+            }
+            let values: Vec<Option<f64>> = items.iter().map(|v| number(&ppath, v, d)).collect();
+            values.into_iter().collect::<Option<Vec<f64>>>()?
+        }
+        (Some(p), _, _, _) => {
+            d.at(
+                p.span(),
+                &format!("{path}.points"),
+                "give either `points` or `start`, `stop` and `steps`, not both",
+            );
+            return None;
+        }
+        (None, start, stop, steps) => {
+            let mut missing = Vec::new();
+            for (key, v) in [("start", start), ("stop", stop), ("steps", steps)] {
+                if v.is_none() {
+                    missing.push(key);
+                }
+            }
+            if !missing.is_empty() {
+                d.at(
+                    span,
+                    path,
+                    format!(
+                        "missing {}; an axis needs `start`, `stop` and `steps`, or `points`",
+                        quoted_list(&missing)
+                    ),
+                );
+                return None;
+            }
+            let (start, stop, steps) = (start?, stop?, steps?);
+            let start = number(&format!("{path}.start"), start, d);
+            let stop = number(&format!("{path}.stop"), stop, d);
+            let steps = value::integer(
+                &format!("{path}.steps"),
+                steps,
+                1,
+                i128::from(MAX_POINTS),
+                d,
+            );
+            linspace(start?, stop?, steps? as u64)
+        }
+    };
+    Some(Axis::new(instrument, param, points))
+}
+
+/// Checks the instruments and parameters a plan names against the compiled instruments.
+pub(crate) fn check_refs(
+    plan: &PointPlan,
+    refs: &PlanRefs,
+    instruments: &[InstrumentSpec],
+    all_names: &[String],
+    d: &mut Diagnostics,
+) {
+    let not_an_instrument = |name: &str| {
+        format!(
+            "`{name}` is not an instrument; instruments: {}",
+            if all_names.is_empty() {
+                "none".to_string()
+            } else {
+                quoted_list(all_names)
+            }
+        )
+    };
+    for (name, span) in &refs.detectors {
+        if !all_names.contains(name) {
+            d.at(span.clone(), "plan.detectors", not_an_instrument(name));
+            continue;
+        }
+        if let Some(InstrumentSpec {
+            kind: InstrumentKind::Scpi(cfg),
+            ..
+        }) = instruments.iter().find(|i| i.name == *name)
+        {
+            if cfg.read.is_empty() {
+                d.at(
+                    span.clone(),
+                    "plan.detectors",
+                    format!("`{name}` has no [[read]] channels, so there is nothing to read"),
+                );
+            }
+        }
+    }
+    for (axis, (text, span)) in plan.axes.iter().zip(&refs.setpoints) {
+        let name = &axis.instrument;
+        if !all_names.contains(name) {
+            d.at(span.clone(), "plan.setpoint", not_an_instrument(name));
+            continue;
+        }
+        // An instrument that failed to compile was reported already.
+        let Some(spec) = instruments.iter().find(|i| i.name == *name) else {
+            continue;
+        };
+        let settable: Vec<String> = match &spec.kind {
+            InstrumentKind::Sim(_) => SIM_SETTABLE.iter().map(|s| s.to_string()).collect(),
+            InstrumentKind::Scpi(cfg) => cfg.set.keys().cloned().collect(),
+        };
+        if !settable.contains(&axis.param) {
+            let known = if settable.is_empty() {
+                "it has no [set.NAME] tables".to_string()
+            } else {
+                format!(
+                    "settable parameters of `{name}`: {}",
+                    quoted_list(&settable)
+                )
+            };
+            d.at(
+                span.clone(),
+                "plan.setpoint",
+                format!("`{text}`: `{}` is not settable; {known}", axis.param),
+            );
+            continue;
+        }
+        if let InstrumentKind::Scpi(cfg) = &spec.kind {
+            if let Some(set) = cfg.set.get(&axis.param) {
+                for v in &axis.points {
+                    let low = set.min.filter(|m| v < m).map(|m| ("below the min", m));
+                    let high = set.max.filter(|m| v > m).map(|m| ("above the max", m));
+                    if let Some((what, limit)) = low.or(high) {
+                        d.at(
+                            span.clone(),
+                            "plan.setpoint",
+                            format!("`{text}` would be set to {v}, {what} {limit}"),
+                        );
+                        break;
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,135 @@
+//! The coordinator's side of plans: the stream plan's timer, the point plan's executor, and
+//! starting SCPI instruments (whose session reports go to the manifest).
+//!
+//! A stream plan whose instruments all have a row limit ends when the last one finishes; one
+//! with an instrument that has none (SCPI) also gets a timer that stops the run with status
+//! `completed` once `duration` has passed.
+//!
+//! A point plan's executor runs as a future of the coordinator. When it ends, the run stops
+//! (`completed`; `failed` if a set failed). A Ctrl-C while it runs is deferred: the executor
+//! finishes its current point, ends the `primary` stream, and only then are the instruments
+//! stopped (status `stopped`).
+
+use actix::prelude::*;
+use ensemble_actors::control::{ComponentExited, ExitOutcome, Stop};
+use ensemble_actors::instruments::scpi::{ScpiActor, ScpiInstrumentConfig};
+use ensemble_actors::outputs::Outputs;
+use tokio::sync::watch;
+
+use super::{Coordinator, StopReason};
+use crate::config::Plan;
+use crate::coordinator::wiring::ReportSlot;
+use crate::plan::{Driver, Drivers, PRIMARY_STREAM, PlanExecutor, PrimaryLayout};
+
+/// What the coordinator keeps for a plan.
+#[derive(Default)]
+pub(super) struct PlanState {
+    /// The running instruments, for the executor.
+    pub(super) drivers: Drivers,
+    /// Set while the executor runs: sending `true` makes it stop after the current point.
+    stop: Option<watch::Sender<bool>>,
+    /// A stop requested while the executor finishes its current point.
+    pending: Option<StopReason>,
+}
+
+impl PlanState {
+    /// Asks a running executor to stop after its current point.
+    pub(super) fn stop_executor(&self) {
+        if let Some(stop) = &self.stop {
+            stop.send_replace(true);
+        }
+    }
+
+    /// Whether a requested stop waits for the executor's current point (then it is applied
+    /// when the executor ends).
+    pub(super) fn defer_stop(&mut self, reason: &StopReason) -> bool {
+        match (&self.stop, reason) {
+            (Some(stop), StopReason::Requested(_)) => {
+                stop.send_replace(true);
+                self.pending.get_or_insert_with(|| reason.clone());
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Starts an SCPI instrument: its report follows into `report`, its address into `drivers`.
+/// A config the actor refuses (cannot happen after compiling) is reported as the instrument's
+/// failure, and `None` returned.
+pub(super) fn start_scpi(
+    name: &str,
+    config: &ScpiInstrumentConfig,
+    outputs: Outputs,
+    report: &ReportSlot,
+    drivers: &Drivers,
+    coordinator: Recipient<ComponentExited>,
+) -> Option<Recipient<Stop>> {
+    match ScpiActor::new(
+        name.to_string(),
+        config.clone(),
+        outputs,
+        coordinator.clone(),
+    ) {
+        Ok(actor) => {
+            report.set_scpi(actor.report());
+            let addr = actor.start();
+            drivers.insert(name, Driver::Scpi(addr.clone()));
+            Some(addr.recipient())
+        }
+        Err(e) => {
+            coordinator.do_send(ComponentExited {
+                component: name.to_string(),
+                outcome: ExitOutcome::Failed(e.to_string()),
+            });
+            None
+        }
+    }
+}
+
+impl Coordinator {
+    /// Starts the plan's own part once every component runs: the stream plan's timer or the
+    /// point plan's executor.
+    pub(super) fn start_plan(&mut self, ctx: &mut Context<Self>) {
+        if self.outcome.is_none() || self.stopping.is_some() {
+            return;
+        }
+        match &self.experiment.plan {
+            Plan::Stream => {
+                if self.streams.iter().any(|s| s.expected_rows.is_none()) {
+                    ctx.run_later(self.experiment.duration, |act, ctx| {
+                        if act.stopping.is_none() {
+                            act.begin_stop(StopReason::PlanEnded, ctx);
+                        }
+                    });
+                }
+            }
+            Plan::Points(plan) => {
+                let Some(stream) = self.streams.iter().find(|s| &*s.name == PRIMARY_STREAM) else {
+                    return;
+                };
+                let layout = PrimaryLayout::new(plan, &self.experiment.instruments);
+                let executor = PlanExecutor::new(plan.clone(), layout, stream.outputs());
+                let slot = stream.report.clone();
+                let (stop, stop_rx) = watch::channel(false);
+                self.plan.stop = Some(stop);
+                let drivers = self.plan.drivers.clone();
+                let run = async move { executor.run(&drivers, stop_rx).await };
+                ctx.spawn(run.into_actor(self).map(move |(report, result), act, ctx| {
+                    tracing::info!(
+                        run_id = %act.run.run_id,
+                        points = report.points_done,
+                        "The plan ended."
+                    );
+                    slot.set_value(serde_json::to_value(&report).unwrap_or_default());
+                    act.plan.stop = None;
+                    let reason = match result {
+                        Err(e) => StopReason::Failure(e.to_string()),
+                        Ok(()) => act.plan.pending.take().unwrap_or(StopReason::PlanEnded),
+                    };
+                    act.begin_stop(reason, ctx);
+                }));
+            }
+        }
+    }
+}

@@ -1,0 +1,78 @@
+//! The [`PlanTarget`] of a run: the running instrument actors, by name.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use actix::Addr;
+use ensemble_actors::instruments::scpi::{ReadNow, ScpiActor, Set};
+use ensemble_actors::instruments::sim::{SimInstrumentActor, SimReadNow, SimSet};
+
+use super::executor::PlanTarget;
+
+/// A running instrument a plan can drive.
+#[derive(Clone)]
+pub enum Driver {
+    /// A simulated instrument (`offset`, `amplitude`, `frequency_hz`).
+    Sim(Addr<SimInstrumentActor>),
+    /// An SCPI instrument (its `[set.NAME]` parameters, its `[[read]]` channels).
+    Scpi(Addr<ScpiActor>),
+}
+
+/// The running instruments by name, shared between the coordinator (which registers each
+/// instrument when it starts or restarts) and the plan executor (which looks it up at every
+/// request, so a restarted instrument is used from its next request on).
+#[derive(Clone, Default)]
+pub struct Drivers(Arc<Mutex<HashMap<String, Driver>>>);
+
+impl Drivers {
+    /// Registers (or replaces) the instrument `name`.
+    pub fn insert(&self, name: &str, driver: Driver) {
+        self.lock().insert(name.to_string(), driver);
+    }
+
+    fn get(&self, name: &str) -> Result<Driver, String> {
+        self.lock()
+            .get(name)
+            .cloned()
+            .ok_or_else(|| format!("instrument `{name}` is not running"))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Driver>> {
+        // Entries are replaced whole; a panic elsewhere cannot leave one half written.
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl PlanTarget for Drivers {
+    async fn set(&self, instrument: &str, param: &str, value: f64) -> Result<f64, String> {
+        let param = param.to_string();
+        match self.get(instrument)? {
+            Driver::Sim(addr) => addr
+                .send(SimSet { param, value })
+                .await
+                .map_err(|e| format!("instrument `{instrument}`: {e}"))?
+                .map_err(|e| e.to_string()),
+            Driver::Scpi(addr) => addr
+                .send(Set { param, value })
+                .await
+                .map_err(|e| format!("instrument `{instrument}`: {e}"))?
+                .map_err(|e| e.to_string()),
+        }
+    }
+
+    async fn read(&self, instrument: &str) -> Result<Vec<Option<f64>>, String> {
+        match self.get(instrument)? {
+            Driver::Sim(addr) => addr
+                .send(SimReadNow)
+                .await
+                .map(|r| r.values.into_iter().map(Some).collect())
+                .map_err(|e| format!("instrument `{instrument}`: {e}")),
+            Driver::Scpi(addr) => addr
+                .send(ReadNow)
+                .await
+                .map_err(|e| format!("instrument `{instrument}`: {e}"))?
+                .map(|r| r.values)
+                .map_err(|e| e.to_string()),
+        }
+    }
+}
