@@ -160,7 +160,8 @@ impl Manifest {
                     expected_rows: view.expected_rows,
                     rows,
                     first_seq: (rows > 0).then_some(0),
-                    last_seq: rows.checked_sub(1),
+                    // Rows skipped at the source (overflow) used up their `seq`s too.
+                    last_seq: (rows > 0).then(|| rows + view.stats.overflow_rows() - 1),
                     first_timestamp_ns: view.stats.first_timestamp_ns(),
                     last_timestamp_ns: view.stats.last_timestamp_ns(),
                     restarts: view.stats.restarts(),

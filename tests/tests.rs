@@ -14,3 +14,5 @@ mod reliability;
 mod scpi;
 // Count, scan and grid plans: the `primary` stream, stop after the current point, throughput.
 mod plans;
+// Supervision under injected faults; a disk that fills up.
+mod faults;

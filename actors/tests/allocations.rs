@@ -64,6 +64,8 @@ fn batches(rows: usize, count: usize) -> Vec<DataBatch> {
         },
         batch_interval: std::time::Duration::from_millis(100),
         max_batch_rows: rows,
+        device_buffer: std::time::Duration::from_secs(10),
+        fault: None,
     };
     let mut g = SimGenerator::new(&config, 0, 0);
     (0..count)

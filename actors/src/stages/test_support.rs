@@ -32,6 +32,8 @@ pub(crate) fn sim(
         },
         batch_interval: std::time::Duration::from_millis(100),
         max_batch_rows: 8192,
+        device_buffer: std::time::Duration::from_secs(10),
+        fault: None,
     };
     SimGenerator::new(&config, 1_700_000_000_000_000_000, 0)
 }

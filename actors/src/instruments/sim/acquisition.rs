@@ -5,7 +5,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::config::{Pace, SignalConfig, SimInstrumentConfig};
+use super::config::{Pace, SignalConfig, SimFault, SimFaultKind, SimInstrumentConfig};
 use super::generator::SimGenerator;
 use super::params::SimParams;
 use crate::instruments::pacing::rows_due;
@@ -25,6 +25,20 @@ pub struct SimAcquisition {
     outputs: Outputs,
     /// New signals set by a plan, taken before the next batch (see [`Self::attach_params`]).
     signal_updates: Option<watch::Receiver<SignalConfig>>,
+    /// Most rows the simulated device holds while the pipeline pushes back.
+    device_buffer_rows: u64,
+    /// A failure to inject, if this start is one that fails.
+    fault: Option<SimFault>,
+    /// Rows emitted since this loop started (for `fault.after_rows`).
+    rows_this_start: u64,
+}
+
+/// Why a simulated instrument's loop ended early.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("injected fault after {rows} rows")]
+pub struct InjectedFault {
+    /// Rows emitted in this start before the fault.
+    pub rows: u64,
 }
 
 impl SimAcquisition {
@@ -39,7 +53,13 @@ impl SimAcquisition {
         limit: Option<u64>,
         outputs: Outputs,
     ) -> Self {
-        let next_seq = outputs.stats().rows();
+        // Skipped rows (device overflow) took their `seq`s too.
+        let stats = outputs.stats();
+        let next_seq = stats.rows() + stats.overflow_rows();
+        let fault = config
+            .fault
+            .clone()
+            .filter(|f| f.times.is_none_or(|t| stats.restarts() < t));
         Self {
             generator: SimGenerator::new(config, start_ns, next_seq),
             pace: config.pace,
@@ -50,6 +70,10 @@ impl SimAcquisition {
             clock_start,
             outputs,
             signal_updates: None,
+            device_buffer_rows: ((config.device_buffer.as_secs_f64() * config.rate_hz) as u64)
+                .max(1),
+            fault,
+            rows_this_start: 0,
         }
     }
 
@@ -65,23 +89,39 @@ impl SimAcquisition {
     /// Produces until the limit is reached or `stop` turns true, then ends the stream.
     ///
     /// On a stop, every row already due is still emitted: nothing acquired before the stop is
-    /// lost.
-    pub async fn run(mut self, mut stop: watch::Receiver<bool>) {
+    /// lost. An injected fault of kind `error` returns `Err` without ending the stream (the
+    /// coordinator restarts or ends it); one of kind `panic` panics.
+    pub async fn run(mut self, mut stop: watch::Receiver<bool>) -> Result<(), InjectedFault> {
         match self.pace {
-            Pace::Realtime => self.run_realtime(&mut stop).await,
-            Pace::Max => self.run_max(&stop).await,
+            Pace::Realtime => self.run_realtime(&mut stop).await?,
+            Pace::Max => self.run_max(&stop).await?,
         }
         self.outputs.end().await;
+        Ok(())
     }
 
-    async fn run_realtime(&mut self, stop: &mut watch::Receiver<bool>) {
+    /// Skips the oldest due rows that no longer fit the device buffer, counting them.
+    fn overflow(&mut self, due: u64) {
+        let backlog = due.saturating_sub(self.generator.next_seq());
+        if backlog > self.device_buffer_rows {
+            let skipped = backlog - self.device_buffer_rows;
+            self.generator.skip(skipped);
+            self.outputs.stats().record_overflow(skipped);
+        }
+    }
+
+    async fn run_realtime(
+        &mut self,
+        stop: &mut watch::Receiver<bool>,
+    ) -> Result<(), InjectedFault> {
         let mut next_tick = Instant::now();
         loop {
             let stopping = *stop.borrow();
             let due = rows_due(self.clock_start.elapsed(), self.rate_hz, self.limit);
-            self.emit_until(due).await;
+            self.overflow(due);
+            self.emit_until(due).await?;
             if stopping || self.limit.is_some_and(|l| self.generator.next_seq() >= l) {
-                return;
+                return Ok(());
             }
             next_tick += self.batch_interval;
             if next_tick < Instant::now() {
@@ -93,30 +133,31 @@ impl SimAcquisition {
                     if changed.is_err() {
                         // The actor is gone; emit what is due and end.
                         let due = rows_due(self.clock_start.elapsed(), self.rate_hz, self.limit);
-                        self.emit_until(due).await;
-                        return;
+                        self.overflow(due);
+                        return self.emit_until(due).await;
                     }
                 }
             }
         }
     }
 
-    async fn run_max(&mut self, stop: &watch::Receiver<bool>) {
+    async fn run_max(&mut self, stop: &watch::Receiver<bool>) -> Result<(), InjectedFault> {
         while !*stop.borrow() {
             let next = self.generator.next_seq();
             let rows = match self.limit {
-                Some(l) if next >= l => return,
+                Some(l) if next >= l => return Ok(()),
                 Some(l) => (l - next).min(self.max_batch_rows as u64),
                 None => self.max_batch_rows as u64,
             };
-            self.emit_until(next + rows).await;
+            self.emit_until(next + rows).await?;
             // Let control messages (a stop) through between batches even if the links never wait.
             tokio::task::yield_now().await;
         }
+        Ok(())
     }
 
     /// Emits rows `next_seq..end` in batches of at most `max_batch_rows`.
-    async fn emit_until(&mut self, end: u64) {
+    async fn emit_until(&mut self, end: u64) -> Result<(), InjectedFault> {
         if let Some(updates) = &mut self.signal_updates {
             if updates.has_changed().unwrap_or(false) {
                 self.generator
@@ -126,8 +167,23 @@ impl SimAcquisition {
         while self.generator.next_seq() < end {
             let first = self.generator.next_seq();
             let rows = (end - first).min(self.max_batch_rows as u64) as usize;
+            let rows = match &self.fault {
+                Some(f) if self.rows_this_start >= f.after_rows => {
+                    let fault = InjectedFault {
+                        rows: self.rows_this_start,
+                    };
+                    match f.kind {
+                        SimFaultKind::Panic => panic!("{fault}"),
+                        SimFaultKind::Error => return Err(fault),
+                    }
+                }
+                Some(f) => rows.min((f.after_rows - self.rows_this_start) as usize),
+                None => rows,
+            };
             let batch = self.generator.generate(rows);
             self.outputs.emit(first, batch).await;
+            self.rows_this_start += rows as u64;
         }
+        Ok(())
     }
 }

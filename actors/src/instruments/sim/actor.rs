@@ -66,13 +66,22 @@ impl Actor for SimInstrumentActor {
             return;
         };
         let stop = self.stop.subscribe();
-        ctx.spawn(acquisition.run(stop).into_actor(self).map(|(), act, ctx| {
-            act.coordinator.do_send(ComponentExited {
-                component: act.name.clone(),
-                outcome: ExitOutcome::InstrumentFinished,
-            });
-            ctx.stop();
-        }));
+        ctx.spawn(
+            acquisition
+                .run(stop)
+                .into_actor(self)
+                .map(|result, act, ctx| {
+                    let outcome = match result {
+                        Ok(()) => ExitOutcome::InstrumentFinished,
+                        Err(fault) => ExitOutcome::Failed(fault.to_string()),
+                    };
+                    act.coordinator.do_send(ComponentExited {
+                        component: act.name.clone(),
+                        outcome,
+                    });
+                    ctx.stop();
+                }),
+        );
     }
 }
 

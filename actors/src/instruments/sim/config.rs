@@ -36,6 +36,37 @@ pub struct SimInstrumentConfig {
     /// Most rows in one batch (in `pace = "max"` every batch has this many, but the last).
     #[serde(default = "default_max_batch_rows")]
     pub max_batch_rows: usize,
+    /// How much the simulated device can hold while the pipeline pushes back (real time only).
+    /// Beyond it the oldest rows are skipped and counted as `overflow_rows`, as a real device's
+    /// buffer would overflow; `seq` then has a gap exactly where rows were skipped.
+    #[serde(default = "default_device_buffer", with = "humantime_serde")]
+    pub device_buffer: Duration,
+    /// Testing aid: fail on purpose, to rehearse supervision.
+    #[serde(default)]
+    pub fault: Option<SimFault>,
+}
+
+/// A failure injected into a simulated instrument.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimFault {
+    /// How it fails.
+    pub kind: SimFaultKind,
+    /// After how many rows (counted from each start) it fails.
+    pub after_rows: u64,
+    /// Fail only in the first `times` starts (default: every start).
+    #[serde(default)]
+    pub times: Option<u64>,
+}
+
+/// How an injected fault shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SimFaultKind {
+    /// The actor panics (its supervisor sees it gone without a report).
+    Panic,
+    /// The actor reports an error and stops.
+    Error,
 }
 
 /// How fast a simulated instrument produces.
@@ -148,6 +179,9 @@ impl SimInstrumentConfig {
         if self.batch_interval.is_zero() {
             problems.push(("batch_interval", "must be longer than zero".to_string()));
         }
+        if self.device_buffer.is_zero() {
+            problems.push(("device_buffer", "must be longer than zero".to_string()));
+        }
         if self.max_batch_rows == 0 {
             problems.push(("max_batch_rows", "must be at least 1".to_string()));
         }
@@ -205,6 +239,9 @@ fn default_unit() -> String {
 }
 const fn default_batch_interval() -> Duration {
     Duration::from_millis(100)
+}
+const fn default_device_buffer() -> Duration {
+    Duration::from_secs(10)
 }
 const fn default_max_batch_rows() -> usize {
     8192

@@ -116,6 +116,11 @@ impl SimGenerator {
         self.phases.len()
     }
 
+    /// Skips `rows` rows without making them (a device buffer overflow).
+    pub fn skip(&mut self, rows: u64) {
+        self.next_seq += rows;
+    }
+
     /// Makes the next `rows` rows as one batch and advances.
     pub fn generate(&mut self, rows: usize) -> RecordBatch {
         let seqs = self.next_seq..self.next_seq + rows as u64;
@@ -181,6 +186,8 @@ mod tests {
             },
             batch_interval: std::time::Duration::from_millis(100),
             max_batch_rows: 8192,
+            device_buffer: std::time::Duration::from_secs(10),
+            fault: None,
         }
     }
 

@@ -9,6 +9,6 @@ mod params;
 
 pub use acquisition::SimAcquisition;
 pub use actor::{SimInstrumentActor, SimReadNow, SimSet};
-pub use config::{Pace, Phase, Shape, SignalConfig, SimInstrumentConfig};
+pub use config::{Pace, Phase, Shape, SignalConfig, SimFault, SimFaultKind, SimInstrumentConfig};
 pub use generator::SimGenerator;
 pub use params::{SIM_SETTABLE, SimParamError, SimParams, SimReading};

@@ -1,0 +1,193 @@
+//! Supervision under injected faults, and a disk that fills up.
+
+use std::process::Command;
+
+use ensemble::manifest::Manifest;
+
+use crate::util::*;
+
+fn faulty(fault: &str, policy: &str) -> String {
+    format!(
+        r#"
+[experiment]
+name = "faults"
+duration = "2s"
+
+[instruments.flaky]
+type = "sim"
+rate_hz = 1000
+restart_backoff = "50ms"
+{policy}
+fault = {fault}
+
+[instruments.steady]
+type = "sim"
+rate_hz = 500
+
+[sinks.store]
+type = "parquet"
+inputs = ["flaky", "steady"]
+"#
+    )
+}
+
+fn events(manifest: &Manifest, component: &str, event: &str) -> usize {
+    manifest
+        .events
+        .iter()
+        .filter(|e| e.component == component && e.event == event)
+        .count()
+}
+
+#[test]
+fn an_erroring_instrument_is_restarted_and_its_stream_stays_whole() {
+    let out = tempfile::tempdir().expect("tempdir");
+    let text = faulty(r#"{ kind = "error", after_rows = 300, times = 2 }"#, "");
+    let report = run(experiment(&text, out.path()));
+    let m = &report.manifest;
+    assert_eq!(m.status, "completed", "{:?}", m.events);
+    assert_eq!(m.streams["flaky"].restarts, 2);
+    assert_eq!(events(m, "flaky", "failed"), 2);
+    assert_eq!(events(m, "flaky", "restarted"), 2);
+    // A restart continues the stream where it stopped: nothing lost, nothing repeated.
+    assert_contiguous(&seqs(&read_stream(&report.run_dir, "flaky")), 2000);
+    assert_contiguous(&seqs(&read_stream(&report.run_dir, "steady")), 1000);
+}
+
+#[test]
+fn a_panicking_instrument_is_detected_and_restarted() {
+    let out = tempfile::tempdir().expect("tempdir");
+    let text = faulty(r#"{ kind = "panic", after_rows = 500, times = 1 }"#, "");
+    let report = run(experiment(&text, out.path()));
+    let m = &report.manifest;
+    assert_eq!(m.status, "completed", "{:?}", m.events);
+    assert_eq!(m.streams["flaky"].restarts, 1);
+    assert!(
+        m.events.iter().any(|e| e.detail.contains("panicked")),
+        "{:?}",
+        m.events
+    );
+    assert_contiguous(&seqs(&read_stream(&report.run_dir, "flaky")), 2000);
+}
+
+#[test]
+fn too_many_restarts_escalate_to_a_clean_abort() {
+    let out = tempfile::tempdir().expect("tempdir");
+    let text = faulty(
+        r#"{ kind = "error", after_rows = 100 }"#,
+        "max_restarts = 2\nrestart_window = \"1m\"",
+    );
+    let report = run(experiment(&text, out.path()));
+    let m = &report.manifest;
+    assert_eq!(m.status, "failed");
+    assert_eq!(events(m, "flaky", "gave_up"), 1);
+    assert_eq!(m.streams["flaky"].restarts, 2);
+    assert!(m.stop_reason.as_deref().unwrap_or("").contains("flaky"));
+    // Everything acquired before the abort is stored, in order, for both instruments.
+    let flaky = seqs(&read_stream(&report.run_dir, "flaky"));
+    assert_contiguous(&flaky, 300);
+    let steady = seqs(&read_stream(&report.run_dir, "steady"));
+    assert_contiguous(&steady, m.streams["steady"].rows);
+    assert!(!steady.is_empty());
+}
+
+#[test]
+fn continue_leaves_the_failed_instrument_out_and_the_run_goes_on() {
+    let out = tempfile::tempdir().expect("tempdir");
+    let text = faulty(
+        r#"{ kind = "error", after_rows = 100 }"#,
+        "on_failure = \"continue\"",
+    );
+    let report = run(experiment(&text, out.path()));
+    let m = &report.manifest;
+    assert_eq!(m.status, "completed");
+    assert_contiguous(&seqs(&read_stream(&report.run_dir, "flaky")), 100);
+    assert_contiguous(&seqs(&read_stream(&report.run_dir, "steady")), 1000);
+}
+
+#[test]
+fn abort_stops_the_run_cleanly_at_the_first_failure() {
+    let out = tempfile::tempdir().expect("tempdir");
+    let text = faulty(
+        r#"{ kind = "error", after_rows = 100 }"#,
+        "on_failure = \"abort\"",
+    );
+    let report = run(experiment(&text, out.path()));
+    assert_eq!(report.manifest.status, "failed");
+    assert_eq!(report.manifest.streams["flaky"].restarts, 0);
+    assert_contiguous(&seqs(&read_stream(&report.run_dir, "flaky")), 100);
+}
+
+#[test]
+fn a_full_disk_stops_the_run_with_an_error_naming_the_file_and_keeps_what_was_written() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let file = work.path().join("full.toml");
+    // `a` rotates into small parts; `b` grows one file until the file-size limit (the "disk")
+    // refuses it.
+    std::fs::write(
+        &file,
+        r#"
+[experiment]
+name = "full"
+duration = "30s"
+
+[instruments.a]
+type = "sim"
+rate_hz = 20000
+channels = ["x", "y", "z", "w"]
+
+[instruments.b]
+type = "sim"
+rate_hz = 100000
+channels = ["x", "y", "z", "w"]
+
+[sinks.rotating]
+type = "parquet"
+inputs = ["a"]
+compression = "none"
+rotate_rows = 10000
+
+[sinks.unbounded]
+type = "parquet"
+inputs = ["b"]
+subdirectory = "big"
+compression = "none"
+row_group_rows = 10000
+"#,
+    )
+    .expect("write experiment");
+    let out = work.path().join("out");
+    // A 2 MB limit per file; SIGXFSZ ignored so that writes fail with EFBIG instead.
+    let output = Command::new("bash")
+        .arg("-c")
+        .arg(r#"ulimit -f 2048; trap '' XFSZ; exec "$0" run "$1" --output "$2" --quiet"#)
+        .arg(ensemble_bin())
+        .arg(&file)
+        .arg(&out)
+        .output()
+        .expect("bash runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    let run_dir = std::fs::read_dir(&out)
+        .expect("output")
+        .next()
+        .expect("a run directory")
+        .expect("entry")
+        .path();
+    let m = Manifest::read(&run_dir).expect("manifest");
+    assert_eq!(m.status, "failed");
+    let reason = m.stop_reason.clone().unwrap_or_default();
+    assert!(
+        reason.contains("big/b/part-000000"),
+        "the error names the file: {reason}"
+    );
+    assert!(reason.contains("unbounded"), "{reason}");
+    // What was finished before the failure stays readable, in order.
+    let a = seqs(&read_stream(&run_dir, "a"));
+    assert!(a.len() >= 10_000, "{} rows of a", a.len());
+    assert_contiguous(&a, a.len() as u64);
+    assert_eq!(
+        m.streams["a"].sinks["rotating"].rows_written,
+        a.len() as u64
+    );
+}
