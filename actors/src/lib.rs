@@ -4,6 +4,7 @@
 //! - [`control`]: control-plane messages (stop, flush, exit reports).
 //! - [`link`]: bounded queues between a stream and a consumer, lossless or best-effort.
 //! - [`outputs`]: a producer's fan-out of one stream to all its links.
+//! - [`latency`]: latency histograms (sample timestamp to durable write).
 //! - [`stats`]: counters shared between actors and the coordinator.
 //! - [`instruments`]: instruments that produce streams (the simulator first).
 //! - [`sinks`]: consumers that store streams (Parquet first).
@@ -17,6 +18,7 @@
 pub mod batch;
 pub mod control;
 pub mod instruments;
+pub mod latency;
 pub mod link;
 pub mod outputs;
 pub mod simulator;
