@@ -58,7 +58,10 @@ impl ParquetSinkActor {
                     let outcome = match result {
                         Ok(mut streams) => {
                             streams.sort_by_key(|s| act.inputs.iter().position(|i| *i == s.stream));
-                            ExitOutcome::SinkFinished(SinkReport { streams })
+                            ExitOutcome::SinkFinished(SinkReport {
+                                streams,
+                                latency: Some(act.pool.latency()),
+                            })
                         }
                         Err(e) => ExitOutcome::Failed(e.to_string()),
                     };

@@ -29,6 +29,11 @@ pub struct ParquetSinkConfig {
     /// Start a new part file after this much time.
     #[serde(default, with = "humantime_serde")]
     pub rotate_interval: Option<Duration>,
+    /// How often every stream's open row group is closed and made durable (one `syncfs` per
+    /// writer thread): bounds both the memory a stream buffers and how old the newest durable
+    /// sample can be. Default 1 s.
+    #[serde(default = "default_flush_interval", with = "humantime_serde")]
+    pub flush_interval: Option<Duration>,
     /// Encoding threads; streams are spread over them (default: the number of cores).
     #[serde(default)]
     pub writer_threads: Option<usize>,
@@ -47,6 +52,7 @@ impl Default for ParquetSinkConfig {
             row_group_rows: default_row_group_rows(),
             rotate_rows: None,
             rotate_interval: None,
+            flush_interval: default_flush_interval(),
             writer_threads: None,
             throttle_rows_per_s: None,
         }
@@ -96,6 +102,9 @@ impl ParquetSinkConfig {
         if self.rotate_interval.is_some_and(|d| d.is_zero()) {
             problems.push(("rotate_interval", "must be longer than zero".to_string()));
         }
+        if self.flush_interval.is_some_and(|d| d.is_zero()) {
+            problems.push(("flush_interval", "must be longer than zero".to_string()));
+        }
         if self.writer_threads == Some(0) {
             problems.push(("writer_threads", "must be at least 1".to_string()));
         }
@@ -114,6 +123,9 @@ impl ParquetSinkConfig {
 
 const fn default_zstd_level() -> i32 {
     1
+}
+const fn default_flush_interval() -> Option<Duration> {
+    Some(Duration::from_secs(1))
 }
 const fn default_row_group_rows() -> usize {
     131_072

@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -15,9 +15,11 @@ use arrow_schema::SchemaRef;
 use tokio::sync::oneshot;
 
 use super::config::ParquetSinkConfig;
+use super::durability::{GroupCommit, Pending};
 use super::writer::{Rotation, SinkError, StreamPartWriter, writer_properties};
 use crate::batch::{DataBatch, StreamId};
 use crate::control::StreamWriteReport;
+use crate::latency::LatencyHistogram;
 
 /// Batches a writer thread may hold queued before the sender waits.
 const WORKER_QUEUE: usize = 8;
@@ -75,6 +77,8 @@ pub type FailureFeed = flume::Receiver<WriteFailure>;
 pub struct WriterPool {
     workers: Arc<Vec<flume::Sender<Command>>>,
     route: Arc<HashMap<StreamId, usize>>,
+    /// Sample-to-durable latencies of every thread, merged as each thread finishes.
+    latency: Arc<Mutex<LatencyHistogram>>,
 }
 
 impl WriterPool {
@@ -118,16 +122,19 @@ impl WriterPool {
             });
             route.insert(input.stream.clone(), i % threads);
         }
+        let latency = Arc::new(Mutex::new(LatencyHistogram::default()));
         let mut workers = Vec::with_capacity(threads);
         for (index, streams) in assigned.into_iter().enumerate() {
             let (tx, rx) = flume::bounded(WORKER_QUEUE);
             let run_dir = context.run_dir.clone();
             let failures = failures.clone();
             let throttle = config.throttle_rows_per_s;
+            let commit = GroupCommit::new(config.flush_interval, latency.clone());
             thread::Builder::new()
                 .name(format!("parquet-writer-{index}"))
                 .spawn(move || {
-                    let mut worker = Worker::new(&run_dir, streams, rotation, throttle, failures);
+                    let mut worker =
+                        Worker::new(&run_dir, streams, rotation, throttle, failures, commit);
                     worker.run(rx);
                 })
                 .map_err(|source| SinkError::Io {
@@ -139,8 +146,18 @@ impl WriterPool {
         let pool = Self {
             workers: Arc::new(workers),
             route: Arc::new(route),
+            latency,
         };
         Ok((pool, feed))
+    }
+
+    /// Sample-to-durable latency of every batch written by threads that have finished (all of
+    /// them once [`finish`](Self::finish) has returned).
+    pub fn latency(&self) -> LatencyHistogram {
+        self.latency
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     fn worker_of(&self, stream: &StreamId) -> Option<&flume::Sender<Command>> {
@@ -216,12 +233,15 @@ struct StreamAssignment {
 struct Slot {
     writer: Option<StreamPartWriter>,
     report: StreamWriteReport,
+    /// Batches written but not yet durable.
+    pending: Pending,
 }
 
 struct Worker {
     slots: HashMap<StreamId, Slot>,
     failures: flume::Sender<WriteFailure>,
     throttle: Option<Throttle>,
+    commit: GroupCommit,
 }
 
 impl Worker {
@@ -231,11 +251,13 @@ impl Worker {
         rotation: Rotation,
         throttle_rows_per_s: Option<f64>,
         failures: flume::Sender<WriteFailure>,
+        commit: GroupCommit,
     ) -> Self {
         let mut worker = Self {
             slots: HashMap::new(),
             failures,
             throttle: throttle_rows_per_s.map(Throttle::new),
+            commit,
         };
         for StreamAssignment {
             stream,
@@ -265,7 +287,11 @@ impl Worker {
                     None
                 }
             };
-            let mut slot = Slot { writer, report };
+            let mut slot = Slot {
+                writer,
+                report,
+                pending: Pending::default(),
+            };
             if slot.writer.is_none() {
                 slot.report.error = Some(format!("{stream}: cannot start writing"));
             }
@@ -287,6 +313,7 @@ impl Worker {
                     for s in &streams {
                         self.end(s);
                     }
+                    self.commit.publish();
                     let reports = self.slots.drain().map(|(_, slot)| slot.report).collect();
                     let _ = reply.send(reports);
                     return;
@@ -297,10 +324,53 @@ impl Worker {
                     for s in &streams {
                         self.end(s);
                     }
+                    self.commit.publish();
                     return;
                 }
             }
+            if self.commit.due() {
+                self.group_commit();
+            }
         }
+    }
+
+    /// Closes the row groups of every stream written since the last commit, then makes them
+    /// durable with one `syncfs` (see the `durability` module).
+    fn group_commit(&mut self) {
+        self.commit.committed();
+        let mut synced_by: Option<StreamId> = None;
+        let mut failed = Vec::new();
+        for (stream, slot) in &mut self.slots {
+            let Some(w) = slot.writer.as_mut().filter(|_| !slot.pending.is_empty()) else {
+                continue;
+            };
+            match w.flush_to_os() {
+                Ok(true) => synced_by = Some(stream.clone()),
+                Ok(false) => {}
+                Err(e) => failed.push((stream.clone(), e)),
+            }
+        }
+        if let Some(stream) = synced_by {
+            let result = self.slots[&stream]
+                .writer
+                .as_ref()
+                .map_or(Ok(()), |w| w.sync_filesystem());
+            if let Err(e) = result {
+                failed.push((stream, e));
+            }
+        }
+        for (stream, e) in &failed {
+            if let Some(slot) = self.slots.get_mut(stream) {
+                slot.report.error.get_or_insert_with(|| e.to_string());
+            }
+            self.fail(stream, e);
+        }
+        if failed.is_empty() {
+            for slot in self.slots.values_mut() {
+                self.commit.durable(&mut slot.pending);
+            }
+        }
+        self.rotate_due();
     }
 
     fn write(&mut self, batch: &DataBatch) {
@@ -326,6 +396,7 @@ impl Worker {
             self.fail(&stream, &e);
             return;
         }
+        slot.pending.note(batch);
         if let Some(t) = self.throttle.as_mut() {
             t.pace(rows);
         }
@@ -342,6 +413,7 @@ impl Worker {
             Ok(report) => {
                 slot.report.rows = report.rows;
                 slot.report.parts = report.parts;
+                self.commit.durable(&mut slot.pending);
             }
             Err(e) => {
                 slot.report.error.get_or_insert_with(|| e.to_string());
@@ -354,8 +426,11 @@ impl Worker {
         let mut first_error = None;
         for slot in self.slots.values_mut() {
             if let Some(w) = slot.writer.as_mut() {
-                if let Err(e) = w.flush() {
-                    first_error.get_or_insert(e.to_string());
+                match w.flush() {
+                    Ok(()) => self.commit.durable(&mut slot.pending),
+                    Err(e) => {
+                        first_error.get_or_insert(e.to_string());
+                    }
                 }
             }
         }
