@@ -17,6 +17,8 @@ pub struct SimAcquisition {
     rate_hz: f64,
     batch_interval: Duration,
     max_batch_rows: usize,
+    /// When to panic once (a testing aid, see `SimInstrumentConfig::fail_after`).
+    fail_after: Option<Duration>,
     /// Rows the plan asks for (`None`: until stopped).
     limit: Option<u64>,
     /// The moment row 0 was due; a restarted loop keeps the original one.
@@ -43,6 +45,7 @@ impl SimAcquisition {
             rate_hz: config.rate_hz,
             batch_interval: config.batch_interval,
             max_batch_rows: config.max_batch_rows,
+            fail_after: config.fail_after,
             limit,
             clock_start,
             outputs,
@@ -65,6 +68,7 @@ impl SimAcquisition {
         let mut next_tick = Instant::now();
         loop {
             let stopping = *stop.borrow();
+            self.fail_if_due();
             let due = rows_due(self.clock_start.elapsed(), self.rate_hz, self.limit);
             self.emit_until(due).await;
             if stopping || self.limit.is_some_and(|l| self.generator.next_seq() >= l) {
@@ -99,6 +103,21 @@ impl SimAcquisition {
             self.emit_until(next + rows).await;
             // Let control messages (a stop) through between batches even if the links never wait.
             tokio::task::yield_now().await;
+        }
+    }
+
+    /// Panics once `fail_after` has passed, unless the instrument was restarted already.
+    ///
+    /// # Panics
+    /// That is its purpose: it rehearses an instrument that crashes (see `fail_after`).
+    fn fail_if_due(&self) {
+        if let Some(after) = self.fail_after {
+            if self.outputs.stats().restarts() == 0 && self.clock_start.elapsed() >= after {
+                panic!(
+                    "simulated fault: instrument `{}` fails after {after:?} (fail_after)",
+                    self.outputs.stream()
+                );
+            }
         }
     }
 

@@ -36,6 +36,11 @@ pub struct SimInstrumentConfig {
     /// Most rows in one batch (in `pace = "max"` every batch has this many, but the last).
     #[serde(default = "default_max_batch_rows")]
     pub max_batch_rows: usize,
+    /// Testing aid (load tests with faults): the instrument panics once, this long after the
+    /// run started, and leaves the rest to the coordinator's failure policy. A restarted
+    /// instrument does not fail again and catches up on the rows that came due meanwhile.
+    #[serde(default, with = "humantime_serde")]
+    pub fail_after: Option<Duration>,
 }
 
 /// How fast a simulated instrument produces.

@@ -150,6 +150,7 @@ mod tests {
             },
             batch_interval: std::time::Duration::from_millis(100),
             max_batch_rows: 8192,
+            fail_after: None,
         }
     }
 
