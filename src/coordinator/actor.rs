@@ -11,12 +11,15 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use chrono::{DateTime, Utc};
-use ensemble_actors::control::{ComponentExited, ExitOutcome, SinkReport, Stop};
+use ensemble_actors::batch::StreamEvent;
+use ensemble_actors::control::{ComponentExited, ExitOutcome, Flush, SinkReport, Stop};
 use ensemble_actors::instruments::sim::{SimAcquisition, SimInstrumentActor};
 use ensemble_actors::link::run_pump;
+use ensemble_actors::sinks::null::NullSinkActor;
 use ensemble_actors::sinks::parquet::{ParquetSinkActor, SinkContext, SinkInput, WriterPool};
 use tokio::sync::oneshot;
 
+use super::arbiters::InstrumentArbiters;
 use super::restarts::{RestartDecision, RestartTracker};
 use super::wiring::StreamPlan;
 use crate::config::{Experiment, InstrumentKind, InstrumentSpec, OnFailure, SinkKind};
@@ -133,6 +136,9 @@ pub struct Coordinator {
     events: Vec<RunEvent>,
     outcome: Option<oneshot::Sender<RunOutcome>>,
     stop_started: Option<Instant>,
+    /// The threads instrument actors run on (not the system thread, which the sinks' actors
+    /// and the coordinator need).
+    arbiters: InstrumentArbiters,
 }
 
 impl Coordinator {
@@ -185,6 +191,7 @@ impl Coordinator {
             events: Vec::new(),
             outcome: Some(outcome),
             stop_started: None,
+            arbiters: InstrumentArbiters::per_core(),
         }
     }
 
@@ -221,29 +228,39 @@ impl Coordinator {
                     component: s.component.clone(),
                 })
                 .collect();
-            let addr = match &spec.kind {
+            let (events, alive): (Recipient<StreamEvent>, Recipient<Flush>) = match &spec.kind {
                 SinkKind::Parquet(cfg) => {
                     let (pool, failures_rx) = WriterPool::start(cfg, &sink_context, &inputs)
                         .map_err(|e| format!("sink `{}`: {e}", spec.name))?;
-                    ParquetSinkActor::new(
+                    let addr = ParquetSinkActor::new(
                         spec.name.clone(),
                         pool,
                         inputs.iter().map(|i| i.stream.clone()).collect(),
                         failures_rx,
                         me.clone(),
                     )
-                    .start()
+                    .start();
+                    (addr.clone().recipient(), addr.recipient())
+                }
+                SinkKind::Null(_) => {
+                    let addr = NullSinkActor::new(
+                        spec.name.clone(),
+                        inputs.iter().map(|i| i.stream.clone()).collect(),
+                        me.clone(),
+                    )
+                    .start();
+                    (addr.clone().recipient(), addr.recipient())
                 }
             };
             for stream in &mut self.streams {
                 for link in stream.links.iter_mut().filter(|l| l.sink == spec.name) {
                     if let Some(rx) = link.receiver.take() {
-                        tokio::spawn(run_pump(rx, addr.clone().recipient()));
+                        tokio::spawn(run_pump(rx, events.clone()));
                     }
                 }
             }
             if let Some(slot) = self.sinks.get_mut(&spec.name) {
-                slot.alive = Some(addr.recipient());
+                slot.alive = Some(alive);
             }
         }
         Ok(())
@@ -265,8 +282,8 @@ impl Coordinator {
                     stream.expected_rows,
                     outputs,
                 );
-                SimInstrumentActor::new(name.to_string(), acquisition, me)
-                    .start()
+                let actor = SimInstrumentActor::new(name.to_string(), acquisition, me);
+                SimInstrumentActor::start_in_arbiter(&self.arbiters.next(), move |_| actor)
                     .recipient()
             }
         };
@@ -468,6 +485,7 @@ impl Coordinator {
         let Some(tx) = self.outcome.take() else {
             return;
         };
+        self.arbiters.stop();
         let (status, stop_reason) = match &self.stopping {
             None => (RunStatus::Completed, None),
             Some(StopReason::Requested(r)) => (RunStatus::Stopped, Some(r.clone())),
