@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use ensemble_actors::instruments::sim::SimInstrumentConfig;
 use ensemble_actors::link::Delivery;
+use ensemble_actors::sinks::null::NullSinkConfig;
 use ensemble_actors::sinks::parquet::ParquetSinkConfig;
 
 /// A whole experiment, compiled from its file by [`compile`](super::compile).
@@ -86,6 +87,8 @@ pub struct SinkSpec {
 pub enum SinkKind {
     /// `type = "parquet"`.
     Parquet(ParquetSinkConfig),
+    /// `type = "null"`: counts and discards (load tests).
+    Null(NullSinkConfig),
 }
 
 /// A component's failure policy: `on_failure`, `max_restarts`, `restart_window`, `restart_backoff`.
