@@ -36,6 +36,10 @@ pub enum Command {
         /// The experiment file (TOML).
         file: PathBuf,
     },
+    /// Run many simulated instruments into one sink and report offered vs achieved throughput,
+    /// losses, sample-to-disk latency, memory and CPU. Exit code 1 if anything was lost or the
+    /// achieved rate fell more than 1% short.
+    Loadtest(Box<crate::loadtest::LoadtestArgs>),
 }
 
 /// Parses a duration such as `10s`, `250ms` or `2m`; zero is refused.

@@ -4,6 +4,7 @@
 //! - [`config`]: experiment files: parse, check all errors with positions, compile.
 //! - [`coordinator`]: builds the actor graph, supervises it, stops it in order.
 //! - [`run`]: one run end to end: run directory, manifest, coordinator, outcome.
+//! - [`loadtest`]: `ensemble loadtest`: many simulated instruments, measured.
 //! - [`manifest`]: the run manifest `run.json`.
 //! - [`progress`]: the live progress display.
 //! - [`summary`]: the table printed when a run ends.
@@ -16,6 +17,7 @@
 pub mod cli;
 pub mod config;
 pub mod coordinator;
+pub mod loadtest;
 pub mod manifest;
 pub mod progress;
 pub mod run;
