@@ -8,3 +8,5 @@ mod spine;
 mod cli;
 // Reading runs with the tools labs use (pyarrow, DuckDB), when Python has them.
 mod readers;
+// `ensemble loadtest`: throughput and loss under load (issue 6).
+mod loadtest;
