@@ -22,7 +22,7 @@ use crate::control::StreamWriteReport;
 use crate::latency::LatencyHistogram;
 
 /// Batches a writer thread may hold queued before the sender waits.
-const WORKER_QUEUE: usize = 8;
+const WORKER_QUEUE: usize = 32;
 /// How often an idle writer thread checks whether a part is due for rotation.
 const IDLE_TICK: Duration = Duration::from_millis(100);
 
@@ -129,7 +129,12 @@ impl WriterPool {
             let run_dir = context.run_dir.clone();
             let failures = failures.clone();
             let throttle = config.throttle_rows_per_s;
-            let commit = GroupCommit::new(config.flush_interval, latency.clone());
+            let commit = GroupCommit::new(
+                config.flush_interval,
+                &context.run_dir,
+                latency.clone(),
+                failures.clone(),
+            );
             thread::Builder::new()
                 .name(format!("parquet-writer-{index}"))
                 .spawn(move || {
@@ -173,6 +178,20 @@ impl WriterPool {
                 .await
                 .map_err(|_| PoolClosed),
             None => Ok(()),
+        }
+    }
+
+    /// Queues a batch for its stream's thread if its queue has room; gives the batch back when
+    /// it is full (then [`write`](Self::write) waits for room). Batches of streams this sink
+    /// does not take, and batches for a closed pool, are dropped here (a closed pool has
+    /// reported its failure already).
+    pub fn try_write(&self, batch: DataBatch) -> Result<(), DataBatch> {
+        let Some(w) = self.worker_of(&batch.stream) else {
+            return Ok(());
+        };
+        match w.try_send(Command::Write(batch)) {
+            Err(flume::TrySendError::Full(Command::Write(batch))) => Err(batch),
+            _ => Ok(()),
         }
     }
 
@@ -334,42 +353,27 @@ impl Worker {
         }
     }
 
-    /// Closes the row groups of every stream written since the last commit, then makes them
-    /// durable with one `syncfs` (see the `durability` module).
+    /// Closes the row groups of every stream written since the last commit and hands them to
+    /// the syncer thread, which makes them durable with one `syncfs` (see `durability`).
     fn group_commit(&mut self) {
         self.commit.committed();
-        let mut synced_by: Option<StreamId> = None;
         let mut failed = Vec::new();
         for (stream, slot) in &mut self.slots {
             let Some(w) = slot.writer.as_mut().filter(|_| !slot.pending.is_empty()) else {
                 continue;
             };
             match w.flush_to_os() {
-                Ok(true) => synced_by = Some(stream.clone()),
-                Ok(false) => {}
-                Err(e) => failed.push((stream.clone(), e)),
-            }
-        }
-        if let Some(stream) = synced_by {
-            let result = self.slots[&stream]
-                .writer
-                .as_ref()
-                .map_or(Ok(()), |w| w.sync_filesystem());
-            if let Err(e) = result {
-                failed.push((stream, e));
+                Ok(_) => self.commit.hand_off(&mut slot.pending),
+                Err(e) => {
+                    slot.report.error.get_or_insert_with(|| e.to_string());
+                    failed.push((stream.clone(), e));
+                }
             }
         }
         for (stream, e) in &failed {
-            if let Some(slot) = self.slots.get_mut(stream) {
-                slot.report.error.get_or_insert_with(|| e.to_string());
-            }
             self.fail(stream, e);
         }
-        if failed.is_empty() {
-            for slot in self.slots.values_mut() {
-                self.commit.durable(&mut slot.pending);
-            }
-        }
+        self.commit.sync_in_background();
         self.rotate_due();
     }
 

@@ -220,7 +220,7 @@ impl StreamPartWriter {
     }
 
     /// Closes the open row group and hands its bytes to the OS, without waiting for the disk;
-    /// [`sync_filesystem`](Self::sync_filesystem) then makes them durable (a group commit).
+    /// the sink's group commit then makes them durable with one `syncfs` for all streams.
     /// Returns whether a part is open.
     pub fn flush_to_os(&mut self) -> Result<bool, SinkError> {
         let Some(part) = self.open.as_mut() else {
@@ -229,18 +229,6 @@ impl StreamPartWriter {
         part.writer.flush().map_err(pq_err(&part.partial_path))?;
         part.writer.sync().map_err(io_err(&part.partial_path))?;
         Ok(true)
-    }
-
-    /// Makes every byte handed to the OS on the file system of this stream's open part durable,
-    /// with one `syncfs` (every file of every stream on that file system, not just this one).
-    pub fn sync_filesystem(&self) -> Result<(), SinkError> {
-        let Some(part) = self.open.as_ref() else {
-            return Ok(());
-        };
-        nix::unistd::syncfs(part.writer.inner()).map_err(|errno| SinkError::Io {
-            path: part.partial_path.clone(),
-            source: errno.into(),
-        })
     }
 
     /// Finishes the open part and reports every part written.
