@@ -168,7 +168,18 @@ mod tests {
 
     #[test]
     fn buckets_bound_their_values_within_two_percent() {
-        for v in [0u64, 1, 63, 64, 65, 127, 128, 1000, 123_456_789, u64::MAX / 3] {
+        for v in [
+            0u64,
+            1,
+            63,
+            64,
+            65,
+            127,
+            128,
+            1000,
+            123_456_789,
+            u64::MAX / 3,
+        ] {
             let b = bucket_of(v);
             let high = bucket_high(b);
             assert!(high >= v, "{v} -> {high}");

@@ -588,8 +588,9 @@ fn compile_sink(
     let kind = match ty.as_deref() {
         Some("parquet") => component_config::<ParquetSinkConfig>(section, rest, &path, &common, d)
             .map(SinkKind::Parquet),
-        Some("null") => component_config::<NullSinkConfig>(section, rest, &path, &common, d)
-            .map(SinkKind::Null),
+        Some("null") => {
+            component_config::<NullSinkConfig>(section, rest, &path, &common, d).map(SinkKind::Null)
+        }
         _ => None,
     };
     if d.len() != before {

@@ -170,7 +170,11 @@ mod tests {
         };
         let times: Vec<Duration> = (0..10_000).filter_map(|i| fault_time(&spec, i)).collect();
         assert!((800..1200).contains(&times.len()), "{}", times.len());
-        assert!(times.iter().all(|t| *t >= spec.duration / 10 && *t < spec.duration));
+        assert!(
+            times
+                .iter()
+                .all(|t| *t >= spec.duration / 10 && *t < spec.duration)
+        );
         let none = LoadtestSpec::default();
         assert_eq!(fault_time(&none, 3), None);
     }

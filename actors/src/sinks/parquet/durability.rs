@@ -206,8 +206,7 @@ mod tests {
 
     #[test]
     fn pending_batches_are_recorded_once_when_durable() {
-        let cfg: SimInstrumentConfig =
-            serde_json::from_str(r#"{"rate_hz": 10.0}"#).expect("valid");
+        let cfg: SimInstrumentConfig = serde_json::from_str(r#"{"rate_hz": 10.0}"#).expect("valid");
         let start = now_ns() - 2_000_000_000;
         let mut g = SimGenerator::new(&cfg, start, 0);
         let batch = DataBatch::new("s".into(), 0, g.generate(5));
