@@ -6,7 +6,8 @@
 //! - `bare/<encodings>`: one `ArrowWriter` on one thread, zstd-1, no dictionary, with plain or
 //!   BYTE_STREAM_SPLIT floats and plain or DELTA_BINARY_PACKED `timestamp`/`seq`;
 //! - `pipeline`: the whole `ensemble` pipeline (a `pace = "max"` simulated instrument, link,
-//!   sink actor, writer thread) with the sink's default properties, generating the same rows.
+//!   sink actor, writer thread) with the sink's default properties (DELTA_BINARY_PACKED
+//!   `timestamp`/`seq`, PLAIN floats, i.e. `bare/delta-ints`), generating the same rows.
 //!
 //! `cargo bench --bench writers -- --ipc FILE` instead writes the batches to an Arrow IPC file,
 //! for `scripts/pyarrow_baseline.py` to time pyarrow on identical data.
@@ -70,11 +71,13 @@ fn bare(dir: &Path, batches: &[RecordBatch], v: Variant) -> (f64, u64) {
             builder = builder.set_column_encoding(ColumnPath::from(c), Encoding::BYTE_STREAM_SPLIT);
         }
     }
-    if v.int_delta {
-        for c in ["timestamp", "seq"] {
-            builder =
-                builder.set_column_encoding(ColumnPath::from(c), Encoding::DELTA_BINARY_PACKED);
-        }
+    let int_encoding = if v.int_delta {
+        Encoding::DELTA_BINARY_PACKED
+    } else {
+        Encoding::PLAIN
+    };
+    for c in ["timestamp", "seq"] {
+        builder = builder.set_column_encoding(ColumnPath::from(c), int_encoding);
     }
     let path = dir.join(format!("{}.parquet", v.name.replace('/', "-")));
     let started = Instant::now();

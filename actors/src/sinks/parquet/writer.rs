@@ -8,9 +8,10 @@ use std::time::{Duration, Instant};
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 use parquet::arrow::ArrowWriter;
-use parquet::basic::{Compression, ZstdLevel};
+use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::{WriterProperties, WriterPropertiesBuilder};
+use parquet::schema::types::ColumnPath;
 
 use super::config::{Codec, ParquetSinkConfig};
 use crate::batch::{DataBatch, StreamId};
@@ -82,9 +83,20 @@ pub fn writer_properties_builder(
         Codec::Snappy => Compression::SNAPPY,
         Codec::None => Compression::UNCOMPRESSED,
     };
+    // DELTA_BINARY_PACKED on the regular `timestamp` and `seq` columns: measured (benches/
+    // writers.rs, BENCHMARKS.md) both faster and smaller than PLAIN; floats stay PLAIN
+    // (BYTE_STREAM_SPLIT made files 13% smaller but encoding about 10% slower).
     Ok(WriterProperties::builder()
         .set_compression(compression)
         .set_dictionary_enabled(false)
+        .set_column_encoding(
+            ColumnPath::from(crate::batch::TIMESTAMP_COLUMN),
+            Encoding::DELTA_BINARY_PACKED,
+        )
+        .set_column_encoding(
+            ColumnPath::from(crate::batch::SEQ_COLUMN),
+            Encoding::DELTA_BINARY_PACKED,
+        )
         .set_max_row_group_row_count(Some(config.row_group_rows))
         .set_created_by(format!("ensemble {}", env!("CARGO_PKG_VERSION"))))
 }
