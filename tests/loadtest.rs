@@ -67,3 +67,20 @@ fn instruments_that_panic_are_restarted_and_catch_up_losslessly() {
     assert_eq!(report.written_rows, 12_000, "{}", report.table());
     assert_eq!(report.lost_rows, 0);
 }
+
+#[test]
+fn every_loadtest_file_under_configs_parses_and_checks() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/loadtest");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).expect("configs/loadtest exists") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_some_and(|x| x == "toml") {
+            let spec = LoadtestSpec::from_file(&path)
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            spec.check()
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            checked += 1;
+        }
+    }
+    assert!(checked > 0);
+}

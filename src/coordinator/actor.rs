@@ -283,7 +283,7 @@ impl Coordinator {
                     outputs,
                 );
                 let actor = SimInstrumentActor::new(name.to_string(), acquisition, me);
-                SimInstrumentActor::start_in_arbiter(&self.arbiters.next(), move |_| actor)
+                SimInstrumentActor::start_in_arbiter(&self.arbiters.next_handle(), move |_| actor)
                     .recipient()
             }
         };

@@ -27,7 +27,7 @@ impl InstrumentArbiters {
     }
 
     /// The arbiter for the next instrument.
-    pub fn next(&mut self) -> ArbiterHandle {
+    pub fn next_handle(&mut self) -> ArbiterHandle {
         let arbiter = &self.arbiters[self.next % self.arbiters.len()];
         self.next = self.next.wrapping_add(1);
         arbiter.handle()

@@ -8,7 +8,7 @@
 use std::fmt::Write;
 
 use ensemble_actors::instruments::sim::Pace;
-use ensemble_actors::latency::{LatencyHistogram, LatencySummary};
+use ensemble_actors::latency::LatencySummary;
 use ensemble_actors::link::Delivery;
 use serde::Serialize;
 
@@ -161,7 +161,7 @@ impl LoadtestReport {
             .get(SINK_NAME)
             .and_then(|s| s.report.as_ref())
             .and_then(|r| r.latency.clone())
-            .unwrap_or_else(LatencyHistogram::default);
+            .unwrap_or_default();
 
         let mut failures = Vec::new();
         if !run.is_clean() {

@@ -120,15 +120,12 @@ impl GroupCommit {
         if self.handed.is_empty() {
             return;
         }
-        match &self.syncer {
-            Some((tx, _)) => {
-                let batch = std::mem::take(&mut self.handed);
-                if let Err(flume::TrySendError::Full(batch)) = tx.try_send(batch) {
-                    self.handed = batch;
-                }
+        // Without a syncer (it could not start) the batches become durable when parts finish.
+        if let Some((tx, _)) = &self.syncer {
+            let batch = std::mem::take(&mut self.handed);
+            if let Err(flume::TrySendError::Full(batch)) = tx.try_send(batch) {
+                self.handed = batch;
             }
-            // No syncer (it could not start): the batches become durable when parts finish.
-            None => {}
         }
     }
 
