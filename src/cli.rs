@@ -42,6 +42,10 @@ pub enum Command {
         /// The experiment file (TOML).
         file: PathBuf,
     },
+    /// Run many simulated instruments into one sink and report offered vs achieved throughput,
+    /// losses, sample-to-disk latency, memory and CPU. Exit code 1 if anything was lost or the
+    /// achieved rate fell more than 1% short.
+    Loadtest(Box<crate::loadtest::LoadtestArgs>),
     /// The SCPI device simulator.
     Sim {
         /// What to do.

@@ -6,6 +6,7 @@
 //! - [`run`]: one run end to end: run directory, manifest, coordinator, outcome.
 //! - [`plan`]: count, scan and grid plans: their points, and the executor that drives them.
 //! - [`sim_serve`]: `ensemble sim serve`, the SCPI simulator on TCP or a pseudo-terminal.
+//! - [`loadtest`]: `ensemble loadtest`: many simulated instruments, measured.
 //! - [`manifest`]: the run manifest `run.json`.
 //! - [`progress`]: the live progress display.
 //! - [`recover`]: finishing what a killed run left behind.
@@ -19,6 +20,7 @@
 pub mod cli;
 pub mod config;
 pub mod coordinator;
+pub mod loadtest;
 pub mod manifest;
 pub mod plan;
 pub mod progress;

@@ -72,6 +72,7 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         },
+        Command::Loadtest(args) => loadtest(&args),
         Command::Run {
             file,
             output,
@@ -154,6 +155,62 @@ fn sim_serve(
             eprintln!("error: {e:#}");
             ExitCode::from(1)
         }
+    }
+}
+
+/// `ensemble loadtest`: 0 passed, 1 lost rows or fell short (or could not run), 2 bad usage.
+fn loadtest(args: &ensemble::loadtest::LoadtestArgs) -> ExitCode {
+    let spec = match args.spec() {
+        Ok(spec) => spec,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let progress = if args.quiet {
+        ProgressMode::Quiet
+    } else {
+        ProgressMode::Totals
+    };
+    // Injected faults panic on purpose: one line each, not a backtrace.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .unwrap_or_default();
+        if message.starts_with("simulated fault") {
+            eprintln!("{message}");
+        } else {
+            default_hook(info);
+        }
+    }));
+    let report = match ensemble::loadtest::run_loadtest(&spec, shutdown_on_signal(), progress)
+        .context("the load test could not be carried out")
+    {
+        Ok(report) => report,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::from(1);
+        }
+    };
+    print!("{}", report.table());
+    println!("{}", report.run_dir);
+    if let Some(path) = &args.json {
+        let written = serde_json::to_vec_pretty(&report)
+            .map_err(anyhow::Error::from)
+            .and_then(|text| std::fs::write(path, text).map_err(anyhow::Error::from))
+            .with_context(|| format!("cannot write the JSON report to {}", path.display()));
+        if let Err(e) = written {
+            eprintln!("error: {e:#}");
+            return ExitCode::from(1);
+        }
+    }
+    if report.passed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
     }
 }
 

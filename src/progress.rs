@@ -17,6 +17,9 @@ pub enum ProgressMode {
     Bars,
     /// One plain status line per second on stderr (for logs and pipes).
     Lines,
+    /// One status line per second on stderr with totals over every stream (load tests with
+    /// thousands of streams, where a line per stream would be unreadable).
+    Totals,
     /// Nothing (tests, embedding).
     Quiet,
 }
@@ -46,6 +49,7 @@ impl Progress {
             ProgressMode::Quiet => None,
             ProgressMode::Lines => Some(tokio::spawn(lines(views, stop_rx))),
             ProgressMode::Bars => Some(tokio::spawn(bars(views, stop_rx))),
+            ProgressMode::Totals => Some(tokio::spawn(totals(views, stop_rx))),
         };
         Self { stop, task }
     }
@@ -126,6 +130,35 @@ async fn lines(views: Vec<StreamView>, mut stop: watch::Receiver<bool>) {
             "[{:>6.1}s] {}",
             started.elapsed().as_secs_f64(),
             parts.join(" | ")
+        );
+        if done {
+            return;
+        }
+    }
+}
+
+async fn totals(views: Vec<StreamView>, mut stop: watch::Receiver<bool>) {
+    let started = Instant::now();
+    let expected: Option<u64> = views.iter().map(|v| v.expected_rows).sum();
+    let (mut last_rows, mut last_at) = (0u64, Instant::now());
+    loop {
+        let done = tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(1)) => false,
+            _ = stop.changed() => true,
+        };
+        let rows: u64 = views.iter().map(|v| v.stats.rows()).sum();
+        let dropped: u64 = views.iter().map(StreamView::dropped_rows).sum();
+        let restarts: u64 = views.iter().map(|v| v.stats.restarts()).sum();
+        let queue = views.iter().map(StreamView::queue_depth).max().unwrap_or(0);
+        let dt = last_at.elapsed().as_secs_f64().max(1e-3);
+        let rate = rows.saturating_sub(last_rows) as f64 / dt;
+        (last_rows, last_at) = (rows, Instant::now());
+        let of = expected.map_or_else(String::new, |e| format!("/{e}"));
+        eprintln!(
+            "[{:>6.1}s] {} streams  rows={rows}{of}  rate={rate:.0}/s  deepest queue={queue}  \
+             dropped={dropped}  restarts={restarts}",
+            started.elapsed().as_secs_f64(),
+            views.len(),
         );
         if done {
             return;

@@ -139,7 +139,9 @@ pub fn recover(run_dir: &Path) -> Result<Recovery, RecoverError> {
     })?;
     let mut directories = BTreeMap::new();
     for sink in &experiment.sinks {
-        let SinkKind::Parquet(config) = &sink.kind;
+        let SinkKind::Parquet(config) = &sink.kind else {
+            continue;
+        };
         for stream in &sink.inputs {
             let relative = match &config.subdirectory {
                 Some(sub) => Path::new(sub).join(stream),

@@ -46,6 +46,10 @@ pub struct RunReport {
     pub run_dir: PathBuf,
     /// The final manifest, as written to `run.json`.
     pub manifest: Manifest,
+    /// What each sink reported, by name (with its latency histogram, which the manifest omits).
+    pub sinks: std::collections::BTreeMap<String, crate::coordinator::SinkOutcome>,
+    /// When the last batch of any stream was emitted (wall clock, ns since the Unix epoch).
+    pub last_emitted_at_ns: Option<i64>,
 }
 
 impl RunReport {
@@ -100,6 +104,7 @@ fn initial_manifest(experiment: &Experiment, run_id: &str, started_at: DateTime<
                     SinkEntry {
                         sink_type: match s.kind {
                             crate::config::SinkKind::Parquet(_) => "parquet".to_string(),
+                            crate::config::SinkKind::Null(_) => "null".to_string(),
                         },
                         inputs: s.inputs.clone(),
                         delivery: match s.delivery {
@@ -164,7 +169,15 @@ pub async fn run(
 
     manifest.record_outcome(&outcome, &views);
     manifest.write(&run_dir).map_err(manifest_err)?;
-    Ok(RunReport { run_dir, manifest })
+    Ok(RunReport {
+        run_dir,
+        manifest,
+        sinks: outcome.sinks,
+        last_emitted_at_ns: views
+            .iter()
+            .filter_map(|v| v.stats.last_emitted_at_ns())
+            .max(),
+    })
 }
 
 /// Runs `experiment` in a new actix system on a multi-threaded tokio runtime, blocking the

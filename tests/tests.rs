@@ -16,3 +16,5 @@ mod scpi;
 mod plans;
 // Supervision under injected faults; a disk that fills up.
 mod faults;
+// `ensemble loadtest`: throughput and loss under load (issue 6).
+mod loadtest;

@@ -53,6 +53,10 @@ pub enum ExitOutcome {
 pub struct SinkReport {
     /// One entry per input stream, in the order the inputs are declared.
     pub streams: Vec<StreamWriteReport>,
+    /// Per batch: its newest sample's age when it became durable (or reached the sink, for
+    /// sinks that store nothing).
+    #[serde(skip)]
+    pub latency: Option<crate::latency::LatencyHistogram>,
 }
 
 /// What a sink wrote for one stream.

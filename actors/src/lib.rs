@@ -7,6 +7,7 @@
 //! - [`stages`]: processing stages (FFT, FIR, decimation, statistics) and their actor shell.
 //! - [`pool`]: pooled column buffers handed to Arrow without a copy.
 //! - [`ring_buffer`]: a fixed-capacity ring of recent samples.
+//! - [`latency`]: latency histograms (sample timestamp to durable write).
 //! - [`stats`]: counters shared between actors and the coordinator.
 //! - [`instruments`]: instruments that produce streams (the simulator first).
 //! - [`sinks`]: consumers that store streams (Parquet first).
@@ -20,6 +21,7 @@
 pub mod batch;
 pub mod control;
 pub mod instruments;
+pub mod latency;
 pub mod link;
 pub mod outputs;
 pub mod pool;

@@ -23,6 +23,9 @@ pub struct StreamStats {
     overflow_rows: AtomicU64,
     /// How often the producer was restarted.
     restarts: AtomicU64,
+    /// Wall-clock time (ns since the Unix epoch) when the newest batch was emitted: with the
+    /// run's start, it tells how long producing took (load tests compare it to the plan).
+    last_emitted_at_ns: AtomicI64,
 }
 
 impl Default for StreamStats {
@@ -34,6 +37,7 @@ impl Default for StreamStats {
             last_timestamp_ns: AtomicI64::new(NO_TIMESTAMP),
             overflow_rows: AtomicU64::new(0),
             restarts: AtomicU64::new(0),
+            last_emitted_at_ns: AtomicI64::new(NO_TIMESTAMP),
         }
     }
 }
@@ -51,6 +55,8 @@ impl StreamStats {
             Ordering::Relaxed,
         );
         self.last_timestamp_ns.store(last_ts_ns, Ordering::Relaxed);
+        self.last_emitted_at_ns
+            .store(crate::latency::now_ns(), Ordering::Relaxed);
         self.batches.fetch_add(1, Ordering::Relaxed);
         self.rows.fetch_add(rows, Ordering::Release);
     }
@@ -83,6 +89,11 @@ impl StreamStats {
     /// Timestamp of the newest row, if any row was emitted.
     pub fn last_timestamp_ns(&self) -> Option<i64> {
         Some(self.last_timestamp_ns.load(Ordering::Relaxed)).filter(|&t| t != NO_TIMESTAMP)
+    }
+
+    /// When the newest batch was emitted (wall clock, ns since the Unix epoch), if any was.
+    pub fn last_emitted_at_ns(&self) -> Option<i64> {
+        Some(self.last_emitted_at_ns.load(Ordering::Relaxed)).filter(|&t| t != NO_TIMESTAMP)
     }
 
     /// Rows lost to overflow at the source.

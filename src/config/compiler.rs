@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use ensemble_actors::instruments::sim::SimInstrumentConfig;
 use ensemble_actors::link::Delivery;
+use ensemble_actors::sinks::null::NullSinkConfig;
 use ensemble_actors::sinks::parquet::ParquetSinkConfig;
 use serde::Deserialize;
 use serde::de::IntoDeserializer;
@@ -32,7 +33,7 @@ use crate::plan::{PRIMARY_STREAM, PointKind};
 /// Known instrument `type`s.
 pub(crate) const INSTRUMENT_TYPES: &[&str] = &["sim", "scpi"];
 /// Known sink `type`s.
-pub(crate) const SINK_TYPES: &[&str] = &["parquet"];
+pub(crate) const SINK_TYPES: &[&str] = &["parquet", "null"];
 /// Plan types that exist now.
 pub(crate) const PLAN_TYPES: &[&str] = &["stream", "count", "scan", "grid"];
 /// Keys of `[experiment]`.
@@ -446,6 +447,12 @@ impl Checked for ScpiInstrumentConfig {
     }
 }
 
+impl Checked for NullSinkConfig {
+    fn problems(&self) -> Vec<(&'static str, String)> {
+        self.check()
+    }
+}
+
 impl Checked for ParquetSinkConfig {
     fn problems(&self) -> Vec<(&'static str, String)> {
         self.check()
@@ -646,6 +653,9 @@ fn compile_sink(
     let kind = match ty.as_deref() {
         Some("parquet") => component_config::<ParquetSinkConfig>(section, rest, &path, &common, d)
             .map(SinkKind::Parquet),
+        Some("null") => {
+            component_config::<NullSinkConfig>(section, rest, &path, &common, d).map(SinkKind::Null)
+        }
         _ => None,
     };
     if d.len() != before {

@@ -9,6 +9,7 @@ use ensemble_actors::instruments::sim::SimInstrumentConfig;
 
 use crate::plan::PointPlan;
 use ensemble_actors::link::Delivery;
+use ensemble_actors::sinks::null::NullSinkConfig;
 use ensemble_actors::sinks::parquet::ParquetSinkConfig;
 
 /// A whole experiment, compiled from its file by [`compile`](super::compile).
@@ -94,6 +95,8 @@ pub struct SinkSpec {
 pub enum SinkKind {
     /// `type = "parquet"`.
     Parquet(ParquetSinkConfig),
+    /// `type = "null"`: counts and discards (load tests).
+    Null(NullSinkConfig),
 }
 
 /// A component's failure policy: `on_failure`, `max_restarts`, `restart_window`, `restart_backoff`.

@@ -107,6 +107,13 @@ impl Experiment {
                         Codec::None => "uncompressed".to_string(),
                     },
                 ],
+                SinkKind::Null(_) => vec![
+                    sink.name.clone(),
+                    "null".to_string(),
+                    format!("← {}", sink.inputs.join(", ")),
+                    delivery.to_string(),
+                    "counts and discards".to_string(),
+                ],
             };
             rows.push(row);
         }

@@ -11,12 +11,15 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use chrono::{DateTime, Utc};
-use ensemble_actors::control::{ComponentExited, ExitOutcome, SinkReport, Stop};
+use ensemble_actors::batch::StreamEvent;
+use ensemble_actors::control::{ComponentExited, ExitOutcome, Flush, SinkReport, Stop};
 use ensemble_actors::instruments::sim::{SimAcquisition, SimInstrumentActor};
 use ensemble_actors::link::run_pump;
+use ensemble_actors::sinks::null::NullSinkActor;
 use ensemble_actors::sinks::parquet::{ParquetSinkActor, SinkContext, SinkInput, WriterPool};
 use tokio::sync::oneshot;
 
+use super::arbiters::InstrumentArbiters;
 use super::restarts::{RestartDecision, RestartTracker};
 
 mod plan_run;
@@ -141,6 +144,9 @@ pub struct Coordinator {
     /// Plan support (see `plan_run`): running instruments for the executor, its stop flag, and
     /// a stop requested while it finishes its current point.
     plan: plan_run::PlanState,
+    /// The threads instrument actors run on (not the system thread, which the sinks' actors
+    /// and the coordinator need).
+    arbiters: InstrumentArbiters,
 }
 
 impl Coordinator {
@@ -194,6 +200,7 @@ impl Coordinator {
             outcome: Some(outcome),
             stop_started: None,
             plan: plan_run::PlanState::default(),
+            arbiters: InstrumentArbiters::per_core(),
         }
     }
 
@@ -230,29 +237,39 @@ impl Coordinator {
                     component: s.component.clone(),
                 })
                 .collect();
-            let addr = match &spec.kind {
+            let (events, alive): (Recipient<StreamEvent>, Recipient<Flush>) = match &spec.kind {
                 SinkKind::Parquet(cfg) => {
                     let (pool, failures_rx) = WriterPool::start(cfg, &sink_context, &inputs)
                         .map_err(|e| format!("sink `{}`: {e}", spec.name))?;
-                    ParquetSinkActor::new(
+                    let addr = ParquetSinkActor::new(
                         spec.name.clone(),
                         pool,
                         inputs.iter().map(|i| i.stream.clone()).collect(),
                         failures_rx,
                         me.clone(),
                     )
-                    .start()
+                    .start();
+                    (addr.clone().recipient(), addr.recipient())
+                }
+                SinkKind::Null(_) => {
+                    let addr = NullSinkActor::new(
+                        spec.name.clone(),
+                        inputs.iter().map(|i| i.stream.clone()).collect(),
+                        me.clone(),
+                    )
+                    .start();
+                    (addr.clone().recipient(), addr.recipient())
                 }
             };
             for stream in &mut self.streams {
                 for link in stream.links.iter_mut().filter(|l| l.sink == spec.name) {
                     if let Some(rx) = link.receiver.take() {
-                        tokio::spawn(run_pump(rx, addr.clone().recipient()));
+                        tokio::spawn(run_pump(rx, events.clone()));
                     }
                 }
             }
             if let Some(slot) = self.sinks.get_mut(&spec.name) {
-                slot.alive = Some(addr.recipient());
+                slot.alive = Some(alive);
             }
         }
         Ok(())
@@ -274,7 +291,11 @@ impl Coordinator {
                     stream.expected_rows,
                     outputs,
                 );
-                let addr = SimInstrumentActor::new(name.to_string(), acquisition, me).start();
+                let actor = SimInstrumentActor::new(name.to_string(), acquisition, me);
+                let addr =
+                    SimInstrumentActor::start_in_arbiter(&self.arbiters.next_handle(), move |_| {
+                        actor
+                    });
                 self.plan
                     .drivers
                     .insert(name, crate::plan::Driver::Sim(addr.clone()));
@@ -493,6 +514,7 @@ impl Coordinator {
         let Some(tx) = self.outcome.take() else {
             return;
         };
+        self.arbiters.stop();
         let (status, stop_reason) = match &self.stopping {
             None => (RunStatus::Completed, None),
             Some(StopReason::Requested(r)) => (RunStatus::Stopped, Some(r.clone())),

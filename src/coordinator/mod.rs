@@ -3,14 +3,17 @@
 //!
 //! - `wiring`: streams, counters and links, planned before any actor starts.
 //! - `restarts`: the restart policy (window, backoff) as a plain struct.
+//! - `arbiters`: the threads instrument actors run on.
 //! - `actor`: the coordinator actor itself.
 
 mod actor;
+mod arbiters;
 mod restarts;
 mod wiring;
 
 pub use actor::{
     Coordinator, RunContext, RunEvent, RunOutcome, RunStatus, SinkOutcome, StopReason, StopRun,
 };
+pub use arbiters::InstrumentArbiters;
 pub use restarts::{RestartDecision, RestartTracker};
 pub use wiring::{LinkPlan, ReportSlot, StreamPlan, StreamView, plan_streams};

@@ -121,6 +121,63 @@ impl SimGenerator {
         self.next_seq += rows;
     }
 
+    /// Appends the values of channel `channel` for rows `first..first + rows` to `out`.
+    ///
+    /// The same numbers as [`value`](Self::value), made faster: a sine advances by rotation
+    /// from an exact anchor every [`SINE_ANCHOR`] rows (absolute `seq`, so batch boundaries do
+    /// not change a value; the drift stays below 1e-13), and one Box–Muller draw gives the noise
+    /// of two rows.
+    fn fill_channel(&self, channel: usize, first: u64, rows: usize, out: &mut Vec<f64>) {
+        let signal = &self.config.signal;
+        let end = first + rows as u64;
+        match signal.shape {
+            Shape::Sine => {
+                let step = TAU * signal.frequency_hz / self.config.rate_hz;
+                let (sin_step, cos_step) = step.sin_cos();
+                let mut seq = first;
+                while seq < end {
+                    let anchor = seq - seq % SINE_ANCHOR;
+                    let block_end = (anchor + SINE_ANCHOR).min(end);
+                    let t = anchor as f64 / self.config.rate_hz;
+                    let x = TAU * signal.frequency_hz * t + self.phases[channel];
+                    let (mut s, mut c) = x.sin_cos();
+                    for i in anchor..block_end {
+                        if i >= seq {
+                            out.push(signal.offset + signal.amplitude * s);
+                        }
+                        (s, c) = (s * cos_step + c * sin_step, c * cos_step - s * sin_step);
+                    }
+                    seq = block_end;
+                }
+            }
+            _ => out.extend(
+                (first..end).map(|seq| self.value(channel, seq) - self.noise(channel, seq)),
+            ),
+        }
+        if signal.noise > 0.0 {
+            let base = out.len() - rows;
+            let mut pair = (0.0, 0.0);
+            for (i, v) in out[base..].iter_mut().enumerate() {
+                let seq = first + i as u64;
+                if i == 0 || seq % 2 == 0 {
+                    pair = gaussian_pair(self.config.seed, channel as u64, seq / 2);
+                }
+                let z = if seq % 2 == 0 { pair.0 } else { pair.1 };
+                *v += signal.noise * z;
+            }
+        }
+    }
+
+    /// The noise term of [`value`](Self::value).
+    fn noise(&self, channel: usize, seq: u64) -> f64 {
+        let noise = self.config.signal.noise;
+        if noise > 0.0 {
+            noise * gaussian(self.config.seed, channel as u64, seq)
+        } else {
+            0.0
+        }
+    }
+
     /// Makes the next `rows` rows as one batch and advances.
     pub fn generate(&mut self, rows: usize) -> RecordBatch {
         let seqs = self.next_seq..self.next_seq + rows as u64;
@@ -131,7 +188,8 @@ impl SimGenerator {
         ));
         columns.push(Arc::new(UInt64Array::from_iter_values(seqs.clone())));
         for channel in 0..self.phases.len() {
-            let values: Vec<f64> = seqs.clone().map(|s| self.value(channel, s)).collect();
+            let mut values = Vec::with_capacity(rows);
+            self.fill_channel(channel, self.next_seq, rows, &mut values);
             columns.push(Arc::new(Float64Array::from(values)));
         }
         self.next_seq += rows as u64;
@@ -142,17 +200,30 @@ impl SimGenerator {
     }
 }
 
-/// A standard normal sample determined by `(seed, channel, seq)` alone (SplitMix64 + Box–Muller).
+/// Rows between exact anchors of a rotated sine (see `SimGenerator::fill_channel`).
+const SINE_ANCHOR: u64 = 64;
+
+/// A standard normal sample determined by `(seed, channel, seq)` alone: one of the two values
+/// of the Box–Muller draw of the pair `seq / 2`.
 fn gaussian(seed: u64, channel: u64, seq: u64) -> f64 {
+    let (even, odd) = gaussian_pair(seed, channel, seq / 2);
+    if seq % 2 == 0 { even } else { odd }
+}
+
+/// Two independent standard normal samples determined by `(seed, channel, pair)` alone
+/// (SplitMix64 + Box–Muller).
+fn gaussian_pair(seed: u64, channel: u64, pair: u64) -> (f64, f64) {
     let key = seed
         ^ channel.wrapping_mul(0x9E37_79B9_7F4A_7C15)
-        ^ seq.wrapping_mul(0xD1B5_4A32_D192_ED03);
+        ^ pair.wrapping_mul(0xD1B5_4A32_D192_ED03);
     let a = splitmix64(key);
     let b = splitmix64(a);
     // Top 53 bits as a uniform in (0, 1]; never 0, so the logarithm is finite.
     let u1 = ((a >> 11) + 1) as f64 / (1u64 << 53) as f64;
     let u2 = (b >> 11) as f64 / (1u64 << 53) as f64;
-    (-2.0 * u1.ln()).sqrt() * (TAU * u2).cos()
+    let r = (-2.0 * u1.ln()).sqrt();
+    let (s, c) = (TAU * u2).sin_cos();
+    (r * c, r * s)
 }
 
 fn splitmix64(mut x: u64) -> u64 {
@@ -223,6 +294,31 @@ mod tests {
                 .copied()
                 .collect();
             assert_eq!(w.values().to_vec(), joined);
+        }
+    }
+
+    #[test]
+    fn generated_batches_match_value_wherever_they_are_cut() {
+        for shape in [Shape::Sine, Shape::Ramp, Shape::Square] {
+            let cfg = config(shape, 0.2);
+            let reference = SimGenerator::new(&cfg, 0, 0);
+            let mut g = SimGenerator::new(&cfg, 0, 0);
+            let mut seq = 0u64;
+            for rows in [1usize, 63, 64, 65, 130, 7, 1000] {
+                let batch = g.generate(rows);
+                for ch in 0..2 {
+                    let col = batch.column(2 + ch).as_primitive::<Float64Type>();
+                    for i in 0..rows {
+                        let want = reference.value(ch, seq + i as u64);
+                        let got = col.value(i);
+                        assert!(
+                            (got - want).abs() < 1e-12,
+                            "{shape:?} {seq}+{i}: {got} vs {want}"
+                        );
+                    }
+                }
+                seq += rows as u64;
+            }
         }
     }
 

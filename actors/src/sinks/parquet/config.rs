@@ -29,12 +29,14 @@ pub struct ParquetSinkConfig {
     /// Start a new part file after this much time.
     #[serde(default, with = "humantime_serde")]
     pub rotate_interval: Option<Duration>,
+    /// How often what was written is made durable (one `syncfs` per writer thread): a killed
+    /// process loses at most the rows of the last `flush_interval`, and a power cut at most
+    /// twice that. Default 1 s.
+    #[serde(default = "default_flush_interval", with = "humantime_serde")]
+    pub flush_interval: Option<Duration>,
     /// Encoding threads; streams are spread over them (default: the number of cores).
     #[serde(default)]
     pub writer_threads: Option<usize>,
-    /// Crash safety: a killed process loses at most the rows of the last `flush_interval`.
-    #[serde(default = "default_flush_interval", with = "humantime_serde")]
-    pub flush_interval: Duration,
     /// Keep a write-ahead log of each open part (what makes `flush_interval` hold after a
     /// crash; `ensemble recover` reads it). Turn off only where losing a whole part is fine.
     #[serde(default = "default_true")]
@@ -54,9 +56,9 @@ impl Default for ParquetSinkConfig {
             row_group_rows: default_row_group_rows(),
             rotate_rows: None,
             rotate_interval: None,
+            flush_interval: default_flush_interval(),
             writer_threads: None,
             throttle_rows_per_s: None,
-            flush_interval: default_flush_interval(),
             write_ahead_log: true,
         }
     }
@@ -105,7 +107,7 @@ impl ParquetSinkConfig {
         if self.rotate_interval.is_some_and(|d| d.is_zero()) {
             problems.push(("rotate_interval", "must be longer than zero".to_string()));
         }
-        if self.flush_interval.is_zero() {
+        if self.flush_interval.is_some_and(|d| d.is_zero()) {
             problems.push(("flush_interval", "must be longer than zero".to_string()));
         }
         if self.writer_threads == Some(0) {
@@ -124,14 +126,14 @@ impl ParquetSinkConfig {
     }
 }
 
-const fn default_flush_interval() -> Duration {
-    Duration::from_secs(1)
-}
 const fn default_true() -> bool {
     true
 }
 const fn default_zstd_level() -> i32 {
     1
+}
+const fn default_flush_interval() -> Option<Duration> {
+    Some(Duration::from_secs(1))
 }
 const fn default_row_group_rows() -> usize {
     131_072

@@ -2,6 +2,7 @@
 
 mod actor;
 mod config;
+mod durability;
 mod pool;
 mod recover;
 mod wal;

@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -15,12 +15,14 @@ use arrow_schema::SchemaRef;
 use tokio::sync::oneshot;
 
 use super::config::ParquetSinkConfig;
+use super::durability::{GroupCommit, Pending};
 use super::writer::{PartSettings, SinkError, StreamPartWriter};
 use crate::batch::{DataBatch, StreamId};
 use crate::control::StreamWriteReport;
+use crate::latency::LatencyHistogram;
 
 /// Batches a writer thread may hold queued before the sender waits.
-const WORKER_QUEUE: usize = 8;
+const WORKER_QUEUE: usize = 32;
 /// How often an idle writer thread checks whether a part is due for rotation.
 const IDLE_TICK: Duration = Duration::from_millis(100);
 
@@ -75,6 +77,8 @@ pub type FailureFeed = flume::Receiver<WriteFailure>;
 pub struct WriterPool {
     workers: Arc<Vec<flume::Sender<Command>>>,
     route: Arc<HashMap<StreamId, usize>>,
+    /// Sample-to-durable latencies of every thread, merged as each thread finishes.
+    latency: Arc<Mutex<LatencyHistogram>>,
 }
 
 impl WriterPool {
@@ -114,16 +118,23 @@ impl WriterPool {
             });
             route.insert(input.stream.clone(), i % threads);
         }
+        let latency = Arc::new(Mutex::new(LatencyHistogram::default()));
         let mut workers = Vec::with_capacity(threads);
         for (index, streams) in assigned.into_iter().enumerate() {
             let (tx, rx) = flume::bounded(WORKER_QUEUE);
             let run_dir = context.run_dir.clone();
             let failures = failures.clone();
             let throttle = config.throttle_rows_per_s;
+            let commit = GroupCommit::new(
+                config.flush_interval,
+                &context.run_dir,
+                latency.clone(),
+                failures.clone(),
+            );
             thread::Builder::new()
                 .name(format!("parquet-writer-{index}"))
                 .spawn(move || {
-                    let mut worker = Worker::new(&run_dir, streams, throttle, failures);
+                    let mut worker = Worker::new(&run_dir, streams, throttle, failures, commit);
                     worker.run(rx);
                 })
                 .map_err(|source| SinkError::Io {
@@ -135,8 +146,18 @@ impl WriterPool {
         let pool = Self {
             workers: Arc::new(workers),
             route: Arc::new(route),
+            latency,
         };
         Ok((pool, feed))
+    }
+
+    /// Sample-to-durable latency of every batch written by threads that have finished (all of
+    /// them once [`finish`](Self::finish) has returned).
+    pub fn latency(&self) -> LatencyHistogram {
+        self.latency
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     fn worker_of(&self, stream: &StreamId) -> Option<&flume::Sender<Command>> {
@@ -152,6 +173,20 @@ impl WriterPool {
                 .await
                 .map_err(|_| PoolClosed),
             None => Ok(()),
+        }
+    }
+
+    /// Queues a batch for its stream's thread if its queue has room; gives the batch back when
+    /// it is full (then [`write`](Self::write) waits for room). Batches of streams this sink
+    /// does not take, and batches for a closed pool, are dropped here (a closed pool has
+    /// reported its failure already).
+    pub fn try_write(&self, batch: DataBatch) -> Result<(), DataBatch> {
+        let Some(w) = self.worker_of(&batch.stream) else {
+            return Ok(());
+        };
+        match w.try_send(Command::Write(batch)) {
+            Err(flume::TrySendError::Full(Command::Write(batch))) => Err(batch),
+            _ => Ok(()),
         }
     }
 
@@ -212,12 +247,15 @@ struct StreamAssignment {
 struct Slot {
     writer: Option<StreamPartWriter>,
     report: StreamWriteReport,
+    /// Batches written but not yet durable.
+    pending: Pending,
 }
 
 struct Worker {
     slots: HashMap<StreamId, Slot>,
     failures: flume::Sender<WriteFailure>,
     throttle: Option<Throttle>,
+    commit: GroupCommit,
 }
 
 impl Worker {
@@ -226,11 +264,13 @@ impl Worker {
         streams: Vec<StreamAssignment>,
         throttle_rows_per_s: Option<f64>,
         failures: flume::Sender<WriteFailure>,
+        commit: GroupCommit,
     ) -> Self {
         let mut worker = Self {
             slots: HashMap::new(),
             failures,
             throttle: throttle_rows_per_s.map(Throttle::new),
+            commit,
         };
         for StreamAssignment {
             stream,
@@ -254,7 +294,11 @@ impl Worker {
                         None
                     }
                 };
-            let mut slot = Slot { writer, report };
+            let mut slot = Slot {
+                writer,
+                report,
+                pending: Pending::default(),
+            };
             if slot.writer.is_none() {
                 slot.report.error = Some(format!("{stream}: cannot start writing"));
             }
@@ -276,6 +320,7 @@ impl Worker {
                     for s in &streams {
                         self.end(s);
                     }
+                    self.commit.publish();
                     let reports = self.slots.drain().map(|(_, slot)| slot.report).collect();
                     let _ = reply.send(reports);
                     return;
@@ -286,10 +331,38 @@ impl Worker {
                     for s in &streams {
                         self.end(s);
                     }
+                    self.commit.publish();
                     return;
                 }
             }
+            if self.commit.due() {
+                self.group_commit();
+            }
         }
+    }
+
+    /// Closes the row groups of every stream written since the last commit and hands them to
+    /// the syncer thread, which makes them durable with one `syncfs` (see `durability`).
+    fn group_commit(&mut self) {
+        self.commit.committed();
+        let mut failed = Vec::new();
+        for (stream, slot) in &mut self.slots {
+            let Some(w) = slot.writer.as_mut().filter(|_| !slot.pending.is_empty()) else {
+                continue;
+            };
+            match w.flush_to_os() {
+                Ok(_) => self.commit.hand_off(&mut slot.pending),
+                Err(e) => {
+                    slot.report.error.get_or_insert_with(|| e.to_string());
+                    failed.push((stream.clone(), e));
+                }
+            }
+        }
+        for (stream, e) in &failed {
+            self.fail(stream, e);
+        }
+        self.commit.sync_in_background();
+        self.tick();
     }
 
     fn write(&mut self, batch: &DataBatch) {
@@ -315,6 +388,7 @@ impl Worker {
             self.fail(&stream, &e);
             return;
         }
+        slot.pending.note(batch);
         if let Some(t) = self.throttle.as_mut() {
             t.pace(rows);
         }
@@ -331,6 +405,7 @@ impl Worker {
             Ok(report) => {
                 slot.report.rows = report.rows;
                 slot.report.parts = report.parts;
+                self.commit.durable(&mut slot.pending);
             }
             Err(e) => {
                 slot.report.error.get_or_insert_with(|| e.to_string());
@@ -343,8 +418,11 @@ impl Worker {
         let mut first_error = None;
         for slot in self.slots.values_mut() {
             if let Some(w) = slot.writer.as_mut() {
-                if let Err(e) = w.flush() {
-                    first_error.get_or_insert(e.to_string());
+                match w.flush() {
+                    Ok(()) => self.commit.durable(&mut slot.pending),
+                    Err(e) => {
+                        first_error.get_or_insert(e.to_string());
+                    }
                 }
             }
         }

@@ -2,16 +2,15 @@
 //! IPC stream) before it goes to the Parquet encoder, so that a killed process leaves its rows
 //! behind in a form `ensemble recover` can read.
 //!
-//! Durability: each append is handed to the kernel at once (it survives a killed process), and
-//! the file is synced (it survives a power cut) every `sync_every`. A part's log is deleted once
-//! the part's Parquet file is finished, synced and renamed.
+//! Durability: each append is handed to the kernel at once (it survives a killed process); the
+//! sink's group commit (one `syncfs` per flush interval) makes it survive a power cut. A part's
+//! log is deleted once the part's Parquet file is finished, synced and renamed.
 
 use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::{BufReader, BufWriter};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use arrow_array::RecordBatch;
 use arrow_ipc::reader::StreamReader;
@@ -27,8 +26,6 @@ pub const WAL_EXTENSION: &str = "wal";
 pub struct WalWriter {
     path: PathBuf,
     writer: StreamWriter<BufWriter<File>>,
-    sync_every: Duration,
-    last_sync: Instant,
 }
 
 impl WalWriter {
@@ -38,7 +35,6 @@ impl WalWriter {
         path: PathBuf,
         schema: &Schema,
         metadata: &[(String, String)],
-        sync_every: Duration,
     ) -> Result<Self, SinkError> {
         let file = File::create(&path).map_err(|source| SinkError::Io {
             path: path.clone(),
@@ -49,35 +45,17 @@ impl WalWriter {
         let logged = schema.clone().with_metadata(meta);
         let writer =
             StreamWriter::try_new_buffered(file, &logged).map_err(|e| wal_err(&path, e))?;
-        let mut wal = Self {
-            path,
-            writer,
-            sync_every,
-            last_sync: Instant::now(),
-        };
+        let mut wal = Self { path, writer };
         wal.writer.flush().map_err(|e| wal_err(&wal.path, e))?;
         Ok(wal)
     }
 
-    /// Appends a batch and hands it to the kernel; syncs if the last sync is older than the
-    /// interval.
+    /// Appends a batch and hands it to the kernel.
     pub fn append(&mut self, batch: &RecordBatch) -> Result<(), SinkError> {
         self.writer
             .write(batch)
             .map_err(|e| wal_err(&self.path, e))?;
-        self.writer.flush().map_err(|e| wal_err(&self.path, e))?;
-        if self.last_sync.elapsed() >= self.sync_every {
-            self.sync()?;
-        }
-        Ok(())
-    }
-
-    /// Syncs the log if anything was appended since the last sync and the interval has passed.
-    pub fn sync_if_due(&mut self) -> Result<(), SinkError> {
-        if self.last_sync.elapsed() >= self.sync_every {
-            self.sync()?;
-        }
-        Ok(())
+        self.writer.flush().map_err(|e| wal_err(&self.path, e))
     }
 
     /// Makes everything appended durable.
@@ -89,9 +67,7 @@ impl WalWriter {
             .map_err(|source| SinkError::Io {
                 path: self.path.clone(),
                 source,
-            })?;
-        self.last_sync = Instant::now();
-        Ok(())
+            })
     }
 
     /// Deletes the log: its part is safely finished.
@@ -185,8 +161,7 @@ mod tests {
         let path = dir.path().join("part-000000.wal");
         let mut g = generator();
         let meta = vec![("ensemble.stream".to_string(), "s".to_string())];
-        let mut wal = WalWriter::create(path.clone(), g.schema(), &meta, Duration::from_secs(1))
-            .expect("create");
+        let mut wal = WalWriter::create(path.clone(), g.schema(), &meta).expect("create");
         for _ in 0..3 {
             wal.append(&g.generate(50)).expect("append");
         }

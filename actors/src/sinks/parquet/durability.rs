@@ -1,0 +1,229 @@
+//! Group commit for a writer thread: every `flush_interval`, close the open row group of every
+//! stream that got rows, hand the bytes to the OS, make them durable with one `syncfs` on a
+//! syncer thread, and record how old each batch was by then (sample timestamp to durable
+//! write).
+//!
+//! One `syncfs` per thread and interval instead of one `fdatasync` per file: on this kind of VM
+//! an `fdatasync` costs about 3.6 ms, so 1,000 streams synced file by file would need 3.6 s of
+//! every second, while one `syncfs` after writing 1,000 files took about 75 ms.
+
+use std::fs::File;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::TimestampNanosecondType;
+
+use super::pool::WriteFailure;
+use crate::batch::{DataBatch, TIMESTAMP_COLUMN};
+use crate::latency::{LatencyHistogram, now_ns};
+
+/// Newest sample timestamps of the batches of one stream written since its last durable point.
+#[derive(Debug, Default)]
+pub(super) struct Pending {
+    /// One entry per batch; the buffer is reused across commits.
+    newest_ns: Vec<i64>,
+}
+
+impl Pending {
+    /// Notes a batch handed to the writer.
+    pub(super) fn note(&mut self, batch: &DataBatch) {
+        if let Some(ts) = newest_timestamp(batch) {
+            self.newest_ns.push(ts);
+        }
+    }
+
+    /// Whether rows were written since the last durable point.
+    pub(super) fn is_empty(&self) -> bool {
+        self.newest_ns.is_empty()
+    }
+
+    /// Everything noted is durable now: record each batch's age into `histogram`.
+    pub(super) fn durable(&mut self, now_ns: i64, histogram: &mut LatencyHistogram) {
+        for ts in self.newest_ns.drain(..) {
+            histogram.record_since(ts, now_ns);
+        }
+    }
+}
+
+/// When a writer thread commits next, the latencies it recorded, and its syncer thread.
+///
+/// The writer thread only closes row groups and hands the bytes to the OS; the `syncfs` runs on
+/// a syncer thread, so encoding goes on while the disk catches up (on a shared disk one
+/// `syncfs` also waits for everybody else's dirty pages). Batches handed to the syncer count as
+/// durable when its `syncfs` returns.
+#[derive(Debug)]
+pub(super) struct GroupCommit {
+    interval: Option<Duration>,
+    next: Instant,
+    histogram: LatencyHistogram,
+    /// Where the thread's histogram is merged when it finishes, for the sink's report.
+    shared: Arc<Mutex<LatencyHistogram>>,
+    /// Newest timestamps of batches flushed to the OS, waiting for the syncer to be free.
+    handed: Vec<i64>,
+    syncer: Option<(flume::Sender<Vec<i64>>, JoinHandle<LatencyHistogram>)>,
+}
+
+impl GroupCommit {
+    /// Commits every `interval` (never, if `None`: rows become durable when a part finishes).
+    /// `run_dir` names the file system to sync; sync errors go to `failures`.
+    pub(super) fn new(
+        interval: Option<Duration>,
+        run_dir: &Path,
+        shared: Arc<Mutex<LatencyHistogram>>,
+        failures: flume::Sender<WriteFailure>,
+    ) -> Self {
+        let syncer = interval.and_then(|_| spawn_syncer(run_dir, failures));
+        Self {
+            interval,
+            next: Instant::now() + interval.unwrap_or(Duration::MAX / 4),
+            histogram: LatencyHistogram::default(),
+            shared,
+            handed: Vec::new(),
+            syncer,
+        }
+    }
+
+    /// Whether a commit is due now.
+    pub(super) fn due(&self) -> bool {
+        self.interval.is_some() && Instant::now() >= self.next
+    }
+
+    /// Schedules the next commit one interval after the one just made.
+    pub(super) fn committed(&mut self) {
+        if let Some(interval) = self.interval {
+            self.next += interval;
+            let now = Instant::now();
+            if self.next < now {
+                self.next = now + interval;
+            }
+        }
+    }
+
+    /// Marks `pending` durable now (its part was just synced and closed).
+    pub(super) fn durable(&mut self, pending: &mut Pending) {
+        if !pending.is_empty() {
+            pending.durable(now_ns(), &mut self.histogram);
+        }
+    }
+
+    /// `pending` was handed to the OS: it becomes durable with the next background sync.
+    pub(super) fn hand_off(&mut self, pending: &mut Pending) {
+        self.handed.append(&mut pending.newest_ns);
+    }
+
+    /// Starts a background sync of everything handed off, unless one is still running (then
+    /// the next commit takes it along).
+    pub(super) fn sync_in_background(&mut self) {
+        if self.handed.is_empty() {
+            return;
+        }
+        // Without a syncer (it could not start) the batches become durable when parts finish.
+        if let Some((tx, _)) = &self.syncer {
+            let batch = std::mem::take(&mut self.handed);
+            if let Err(flume::TrySendError::Full(batch)) = tx.try_send(batch) {
+                self.handed = batch;
+            }
+        }
+    }
+
+    /// Waits for the syncer and hands the thread's latencies to the sink's report. Batches
+    /// still handed off are durable by now (every part was finished and synced before).
+    pub(super) fn publish(&mut self) {
+        if let Some((tx, thread)) = self.syncer.take() {
+            drop(tx);
+            if let Ok(h) = thread.join() {
+                self.histogram.merge(&h);
+            }
+        }
+        let now = now_ns();
+        for ts in self.handed.drain(..) {
+            self.histogram.record_since(ts, now);
+        }
+        let mut shared = self.shared.lock().unwrap_or_else(|e| e.into_inner());
+        shared.merge(&self.histogram);
+        self.histogram = LatencyHistogram::default();
+    }
+}
+
+/// A thread that runs `syncfs` on the run directory's file system for each batch it is given,
+/// then records the batch's latencies.
+fn spawn_syncer(
+    run_dir: &Path,
+    failures: flume::Sender<WriteFailure>,
+) -> Option<(flume::Sender<Vec<i64>>, JoinHandle<LatencyHistogram>)> {
+    let dir = File::open(run_dir).ok()?;
+    let path = run_dir.to_path_buf();
+    let (tx, rx) = flume::bounded::<Vec<i64>>(1);
+    let thread = std::thread::Builder::new()
+        .name("parquet-syncer".into())
+        .spawn(move || {
+            let mut histogram = LatencyHistogram::default();
+            let mut reported = false;
+            for batch in rx.iter() {
+                match nix::unistd::syncfs(&dir) {
+                    Ok(()) => {
+                        let now = now_ns();
+                        for ts in batch {
+                            histogram.record_since(ts, now);
+                        }
+                    }
+                    Err(errno) if !reported => {
+                        reported = true;
+                        tracing::error!(path = %path.display(), "Syncing failed: {errno}.");
+                        let _ = failures.send(WriteFailure {
+                            stream: "*".into(),
+                            message: format!("cannot sync {}: {errno}", path.display()),
+                        });
+                    }
+                    Err(_) => {}
+                }
+            }
+            histogram
+        })
+        .ok()?;
+    Some((tx, thread))
+}
+
+/// The newest (last) timestamp of a batch, if it has a timestamp column.
+fn newest_timestamp(batch: &DataBatch) -> Option<i64> {
+    let ts = batch
+        .batch
+        .column_by_name(TIMESTAMP_COLUMN)?
+        .as_primitive_opt::<TimestampNanosecondType>()?;
+    (!ts.is_empty()).then(|| ts.value(ts.len() - 1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::instruments::sim::{SimGenerator, SimInstrumentConfig};
+
+    #[test]
+    fn pending_batches_are_recorded_once_when_durable() {
+        let cfg: SimInstrumentConfig = serde_json::from_str(r#"{"rate_hz": 10.0}"#).expect("valid");
+        let start = now_ns() - 2_000_000_000;
+        let mut g = SimGenerator::new(&cfg, start, 0);
+        let batch = DataBatch::new("s".into(), 0, g.generate(5));
+        let mut pending = Pending::default();
+        pending.note(&batch);
+        let shared = Arc::new(Mutex::new(LatencyHistogram::default()));
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (failures, _feed) = flume::unbounded();
+        let interval = Some(Duration::from_secs(1));
+        let mut commit = GroupCommit::new(interval, dir.path(), shared.clone(), failures);
+        assert!(!commit.due());
+        commit.hand_off(&mut pending);
+        assert!(pending.is_empty());
+        commit.sync_in_background();
+        commit.durable(&mut pending);
+        commit.publish();
+        let h = shared.lock().expect("not poisoned");
+        assert_eq!(h.count(), 1);
+        // Newest row is 0.4 s after start, so about 1.6 s old.
+        let age = h.max() as f64 / 1e9;
+        assert!((1.55..3.0).contains(&age), "{age}");
+    }
+}
