@@ -155,7 +155,12 @@ pub fn recover(run_dir: &Path) -> Result<Recovery, RecoverError> {
             };
             let entry = record_parts(run_dir, &relative)?;
             if let Some(stream_entry) = manifest.streams.get_mut(stream) {
-                let (rows, parts, first_ts, last_ts) = entry;
+                let WrittenParts {
+                    rows,
+                    parts,
+                    first_ts,
+                    last_ts,
+                } = entry;
                 stream_entry.rows = stream_entry.rows.max(rows);
                 stream_entry.first_seq = (stream_entry.rows > 0).then_some(0);
                 stream_entry.last_seq = stream_entry.rows.checked_sub(1);
@@ -194,11 +199,16 @@ pub fn recover(run_dir: &Path) -> Result<Recovery, RecoverError> {
     })
 }
 
+/// What the finished parts in one stream directory hold.
+struct WrittenParts {
+    rows: u64,
+    parts: Vec<PartFile>,
+    first_ts: Option<i64>,
+    last_ts: Option<i64>,
+}
+
 /// Rows, parts and timestamp range of the finished parts in one stream directory.
-fn record_parts(
-    run_dir: &Path,
-    relative: &Path,
-) -> Result<(u64, Vec<PartFile>, Option<i64>, Option<i64>), RecoverError> {
+fn record_parts(run_dir: &Path, relative: &Path) -> Result<WrittenParts, RecoverError> {
     let dir = run_dir.join(relative);
     let mut files: Vec<PathBuf> = match std::fs::read_dir(&dir) {
         Ok(entries) => entries
@@ -223,5 +233,10 @@ fn record_parts(
             first_seq: s.first_seq.unwrap_or(0),
         });
     }
-    Ok((rows, parts, first_ts, last_ts))
+    Ok(WrittenParts {
+        rows,
+        parts,
+        first_ts,
+        last_ts,
+    })
 }

@@ -114,7 +114,7 @@ pub fn read_wal(path: &Path, metadata_keys: &[&str]) -> Result<Option<WalContent
     let mut metadata = HashMap::new();
     let mut plain = logged.metadata().clone();
     for key in metadata_keys {
-        if let Some(v) = plain.remove(*key) {
+        if let Some(v) = plain.remove(key) {
             metadata.insert((*key).to_string(), v);
         }
     }
