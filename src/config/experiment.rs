@@ -123,3 +123,22 @@ pub enum OnFailure {
     /// Leave the component stopped and let the rest of the run go on.
     Continue,
 }
+
+impl Experiment {
+    /// Names of every component (instruments, then sinks), in file order within each kind.
+    pub fn component_names(&self) -> impl Iterator<Item = &str> {
+        self.instruments
+            .iter()
+            .map(|i| i.name.as_str())
+            .chain(self.sinks.iter().map(|s| s.name.as_str()))
+    }
+
+    /// Names of the sinks that list `name` in their `inputs`, in file order.
+    pub fn consumers_of(&self, name: &str) -> Vec<&str> {
+        self.sinks
+            .iter()
+            .filter(|s| s.inputs.iter().any(|i| i == name))
+            .map(|s| s.name.as_str())
+            .collect()
+    }
+}

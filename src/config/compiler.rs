@@ -1,0 +1,575 @@
+//! `RawExperiment` → [`Experiment`]: every key read, checked and defaulted, the graph checked.
+//!
+//! The compiler owns `type`, `inputs`, the link keys and the supervision keys; it splits them off
+//! each component's table and hands the rest to the component's own config struct (serde with
+//! `deny_unknown_fields`), then runs that struct's `check()` and points each problem at its key.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use ensemble_actors::instruments::sim::SimInstrumentConfig;
+use ensemble_actors::link::Delivery;
+use ensemble_actors::sinks::parquet::ParquetSinkConfig;
+use serde::Deserialize;
+use serde::de::IntoDeserializer;
+use toml::Spanned;
+use toml::de::{DeTable, DeValue};
+
+use super::error::{Diagnostics, line_col};
+use super::experiment::{
+    Experiment, InstrumentKind, InstrumentSpec, OnFailure, Plan, SinkKind, SinkSpec, Supervision,
+};
+use super::graph::{self, Kind, Node};
+use super::raw::{RawExperiment, Section};
+use super::value::{self, Span, join, quoted_list};
+
+/// Known instrument `type`s.
+pub(crate) const INSTRUMENT_TYPES: &[&str] = &["sim"];
+/// Known sink `type`s.
+pub(crate) const SINK_TYPES: &[&str] = &["parquet"];
+/// Plan types that exist now.
+pub(crate) const PLAN_TYPES: &[&str] = &["stream"];
+/// Plan types that are reserved for later.
+pub(crate) const FUTURE_PLAN_TYPES: &[&str] = &["count", "scan", "grid"];
+/// Keys of `[experiment]`.
+pub(crate) const EXPERIMENT_KEYS: &[&str] = &[
+    "name",
+    "description",
+    "output",
+    "duration",
+    "grace_period",
+    "metadata",
+];
+/// Supervision keys every component takes.
+pub(crate) const SUPERVISION_KEYS: &[&str] = &[
+    "on_failure",
+    "max_restarts",
+    "restart_window",
+    "restart_backoff",
+];
+/// Keys every sink takes besides its own and the supervision keys.
+pub(crate) const SINK_LINK_KEYS: &[&str] = &["inputs", "delivery", "queue_batches"];
+
+/// Default `[experiment] output`.
+const DEFAULT_OUTPUT: &str = "runs";
+/// Default `[experiment] grace_period`.
+const DEFAULT_GRACE_PERIOD: Duration = Duration::from_secs(10);
+/// Default `queue_batches`.
+const DEFAULT_QUEUE_BATCHES: usize = 16;
+
+/// Compiles `text`; returns `Some` exactly when nothing was reported to `d`.
+pub(crate) fn compile(path: &Path, text: &str, d: &mut Diagnostics) -> Option<Experiment> {
+    let raw = RawExperiment::parse(text, d)?;
+    let plan = compile_plan(raw.plan.as_ref(), d);
+    let header = if raw.experiment_given || raw.experiment.is_some() {
+        raw.experiment
+            .as_ref()
+            .and_then(|section| compile_header(Some(section), plan.as_ref(), d))
+    } else {
+        compile_header(None, plan.as_ref(), d)
+    };
+
+    let mut nodes = Vec::new();
+    let mut instruments = Vec::new();
+    for section in &raw.instruments {
+        check_name("instruments", section, d);
+        nodes.push(Node {
+            name: section.name.clone(),
+            kind: Kind::Instrument,
+            span: section.key.clone(),
+            inputs: Vec::new(),
+        });
+        instruments.extend(compile_instrument(section, d));
+    }
+    for section in &raw.stages {
+        check_name("stages", section, d);
+        d.at(
+            section.key.clone(),
+            &join("stages", &section.name),
+            "processing stages are not available yet; remove the table and record the raw \
+             stream with a sink",
+        );
+        nodes.push(Node {
+            name: section.name.clone(),
+            kind: Kind::Stage,
+            span: section.key.clone(),
+            inputs: Vec::new(),
+        });
+    }
+    let mut sinks = Vec::new();
+    for section in &raw.sinks {
+        check_name("sinks", section, d);
+        let (spec, inputs) = compile_sink(section, d);
+        nodes.push(Node {
+            name: section.name.clone(),
+            kind: Kind::Sink,
+            span: section.key.clone(),
+            inputs,
+        });
+        sinks.extend(spec);
+    }
+    graph::check(&nodes, |offset| line_col(text, offset), d);
+
+    let header = header?;
+    let plan = plan?;
+    if !d.is_empty() {
+        return None;
+    }
+    Some(Experiment {
+        name: header.name,
+        description: header.description,
+        output: header.output.into(),
+        metadata: header.metadata,
+        duration: header.duration,
+        grace_period: header.grace_period,
+        plan,
+        instruments,
+        sinks,
+        source_path: path.to_path_buf(),
+        source_text: text.to_string(),
+    })
+}
+
+/// `[experiment]`, compiled.
+struct Header {
+    name: String,
+    description: Option<String>,
+    output: String,
+    duration: Duration,
+    grace_period: Duration,
+    metadata: BTreeMap<String, serde_json::Value>,
+}
+
+fn compile_header(
+    section: Option<&Section<'_>>,
+    plan: Option<&Plan>,
+    d: &mut Diagnostics,
+) -> Option<Header> {
+    let Some(section) = section else {
+        d.error(
+            0..0,
+            "experiment: missing [experiment] table; it needs at least `name` and `duration`",
+        );
+        return None;
+    };
+    let before = d.len();
+    let t = &section.table;
+    value::reject_unknown_keys(t, "experiment", EXPERIMENT_KEYS, d);
+
+    let name = match t.get("name") {
+        Some(v) => value::non_empty_string("experiment.name", v, d),
+        None => {
+            d.at(
+                section.span.clone(),
+                "experiment.name",
+                "missing; every experiment needs a name",
+            );
+            None
+        }
+    };
+    let description = t
+        .get("description")
+        .and_then(|v| value::string("experiment.description", v, d));
+    let output = t
+        .get("output")
+        .map_or(Some(DEFAULT_OUTPUT.to_string()), |v| {
+            value::non_empty_string("experiment.output", v, d)
+        });
+    let duration = match t.get("duration") {
+        Some(v) => value::duration("experiment.duration", v, false, d),
+        None => {
+            if plan == Some(&Plan::Stream) {
+                d.at(
+                    section.span.clone(),
+                    "experiment.duration",
+                    "missing; the stream plan needs a duration like \"10s\" or \"2m\"",
+                );
+            }
+            None
+        }
+    };
+    let grace_period = t
+        .get("grace_period")
+        .map_or(Some(DEFAULT_GRACE_PERIOD), |v| {
+            value::duration("experiment.grace_period", v, false, d)
+        });
+    let mut metadata = BTreeMap::new();
+    if let Some(v) = t.get("metadata") {
+        match v.get_ref() {
+            DeValue::Table(table) => {
+                for (key, item) in value::in_file_order(table) {
+                    let path = join("experiment.metadata", key.get_ref());
+                    metadata.insert(key.get_ref().to_string(), value::to_json(&path, item, d));
+                }
+            }
+            other => d.at(
+                v.span(),
+                "experiment.metadata",
+                format!(
+                    "must be a table of free-form values, got {}",
+                    value::describe(other)
+                ),
+            ),
+        }
+    }
+    if d.len() != before {
+        return None;
+    }
+    Some(Header {
+        name: name?,
+        description,
+        output: output?,
+        duration: duration?,
+        grace_period: grace_period?,
+        metadata,
+    })
+}
+
+fn compile_plan(section: Option<&Section<'_>>, d: &mut Diagnostics) -> Option<Plan> {
+    let Some(section) = section else {
+        return Some(Plan::Stream);
+    };
+    let Some(ty) = section.table.get("type") else {
+        d.at(
+            section.span.clone(),
+            "plan.type",
+            format!("missing; known plan types: {}", quoted_list(PLAN_TYPES)),
+        );
+        return None;
+    };
+    let ty_name = value::string("plan.type", ty, d)?;
+    match ty_name.as_str() {
+        "stream" => {
+            let before = d.len();
+            value::reject_unknown_keys(&section.table, "plan", &["type"], d);
+            (d.len() == before).then_some(Plan::Stream)
+        }
+        future if FUTURE_PLAN_TYPES.contains(&future) => {
+            d.at(
+                ty.span(),
+                "plan.type",
+                format!(
+                    "the `{future}` plan type is not available yet; only `stream` is (leave out \
+                     [plan] to stream for the experiment's duration)"
+                ),
+            );
+            None
+        }
+        other => {
+            d.at(
+                ty.span(),
+                "plan.type",
+                format!(
+                    "unknown plan type `{other}`; known plan types: {} ({} are planned)",
+                    quoted_list(PLAN_TYPES),
+                    quoted_list(FUTURE_PLAN_TYPES)
+                ),
+            );
+            None
+        }
+    }
+}
+
+/// Component names become stream and directory names: keep them plain.
+fn check_name(section_name: &str, section: &Section<'_>, d: &mut Diagnostics) {
+    let ok = !section.name.is_empty()
+        && section
+            .name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if !ok {
+        d.at(
+            section.key.clone(),
+            &join(section_name, &section.name),
+            "a component name may use only ASCII letters, digits, `_` and `-` (it names the \
+             stream and its directory)",
+        );
+    }
+}
+
+/// Takes `type` out of a component's table and checks it is one of `known`.
+fn take_type(
+    rest: &mut DeTable<'_>,
+    section: &Section<'_>,
+    path: &str,
+    what: &str,
+    known: &[&str],
+    d: &mut Diagnostics,
+) -> Option<String> {
+    let type_path = format!("{path}.type");
+    let Some(ty) = rest.remove("type") else {
+        d.at(
+            section.span.clone(),
+            &type_path,
+            format!("missing; known {what} types: {}", quoted_list(known)),
+        );
+        return None;
+    };
+    let name = value::string(&type_path, &ty, d)?;
+    if !known.contains(&name.as_str()) {
+        d.at(
+            ty.span(),
+            &type_path,
+            format!(
+                "unknown {what} type `{name}`; known {what} types: {}",
+                quoted_list(known)
+            ),
+        );
+        return None;
+    }
+    Some(name)
+}
+
+/// Takes the supervision keys out of a component's table; defaults where absent.
+fn take_supervision(rest: &mut DeTable<'_>, path: &str, d: &mut Diagnostics) -> Supervision {
+    let mut s = Supervision::default();
+    if let Some(v) = rest.remove("on_failure") {
+        let key = format!("{path}.on_failure");
+        if let Some(text) = value::string(&key, &v, d) {
+            match text.as_str() {
+                "restart" => s.on_failure = OnFailure::Restart,
+                "abort" => s.on_failure = OnFailure::Abort,
+                "continue" => s.on_failure = OnFailure::Continue,
+                other => d.at(
+                    v.span(),
+                    &key,
+                    format!(
+                        "unknown value `{other}`; expected one of {}",
+                        quoted_list(&["restart", "abort", "continue"])
+                    ),
+                ),
+            }
+        }
+    }
+    if let Some(v) = rest.remove("max_restarts") {
+        let key = format!("{path}.max_restarts");
+        if let Some(n) = value::integer(&key, &v, 0, i128::from(u32::MAX), d) {
+            // In range: checked against u32::MAX just above.
+            s.max_restarts = u32::try_from(n).unwrap_or(u32::MAX);
+        }
+    }
+    if let Some(v) = rest.remove("restart_window") {
+        if let Some(t) = value::duration(&format!("{path}.restart_window"), &v, false, d) {
+            s.restart_window = t;
+        }
+    }
+    if let Some(v) = rest.remove("restart_backoff") {
+        if let Some(t) = value::duration(&format!("{path}.restart_backoff"), &v, true, d) {
+            s.restart_backoff = t;
+        }
+    }
+    s
+}
+
+/// A component config that checks what serde cannot.
+trait Checked {
+    fn problems(&self) -> Vec<(&'static str, String)>;
+}
+
+impl Checked for SimInstrumentConfig {
+    fn problems(&self) -> Vec<(&'static str, String)> {
+        self.check()
+    }
+}
+
+impl Checked for ParquetSinkConfig {
+    fn problems(&self) -> Vec<(&'static str, String)> {
+        self.check()
+    }
+}
+
+/// Deserializes the component's own keys (`rest`) into `T` and runs its checks, reporting every
+/// problem at the key it is about in the component's `full` table.
+fn component_config<'i, T: Deserialize<'i> + Checked>(
+    section: &Section<'i>,
+    rest: DeTable<'i>,
+    path: &str,
+    common_keys: &[&str],
+    d: &mut Diagnostics,
+) -> Option<T> {
+    let value = Spanned::new(section.span.clone(), DeValue::Table(rest));
+    let config = match T::deserialize(value.into_deserializer()) {
+        Ok(config) => config,
+        Err(e) => {
+            report_serde_error(section, path, common_keys, &e, d);
+            return None;
+        }
+    };
+    let problems = config.problems();
+    if problems.is_empty() {
+        return Some(config);
+    }
+    for (key, message) in problems {
+        let span = value::span_of(&section.table, key).unwrap_or_else(|| section.span.clone());
+        d.at(span, &format!("{path}.{key}"), message);
+    }
+    None
+}
+
+fn report_serde_error(
+    section: &Section<'_>,
+    path: &str,
+    common_keys: &[&str],
+    e: &toml::de::Error,
+    d: &mut Diagnostics,
+) {
+    let span = e
+        .span()
+        .filter(|s| !s.is_empty() || s.start > 0)
+        .unwrap_or_else(|| section.span.clone());
+    let keys = value::locate(&section.table, &span).unwrap_or_default();
+    let mut full = path.to_string();
+    for k in &keys {
+        full = join(&full, k);
+    }
+    let message = e.message().trim();
+    let message = if let Some(rest) = message.strip_prefix("unknown field `") {
+        // "unknown field `x`, expected one of `a`, `b`" → "unknown key; expected one of ..."
+        let expected = rest.split_once(", ").map_or("", |(_, e)| e);
+        if keys.len() <= 1 {
+            format!(
+                "unknown key; {expected}, or a common key: {}",
+                quoted_list(common_keys)
+            )
+        } else {
+            format!("unknown key; {expected}")
+        }
+    } else if let Some(rest) = message.strip_prefix("missing field `") {
+        let field = rest.trim_end_matches('`');
+        full = join(&full, field);
+        "missing; this key is required".to_string()
+    } else {
+        humanize(message)
+    };
+    d.at(span, &full, message);
+}
+
+/// Rewrites serde's Rust type names in messages into words.
+fn humanize(message: &str) -> String {
+    let mut m = message.to_string();
+    for (from, to) in [
+        ("expected f64", "expected a number"),
+        ("expected u64", "expected a whole number, zero or more"),
+        ("expected usize", "expected a whole number, zero or more"),
+        ("expected u32", "expected a whole number, zero or more"),
+        ("expected i32", "expected a whole number"),
+        ("expected i64", "expected a whole number"),
+        ("expected a string", "expected a string"),
+    ] {
+        m = m.replace(from, to);
+    }
+    if m.contains("untagged enum Phase") {
+        return "must be a number or an array of numbers, one per channel".to_string();
+    }
+    m
+}
+
+fn compile_instrument(section: &Section<'_>, d: &mut Diagnostics) -> Option<InstrumentSpec> {
+    let path = join("instruments", &section.name);
+    let before = d.len();
+    let mut rest = section.table.clone();
+    let ty = take_type(&mut rest, section, &path, "instrument", INSTRUMENT_TYPES, d);
+    let supervision = take_supervision(&mut rest, &path, d);
+    let mut common: Vec<&str> = vec!["type"];
+    common.extend_from_slice(SUPERVISION_KEYS);
+    let kind = match ty.as_deref() {
+        Some("sim") => component_config::<SimInstrumentConfig>(section, rest, &path, &common, d)
+            .map(InstrumentKind::Sim),
+        _ => None,
+    };
+    if d.len() != before {
+        return None;
+    }
+    Some(InstrumentSpec {
+        name: section.name.clone(),
+        kind: kind?,
+        supervision,
+    })
+}
+
+/// Compiles a sink; also returns its inputs (as written) for the graph check, even when the sink
+/// itself has errors.
+fn compile_sink(
+    section: &Section<'_>,
+    d: &mut Diagnostics,
+) -> (Option<SinkSpec>, Vec<(String, Span)>) {
+    let path = join("sinks", &section.name);
+    let before = d.len();
+    let mut rest = section.table.clone();
+    let ty = take_type(&mut rest, section, &path, "sink", SINK_TYPES, d);
+
+    let inputs_path = format!("{path}.inputs");
+    let inputs = match rest.remove("inputs") {
+        None => {
+            d.at(
+                section.span.clone(),
+                &inputs_path,
+                "missing; name the instruments to store, e.g. inputs = [\"scope\"]",
+            );
+            Vec::new()
+        }
+        Some(v) => {
+            let list = value::string_list(&inputs_path, &v, d).unwrap_or_default();
+            if list.is_empty() && v.get_ref().as_array().is_some_and(|a| a.is_empty()) {
+                d.at(v.span(), &inputs_path, "must name at least one input");
+            }
+            list
+        }
+    };
+    let inputs: Vec<(String, Span)> = inputs
+        .into_iter()
+        .map(|s| {
+            let span = s.span();
+            (s.into_inner(), span)
+        })
+        .collect();
+
+    let mut delivery = Delivery::default();
+    if let Some(v) = rest.remove("delivery") {
+        let key = format!("{path}.delivery");
+        if let Some(text) = value::string(&key, &v, d) {
+            match text.as_str() {
+                "lossless" => delivery = Delivery::Lossless,
+                "best_effort" => delivery = Delivery::BestEffort,
+                other => d.at(
+                    v.span(),
+                    &key,
+                    format!(
+                        "unknown value `{other}`; expected one of {}",
+                        quoted_list(&["lossless", "best_effort"])
+                    ),
+                ),
+            }
+        }
+    }
+    let mut queue_batches = DEFAULT_QUEUE_BATCHES;
+    if let Some(v) = rest.remove("queue_batches") {
+        let key = format!("{path}.queue_batches");
+        if let Some(n) = value::integer(&key, &v, 1, 1 << 20, d) {
+            // In range: checked against 1..=2^20 just above.
+            queue_batches = usize::try_from(n).unwrap_or(DEFAULT_QUEUE_BATCHES);
+        }
+    }
+    let supervision = take_supervision(&mut rest, &path, d);
+    let mut common: Vec<&str> = vec!["type"];
+    common.extend_from_slice(SINK_LINK_KEYS);
+    common.extend_from_slice(SUPERVISION_KEYS);
+    let kind = match ty.as_deref() {
+        Some("parquet") => component_config::<ParquetSinkConfig>(section, rest, &path, &common, d)
+            .map(SinkKind::Parquet),
+        _ => None,
+    };
+    if d.len() != before {
+        return (None, inputs);
+    }
+    let spec = kind.map(|kind| SinkSpec {
+        name: section.name.clone(),
+        inputs: inputs.iter().map(|(name, _)| name.clone()).collect(),
+        delivery,
+        queue_batches,
+        kind,
+        supervision,
+    });
+    (spec, inputs)
+}
