@@ -53,7 +53,7 @@ for stream, rows in (("slow", 10), ("fast", 20000)):
     assert total == rows, (stream, total)
     n, lo, hi, distinct = duckdb.sql(
         f"select count(*), min(seq), max(seq), count(distinct seq) from read_parquet('{run}/{stream}/*.parquet')"
-    ).fetchone()
+    ).fetchall()[0]
     assert (n, lo, hi, distinct) == (rows, 0, rows - 1, rows), (stream, n, lo, hi, distinct)
 unit = pq.read_schema(glob.glob(f"{run}/slow/*.parquet")[0]).field("ch0").metadata[b"unit"]
 assert unit == b"K", unit

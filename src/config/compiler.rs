@@ -98,9 +98,32 @@ pub(crate) fn compile(path: &Path, text: &str, d: &mut Diagnostics) -> Option<Ex
         });
     }
     let mut sinks = Vec::new();
+    // (subdirectory, stream) → the Parquet sink that already writes there.
+    let mut parquet_targets: std::collections::HashMap<(Option<String>, String), String> =
+        std::collections::HashMap::new();
     for section in &raw.sinks {
         check_name("sinks", section, d);
         let (spec, inputs) = compile_sink(section, d);
+        if let Some(SinkSpec {
+            kind: SinkKind::Parquet(cfg),
+            inputs: names,
+            ..
+        }) = &spec
+        {
+            for input in names {
+                let target = (cfg.subdirectory.clone(), input.clone());
+                if let Some(first) = parquet_targets.insert(target, section.name.clone()) {
+                    d.at(
+                        section.key.clone(),
+                        &join("sinks", &section.name),
+                        format!(
+                            "stream `{input}` is already stored by Parquet sink `{first}` in the \
+                             same directory; give one of them a `subdirectory`"
+                        ),
+                    );
+                }
+            }
+        }
         nodes.push(Node {
             name: section.name.clone(),
             kind: Kind::Sink,

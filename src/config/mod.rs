@@ -1,10 +1,3 @@
-<<<<<<< HEAD
-//! Experiment files: parse, check and compile (placeholder until the compiler lands).
-
-mod experiment;
-
-pub use experiment::*;
-=======
 //! Experiment files: parse, check and compile them into an [`Experiment`].
 //!
 //! An experiment is a TOML file with an `[experiment]` table, named `[instruments.NAME]` and
@@ -121,4 +114,3 @@ pub fn load(path: &Path) -> Result<Experiment, ConfigErrors> {
         }])),
     }
 }
->>>>>>> config

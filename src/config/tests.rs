@@ -287,6 +287,7 @@ inputs = ["zeta"]
 [sinks.a]
 type = "parquet"
 inputs = ["alpha", "zeta"]
+subdirectory = "a"
 "#;
     let e = compile_str(text).expect("compiles");
     assert_eq!(
@@ -517,7 +518,7 @@ fn graph_summary_shows_components_and_links() {
     let text = MINIMAL.replace(
         "rate_hz = 1000",
         "rate_hz = 1000\nchannels = [\"a\", \"b\"]",
-    ) + "\n[sinks.archive]\ntype = \"parquet\"\ninputs = [\"scope\"]\ncompression = \"none\"\n\
+    ) + "\n[sinks.archive]\ntype = \"parquet\"\ninputs = [\"scope\"]\nsubdirectory = \"archive\"\ncompression = \"none\"\n\
            delivery = \"best_effort\"\n";
     let summary = compile_str(&text).expect("compiles").graph_summary();
     println!("{summary}");

@@ -84,7 +84,7 @@ pub fn plan_streams(experiment: &Experiment) -> Vec<StreamPlan> {
             let links = experiment
                 .sinks
                 .iter()
-                .filter(|s| s.inputs.iter().any(|i| *i == instrument.name))
+                .filter(|s| s.inputs.contains(&instrument.name))
                 .map(|sink| {
                     let stats = Arc::new(LinkStats::default());
                     let (sender, receiver) = link(sink.queue_batches, sink.delivery, stats.clone());
