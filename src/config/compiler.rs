@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use ensemble_actors::instruments::sim::SimInstrumentConfig;
 use ensemble_actors::link::Delivery;
+use ensemble_actors::sinks::nats::NatsSinkConfig;
 use ensemble_actors::sinks::parquet::ParquetSinkConfig;
 use serde::Deserialize;
 use serde::de::IntoDeserializer;
@@ -27,7 +28,7 @@ use super::value::{self, Span, join, quoted_list};
 /// Known instrument `type`s.
 pub(crate) const INSTRUMENT_TYPES: &[&str] = &["sim"];
 /// Known sink `type`s.
-pub(crate) const SINK_TYPES: &[&str] = &["parquet"];
+pub(crate) const SINK_TYPES: &[&str] = &["parquet", "nats"];
 /// Plan types that exist now.
 pub(crate) const PLAN_TYPES: &[&str] = &["stream"];
 /// Plan types that are reserved for later.
@@ -402,6 +403,12 @@ impl Checked for ParquetSinkConfig {
     }
 }
 
+impl Checked for NatsSinkConfig {
+    fn problems(&self) -> Vec<(&'static str, String)> {
+        self.check()
+    }
+}
+
 /// Deserializes the component's own keys (`rest`) into `T` and runs its checks, reporting every
 /// problem at the key it is about in the component's `full` table.
 fn component_config<'i, T: Deserialize<'i> + Checked>(
@@ -581,6 +588,9 @@ fn compile_sink(
     let kind = match ty.as_deref() {
         Some("parquet") => component_config::<ParquetSinkConfig>(section, rest, &path, &common, d)
             .map(SinkKind::Parquet),
+        Some("nats") => {
+            component_config::<NatsSinkConfig>(section, rest, &path, &common, d).map(SinkKind::Nats)
+        }
         _ => None,
     };
     if d.len() != before {

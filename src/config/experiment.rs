@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use ensemble_actors::instruments::sim::SimInstrumentConfig;
 use ensemble_actors::link::Delivery;
+use ensemble_actors::sinks::nats::NatsSinkConfig;
 use ensemble_actors::sinks::parquet::ParquetSinkConfig;
 
 /// A whole experiment, compiled from its file by [`compile`](super::compile).
@@ -86,6 +87,8 @@ pub struct SinkSpec {
 pub enum SinkKind {
     /// `type = "parquet"`.
     Parquet(ParquetSinkConfig),
+    /// `type = "nats"`: publish to NATS JetStream (see `docs/nats.md`).
+    Nats(NatsSinkConfig),
 }
 
 /// A component's failure policy: `on_failure`, `max_restarts`, `restart_window`, `restart_backoff`.

@@ -82,6 +82,13 @@ impl Experiment {
                         Codec::None => "uncompressed".to_string(),
                     },
                 ],
+                SinkKind::Nats(c) => vec![
+                    sink.name.clone(),
+                    "nats".to_string(),
+                    format!("← {}", sink.inputs.join(", ")),
+                    delivery.to_string(),
+                    format!("{} → {} ({}.RUN.STREAM)", c.url, c.stream, c.subject_prefix),
+                ],
             };
             rows.push(row);
         }

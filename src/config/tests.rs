@@ -209,7 +209,9 @@ fn defaults_are_applied() {
     let sink = &e.sinks[0];
     assert_eq!(sink.delivery, Delivery::Lossless);
     assert_eq!(sink.queue_batches, 16);
-    let SinkKind::Parquet(parquet) = &sink.kind;
+    let SinkKind::Parquet(parquet) = &sink.kind else {
+        panic!("a parquet sink")
+    };
     assert_eq!(parquet.compression, Codec::Zstd);
 }
 
@@ -260,7 +262,9 @@ rotate_interval = "1h"
     assert_eq!(sink.delivery, Delivery::BestEffort);
     assert_eq!(sink.queue_batches, 4);
     assert_eq!(sink.supervision.on_failure, OnFailure::Abort);
-    let SinkKind::Parquet(p) = &sink.kind;
+    let SinkKind::Parquet(p) = &sink.kind else {
+        panic!("a parquet sink")
+    };
     assert_eq!(p.compression, Codec::Snappy);
     assert_eq!(p.rotate_interval, Some(Duration::from_secs(3600)));
 }

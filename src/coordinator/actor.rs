@@ -11,9 +11,11 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use chrono::{DateTime, Utc};
-use ensemble_actors::control::{ComponentExited, ExitOutcome, SinkReport, Stop};
+use ensemble_actors::batch::StreamEvent;
+use ensemble_actors::control::{ComponentExited, ExitOutcome, Flush, SinkReport, Stop};
 use ensemble_actors::instruments::sim::{SimAcquisition, SimInstrumentActor};
 use ensemble_actors::link::run_pump;
+use ensemble_actors::sinks::nats::{NatsSinkActor, spawn_publisher};
 use ensemble_actors::sinks::parquet::{ParquetSinkActor, SinkContext, SinkInput, WriterPool};
 use tokio::sync::oneshot;
 
@@ -221,29 +223,43 @@ impl Coordinator {
                     component: s.component.clone(),
                 })
                 .collect();
-            let addr = match &spec.kind {
+            let (events, flush): (Recipient<StreamEvent>, Recipient<Flush>) = match &spec.kind {
                 SinkKind::Parquet(cfg) => {
                     let (pool, failures_rx) = WriterPool::start(cfg, &sink_context, &inputs)
                         .map_err(|e| format!("sink `{}`: {e}", spec.name))?;
-                    ParquetSinkActor::new(
+                    let addr = ParquetSinkActor::new(
                         spec.name.clone(),
                         pool,
                         inputs.iter().map(|i| i.stream.clone()).collect(),
                         failures_rx,
                         me.clone(),
                     )
-                    .start()
+                    .start();
+                    (addr.clone().recipient(), addr.recipient())
+                }
+                SinkKind::Nats(cfg) => {
+                    let (publisher, failures_rx) =
+                        spawn_publisher(cfg.clone(), spec.name.clone(), &sink_context, &inputs);
+                    let addr = NatsSinkActor::new(
+                        spec.name.clone(),
+                        publisher,
+                        inputs.iter().map(|i| i.stream.clone()).collect(),
+                        failures_rx,
+                        me.clone(),
+                    )
+                    .start();
+                    (addr.clone().recipient(), addr.recipient())
                 }
             };
             for stream in &mut self.streams {
                 for link in stream.links.iter_mut().filter(|l| l.sink == spec.name) {
                     if let Some(rx) = link.receiver.take() {
-                        tokio::spawn(run_pump(rx, addr.clone().recipient()));
+                        tokio::spawn(run_pump(rx, events.clone()));
                     }
                 }
             }
             if let Some(slot) = self.sinks.get_mut(&spec.name) {
-                slot.alive = Some(addr.recipient());
+                slot.alive = Some(flush.clone());
             }
         }
         Ok(())

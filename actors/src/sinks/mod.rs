@@ -1,3 +1,4 @@
 //! Sinks: components that store streams.
 
+pub mod nats;
 pub mod parquet;
