@@ -7,6 +7,7 @@
 //! - [`manifest`]: the run manifest `run.json`.
 //! - [`progress`]: the live progress display.
 //! - [`summary`]: the table printed when a run ends.
+//! - [`ingest`]: `ensemble ingest`, NATS JetStream → run directories of Parquet files.
 //!
 //! The actors themselves (instruments, sinks, links, batch schema) live in the
 //! `ensemble-actors` crate.
@@ -16,6 +17,7 @@
 pub mod cli;
 pub mod config;
 pub mod coordinator;
+pub mod ingest;
 pub mod manifest;
 pub mod progress;
 pub mod run;
