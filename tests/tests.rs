@@ -8,3 +8,5 @@ mod spine;
 mod cli;
 // Reading runs with the tools labs use (pyarrow, DuckDB), when Python has them.
 mod readers;
+// Scale-out over NATS JetStream: sink, ingest, worker kill, server restart (issue 7).
+mod nats;
