@@ -112,6 +112,11 @@ struct Worker {
 
 impl Worker {
     fn start(options: IngestOptions) -> Self {
+        // Logs show with `RUST_LOG=info cargo test ... -- --nocapture`.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
         let (stop, stopped) = oneshot::channel::<()>();
         let thread = thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_multi_thread()

@@ -293,10 +293,10 @@ impl Store {
         match kind {
             ControlKind::Start => {
                 if !dir.join(MANIFEST_FILE).exists() {
-                    write_atomic(&dir, MANIFEST_FILE, payload)?;
+                    write_atomic(&dir, MANIFEST_FILE, &self.worker, payload)?;
                 }
             }
-            ControlKind::Final => write_atomic(&dir, MANIFEST_FILE, payload)?,
+            ControlKind::Final => write_atomic(&dir, MANIFEST_FILE, &self.worker, payload)?,
             ControlKind::End => {
                 let sink = serde_json::from_slice::<RunEnd>(payload)
                     .map(|e| e.sink)
@@ -306,7 +306,7 @@ impl Store {
                 } else {
                     "unknown".into()
                 };
-                write_atomic(&dir, &format!("end-{sink}.json"), payload)?;
+                write_atomic(&dir, &format!("end-{sink}.json"), &self.worker, payload)?;
                 tracing::info!(
                     run_id,
                     sink,
@@ -342,7 +342,12 @@ impl Store {
                 path: run.dir.clone(),
                 source: std::io::Error::other(e),
             })?;
-            write_atomic(&run.dir, &format!("ingest-{}.json", self.worker), &text)?;
+            write_atomic(
+                &run.dir,
+                &format!("ingest-{}.json", self.worker),
+                &self.worker,
+                &text,
+            )?;
             run.dirty = false;
         }
         Ok(())
@@ -496,8 +501,11 @@ pub fn read_seq_ranges(path: &Path) -> Result<Vec<(u64, u64)>, StoreError> {
 }
 
 /// Writes `name` in `dir` through a temporary file and a rename, synced.
-fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), StoreError> {
-    let tmp = dir.join(format!("{name}.tmp"));
+///
+/// `writer` makes the temporary name unique, so that workers sharing the directory (and writing
+/// the same manifest) never rename each other's temporary file.
+fn write_atomic(dir: &Path, name: &str, writer: &str, bytes: &[u8]) -> Result<(), StoreError> {
+    let tmp = dir.join(format!(".{name}.{writer}.tmp"));
     let path = dir.join(name);
     let mut file = File::create(&tmp).map_err(io_err(&tmp))?;
     file.write_all(bytes).map_err(io_err(&tmp))?;

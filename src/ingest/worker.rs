@@ -266,18 +266,10 @@ impl Worker {
             )
             .await
             .map_err(|e| nats_err("durable consumer")(Box::new(e)))?;
-        let control_consumer = control
-            .create_consumer(consumer::pull::OrderedConfig {
-                filter_subject: control_filter(&o.subject_prefix),
-                deliver_policy: consumer::DeliverPolicy::All,
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| nats_err("control consumer")(Box::new(e)))?;
-        let mut control_msgs = control_consumer
-            .messages()
-            .await
-            .map_err(|e| nats_err("control messages")(Box::new(e)))?;
+        // Stream sequence of the last control message handled: a re-created control consumer
+        // continues after it.
+        let mut control_seq = 0u64;
+        let mut control_msgs = Some(open_control(&control, &o.subject_prefix, control_seq).await?);
         let mut data_msgs = data_stream(&consumer, &o).await?;
         tracing::info!(worker = %o.worker, durable = %o.durable, stream = %o.stream, "Ingesting.");
         let mut tick = tokio::time::interval(o.commit_interval);
@@ -289,11 +281,20 @@ impl Worker {
                     tracing::info!(worker = %o.worker, "Stopping: finishing parts and acknowledging.");
                     return self.commit().await;
                 }
-                m = control_msgs.next() => match m {
-                    Some(Ok(m)) => self.control(m).await?,
-                    Some(Err(e)) => tracing::warn!("Control consumer: {e}; it recovers by itself."),
+                m = next_control(&mut control_msgs) => match m {
+                    Some(Ok(m)) => {
+                        if let Ok(info) = m.info() {
+                            control_seq = info.stream_sequence;
+                        }
+                        self.control(m).await?;
+                    }
+                    Some(Err(e)) => {
+                        tracing::warn!("Control consumer failed ({e}); opening it again.");
+                        control_msgs = None;
+                    }
                     None => {
-                        return Err(IngestError::Nats("the control consumer ended".into()));
+                        tracing::warn!("Control consumer ended; opening it again.");
+                        control_msgs = None;
                     }
                 },
                 m = data_msgs.next() => match m {
@@ -309,7 +310,15 @@ impl Worker {
                         data_msgs = data_stream(&consumer, &o).await?;
                     }
                 },
-                _ = tick.tick() => self.commit().await?,
+                _ = tick.tick() => {
+                    self.commit().await?;
+                    if control_msgs.is_none() {
+                        match open_control(&control, &o.subject_prefix, control_seq).await {
+                            Ok(c) => control_msgs = Some(c),
+                            Err(e) => tracing::warn!("{e}; retrying."),
+                        }
+                    }
+                }
             }
         }
     }
@@ -407,4 +416,41 @@ async fn data_stream(
         .messages()
         .await
         .map_err(|e| nats_err("data messages")(Box::new(e)))
+}
+
+type ControlMessages = consumer::pull::Ordered;
+
+/// An ordered consumer on the control stream, from the message after `after_seq` (all if 0).
+async fn open_control(
+    control: &jetstream::stream::Stream,
+    prefix: &str,
+    after_seq: u64,
+) -> Result<ControlMessages, IngestError> {
+    let deliver_policy = if after_seq == 0 {
+        consumer::DeliverPolicy::All
+    } else {
+        consumer::DeliverPolicy::ByStartSequence {
+            start_sequence: after_seq + 1,
+        }
+    };
+    let c = control
+        .create_consumer(consumer::pull::OrderedConfig {
+            filter_subject: control_filter(prefix),
+            deliver_policy,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| nats_err("control consumer")(Box::new(e)))?;
+    c.messages()
+        .await
+        .map_err(|e| nats_err("control messages")(Box::new(e)))
+}
+
+async fn next_control(
+    messages: &mut Option<ControlMessages>,
+) -> Option<Result<jetstream::Message, consumer::pull::OrderedError>> {
+    match messages {
+        Some(m) => m.next().await,
+        None => std::future::pending().await,
+    }
 }
