@@ -511,3 +511,20 @@ pace = "max"
         rate(ingest_s)
     );
 }
+
+/// The compose setup's experiments (`configs/nats/`, not checked with `configs/`) compile.
+#[test]
+fn issue_7_compose_configs_validate() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/nats");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).expect("configs/nats") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_some_and(|x| x == "toml") {
+            if let Err(errors) = ensemble::config::load(&path) {
+                panic!("{} does not validate:\n{errors}", path.display());
+            }
+            n += 1;
+        }
+    }
+    assert!(n >= 2, "{n} configs");
+}
