@@ -528,3 +528,48 @@ fn issue_7_compose_configs_validate() {
     }
     assert!(n >= 2, "{n} configs");
 }
+
+/// No server at all: the sink gives up after `retry_for`, the run fails, and the manifest counts
+/// every row that reached the sink as lost (nothing is dropped silently). Needs no nats-server.
+#[test]
+fn issue_7_unreachable_server_counts_every_row_as_lost() {
+    let out = tempfile::tempdir().expect("tempdir");
+    let url = format!("nats://127.0.0.1:{}", free_port());
+    let text = format!(
+        r#"
+[experiment]
+name = "unreachable"
+duration = "300ms"
+
+[instruments.sig]
+type = "sim"
+rate_hz = 1000
+pace = "max"
+
+[sinks.bus]
+type = "nats"
+inputs = ["sig"]
+url = "{url}"
+ack_timeout = "200ms"
+retry_for = "500ms"
+"#
+    );
+    let report = run(experiment(&text, out.path()));
+    assert_eq!(report.manifest.status, "failed");
+    let stream = &report.manifest.streams["sig"];
+    let bus = &stream.sinks["bus"];
+    assert_eq!(bus.rows_written, 0);
+    assert_eq!(
+        bus.rows_lost + bus.dropped_rows,
+        stream.rows,
+        "every row is accounted for: {bus:?}"
+    );
+    assert!(
+        report.manifest.sinks["bus"]
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("connect")),
+        "{:?}",
+        report.manifest.sinks["bus"]
+    );
+}

@@ -776,3 +776,68 @@ async fn serve(
         report_failure(&mut publisher);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::instruments::sim::{SimGenerator, SimInstrumentConfig};
+    use crate::sinks::nats::codec::decode_batch;
+    use crate::sinks::nats::config::IpcCompression;
+
+    #[test]
+    fn run_ids_and_names_become_single_subject_tokens() {
+        assert_eq!(
+            subject_token("20261127T101225.123Z-abc"),
+            "20261127T101225_123Z-abc"
+        );
+        assert_eq!(subject_token("a b*c>d"), "a_b_c_d");
+    }
+
+    #[test]
+    fn oversized_batches_split_in_order_into_pieces_that_fit() {
+        let cfg: SimInstrumentConfig =
+            serde_json::from_str(r#"{"rate_hz": 100.0, "channels": ["a", "b"]}"#).expect("valid");
+        let batch = SimGenerator::new(&cfg, 0, 0).generate(10_000);
+        let whole = encode_batch(&batch, IpcCompression::None)
+            .expect("encode")
+            .len();
+        let pieces = split_encode(&batch, IpcCompression::None, whole / 3).expect("split");
+        assert!(pieces.len() >= 3, "{} pieces", pieces.len());
+        let mut next = 0;
+        for (offset, rows, payload) in &pieces {
+            assert_eq!(*offset, next, "pieces are in order and contiguous");
+            assert!(payload.len() <= whole / 3);
+            assert_eq!(
+                decode_batch(payload).expect("decode").num_rows() as u64,
+                *rows
+            );
+            next += rows;
+        }
+        assert_eq!(next, 10_000);
+    }
+
+    #[tokio::test]
+    async fn without_a_server_every_row_is_counted_undelivered() {
+        let input = SinkInput {
+            stream: "s".into(),
+            schema: crate::batch::stream_schema(&[]),
+            component: "s".into(),
+        };
+        let mut p = Publisher::new(None, NatsSinkConfig::default(), "bus", "r", "e", &[input]);
+        p.fail(NatsSinkError::Closed);
+        let cfg: SimInstrumentConfig =
+            serde_json::from_str(r#"{"rate_hz": 100.0}"#).expect("valid");
+        let mut g = SimGenerator::new(&cfg, 0, 0);
+        for _ in 0..3 {
+            let first = g.next_seq();
+            p.publish(DataBatch::new("s".into(), first, g.generate(10)))
+                .await;
+        }
+        let report = p.finish().await;
+        assert_eq!(report.streams[0].rows, 0);
+        assert_eq!(report.streams[0].rows_lost, 30);
+        assert_eq!(p.streams[0].undelivered, [(0, 30)]);
+        assert!(p.take_new_failure().is_some());
+        assert!(p.take_new_failure().is_none(), "reported once");
+    }
+}
