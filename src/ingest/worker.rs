@@ -103,6 +103,9 @@ pub struct IngestSummary {
     pub commits: u64,
 }
 
+/// Most bytes one pull request asks for.
+const PULL_BYTES: usize = 8 * 1024 * 1024;
+
 enum Cmd {
     Handle {
         subject: String,
@@ -411,6 +414,9 @@ async fn data_stream(
     consumer
         .stream()
         .max_messages_per_batch(o.commit_messages.clamp(1, 500))
+        // Bounded in bytes too: a pull of hundreds of large batches at once would exceed the
+        // server's per-client pending limit and get the connection dropped as a slow consumer.
+        .max_bytes_per_batch(PULL_BYTES)
         .heartbeat(Duration::from_secs(5))
         .expires(Duration::from_secs(30))
         .messages()

@@ -57,6 +57,19 @@ impl NatsSinkActor {
             async move { publisher.finish().await }
                 .into_actor(self)
                 .map(|result, act, ctx| {
+                    // A failure still queued on the feed would be lost when the actor stops:
+                    // report it first, so the run's status reflects it.
+                    let error = result
+                        .as_ref()
+                        .ok()
+                        .and_then(|r| r.streams.iter().find_map(|s| s.error.clone()));
+                    if let (Some(message), false) = (error, act.failed) {
+                        act.failed = true;
+                        act.coordinator.do_send(ComponentExited {
+                            component: act.name.clone(),
+                            outcome: ExitOutcome::Failed(message),
+                        });
+                    }
                     let outcome = match result {
                         Ok(mut report) => {
                             report
