@@ -37,6 +37,9 @@ pub enum Command {
         /// The run directory (`<output>/<run_id>`).
         run_dir: PathBuf,
     },
+    /// Consume what `nats` sinks publish to JetStream and write run directories of Parquet files
+    /// (one per run id); keeps running for the next runs until Ctrl-C, then drains and exits.
+    Ingest(IngestArgs),
     /// Check an experiment file and print its component graph; creates nothing.
     Validate {
         /// The experiment file (TOML).
@@ -85,4 +88,40 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         return Err(format!("`{text}`: must be longer than zero"));
     }
     Ok(d)
+}
+
+/// `ensemble ingest` options.
+#[derive(Debug, clap::Args)]
+pub struct IngestArgs {
+    /// NATS server(s), comma-separated.
+    #[arg(long, default_value = "nats://127.0.0.1:4222")]
+    pub url: String,
+    /// The JetStream data stream (the `nats` sink's `stream`).
+    #[arg(long, default_value = "ENSEMBLE")]
+    pub stream: String,
+    /// The `nats` sink's `subject_prefix`.
+    #[arg(long, default_value = "ensemble")]
+    pub subject_prefix: String,
+    /// Directory for run directories.
+    #[arg(long)]
+    pub output: PathBuf,
+    /// Durable consumer name; workers with the same name share the messages.
+    #[arg(long, default_value = "ingest")]
+    pub durable: String,
+    /// This worker's name, used in its part file names (`part-<worker>-NNNNNN.parquet`); must be
+    /// unique among running workers and the same when a worker is restarted. Default: host name.
+    #[arg(long)]
+    pub worker: Option<String>,
+    /// Finish parts and acknowledge at least this often (each commit ends one part per stream).
+    #[arg(long, value_parser = parse_duration, default_value = "1s")]
+    pub commit_interval: Duration,
+    /// ... or after this many messages.
+    #[arg(long, default_value_t = 1000)]
+    pub commit_messages: usize,
+    /// How long JetStream waits for an acknowledgement before delivering a message again.
+    #[arg(long, value_parser = parse_duration, default_value = "30s")]
+    pub ack_wait: Duration,
+    /// Compression of the Parquet parts: zstd, snappy or none.
+    #[arg(long, default_value = "zstd")]
+    pub compression: String,
 }

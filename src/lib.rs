@@ -11,6 +11,7 @@
 //! - [`progress`]: the live progress display.
 //! - [`recover`]: finishing what a killed run left behind.
 //! - [`summary`]: the table printed when a run ends.
+//! - [`ingest`]: `ensemble ingest`, NATS JetStream → run directories of Parquet files.
 //!
 //! The actors themselves (instruments, sinks, links, batch schema) live in the
 //! `ensemble-actors` crate.
@@ -20,6 +21,7 @@
 pub mod cli;
 pub mod config;
 pub mod coordinator;
+pub mod ingest;
 pub mod loadtest;
 pub mod manifest;
 pub mod plan;

@@ -73,6 +73,7 @@ fn main() -> ExitCode {
             }
         },
         Command::Loadtest(args) => loadtest(&args),
+        Command::Ingest(args) => ingest(args),
         Command::Run {
             file,
             output,
@@ -211,6 +212,62 @@ fn loadtest(args: &ensemble::loadtest::LoadtestArgs) -> ExitCode {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
+    }
+}
+
+/// `ensemble ingest`: runs one worker until SIGINT or SIGTERM, then drains and exits.
+fn ingest(args: ensemble::cli::IngestArgs) -> ExitCode {
+    use ensemble::ingest::{IngestOptions, default_worker_name};
+    use ensemble_actors::sinks::parquet::Codec;
+    let compression = match args.compression.as_str() {
+        "zstd" => Codec::Zstd,
+        "snappy" => Codec::Snappy,
+        "none" => Codec::None,
+        other => {
+            eprintln!("error: --compression: unknown codec `{other}` (zstd, snappy, none)");
+            return ExitCode::from(2);
+        }
+    };
+    let mut options = IngestOptions::new(&args.url, &args.stream, args.output, &args.durable);
+    options.subject_prefix = args.subject_prefix;
+    options.worker = args.worker.unwrap_or_else(default_worker_name);
+    options.commit_interval = args.commit_interval;
+    options.commit_messages = args.commit_messages;
+    options.ack_wait = args.ack_wait;
+    options.parquet.compression = compression;
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let shutdown = async {
+        let signal = next_signal().await;
+        eprintln!("{signal}: finishing parts and acknowledging, then exiting");
+    };
+    match runtime
+        .block_on(ensemble::ingest::run(options, shutdown))
+        .context("ingest stopped")
+    {
+        Ok(summary) => {
+            eprintln!(
+                "ingest: {} batches stored, {} duplicates skipped, {} rejected, {} commits",
+                summary.stored, summary.duplicates, summary.rejected, summary.commits
+            );
+            if summary.rejected > 0 {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
     }
 }
 

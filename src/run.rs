@@ -3,6 +3,7 @@
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix::Actor;
 use chrono::{DateTime, Utc};
@@ -105,6 +106,7 @@ fn initial_manifest(experiment: &Experiment, run_id: &str, started_at: DateTime<
                         sink_type: match s.kind {
                             crate::config::SinkKind::Parquet(_) => "parquet".to_string(),
                             crate::config::SinkKind::Null(_) => "null".to_string(),
+                            crate::config::SinkKind::Nats(_) => "nats".to_string(),
                         },
                         inputs: s.inputs.clone(),
                         delivery: match s.delivery {
@@ -169,6 +171,7 @@ pub async fn run(
 
     manifest.record_outcome(&outcome, &views);
     manifest.write(&run_dir).map_err(manifest_err)?;
+    publish_final_manifest(&experiment, &manifest).await;
     Ok(RunReport {
         run_dir,
         manifest,
@@ -178,6 +181,30 @@ pub async fn run(
             .filter_map(|v| v.stats.last_emitted_at_ns())
             .max(),
     })
+}
+
+/// Hands the final manifest to every `nats` sink's JetStream (subject
+/// `PREFIX.RUN._manifest.final`), so that `ensemble ingest` can write the same `run.json`.
+/// Best effort, at most 10 s per sink: the run's data is already stored or counted.
+async fn publish_final_manifest(experiment: &Experiment, manifest: &Manifest) {
+    use ensemble_actors::sinks::nats::{codec::ControlKind, publish_control};
+    for sink in &experiment.sinks {
+        let crate::config::SinkKind::Nats(cfg) = &sink.kind else {
+            continue;
+        };
+        let Ok(json) = serde_json::to_vec_pretty(manifest) else {
+            continue;
+        };
+        let publish = publish_control(cfg, &sink.name, &manifest.run_id, ControlKind::Final, json);
+        let result =
+            tokio::time::timeout(cfg.retry_for.min(Duration::from_secs(10)), publish).await;
+        if let Err(e) = result
+            .map_err(|_| "timed out".to_string())
+            .and_then(|r| r.map_err(|e| e.to_string()))
+        {
+            tracing::warn!(component_id = %sink.name, run_id = %manifest.run_id, "Cannot publish the final manifest: {e}.");
+        }
+    }
 }
 
 /// Runs `experiment` in a new actix system on a multi-threaded tokio runtime, blocking the

@@ -18,3 +18,5 @@ mod plans;
 mod faults;
 // `ensemble loadtest`: throughput and loss under load (issue 6).
 mod loadtest;
+// Scale-out over NATS JetStream: sink, ingest, worker kill, server restart (issue 7).
+mod nats;

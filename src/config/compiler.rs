@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use ensemble_actors::instruments::sim::SimInstrumentConfig;
 use ensemble_actors::link::Delivery;
+use ensemble_actors::sinks::nats::NatsSinkConfig;
 use ensemble_actors::sinks::null::NullSinkConfig;
 use ensemble_actors::sinks::parquet::ParquetSinkConfig;
 use serde::Deserialize;
@@ -33,7 +34,7 @@ use crate::plan::{PRIMARY_STREAM, PointKind};
 /// Known instrument `type`s.
 pub(crate) const INSTRUMENT_TYPES: &[&str] = &["sim", "scpi"];
 /// Known sink `type`s.
-pub(crate) const SINK_TYPES: &[&str] = &["parquet", "null"];
+pub(crate) const SINK_TYPES: &[&str] = &["parquet", "null", "nats"];
 /// Plan types that exist now.
 pub(crate) const PLAN_TYPES: &[&str] = &["stream", "count", "scan", "grid"];
 /// Keys of `[experiment]`.
@@ -459,6 +460,12 @@ impl Checked for ParquetSinkConfig {
     }
 }
 
+impl Checked for NatsSinkConfig {
+    fn problems(&self) -> Vec<(&'static str, String)> {
+        self.check()
+    }
+}
+
 /// Deserializes the component's own keys (`rest`) into `T` and runs its checks, reporting every
 /// problem at the key it is about in the component's `full` table.
 fn component_config<'i, T: Deserialize<'i> + Checked>(
@@ -655,6 +662,9 @@ fn compile_sink(
             .map(SinkKind::Parquet),
         Some("null") => {
             component_config::<NullSinkConfig>(section, rest, &path, &common, d).map(SinkKind::Null)
+        }
+        Some("nats") => {
+            component_config::<NatsSinkConfig>(section, rest, &path, &common, d).map(SinkKind::Nats)
         }
         _ => None,
     };

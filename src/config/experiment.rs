@@ -9,6 +9,7 @@ use ensemble_actors::instruments::sim::SimInstrumentConfig;
 
 use crate::plan::PointPlan;
 use ensemble_actors::link::Delivery;
+use ensemble_actors::sinks::nats::NatsSinkConfig;
 use ensemble_actors::sinks::null::NullSinkConfig;
 use ensemble_actors::sinks::parquet::ParquetSinkConfig;
 
@@ -97,6 +98,8 @@ pub enum SinkKind {
     Parquet(ParquetSinkConfig),
     /// `type = "null"`: counts and discards (load tests).
     Null(NullSinkConfig),
+    /// `type = "nats"`: publish to NATS JetStream (see `docs/nats.md`).
+    Nats(NatsSinkConfig),
 }
 
 /// A component's failure policy: `on_failure`, `max_restarts`, `restart_window`, `restart_backoff`.

@@ -114,6 +114,13 @@ impl Experiment {
                     delivery.to_string(),
                     "counts and discards".to_string(),
                 ],
+                SinkKind::Nats(c) => vec![
+                    sink.name.clone(),
+                    "nats".to_string(),
+                    format!("← {}", sink.inputs.join(", ")),
+                    delivery.to_string(),
+                    format!("{} → {} ({}.RUN.STREAM)", c.url, c.stream, c.subject_prefix),
+                ],
             };
             rows.push(row);
         }

@@ -15,6 +15,7 @@ use ensemble_actors::batch::StreamEvent;
 use ensemble_actors::control::{ComponentExited, ExitOutcome, Flush, SinkReport, Stop};
 use ensemble_actors::instruments::sim::{SimAcquisition, SimInstrumentActor};
 use ensemble_actors::link::run_pump;
+use ensemble_actors::sinks::nats::{NatsSinkActor, spawn_publisher};
 use ensemble_actors::sinks::null::NullSinkActor;
 use ensemble_actors::sinks::parquet::{ParquetSinkActor, SinkContext, SinkInput, WriterPool};
 use tokio::sync::oneshot;
@@ -255,6 +256,19 @@ impl Coordinator {
                     let addr = NullSinkActor::new(
                         spec.name.clone(),
                         inputs.iter().map(|i| i.stream.clone()).collect(),
+                        me.clone(),
+                    )
+                    .start();
+                    (addr.clone().recipient(), addr.recipient())
+                }
+                SinkKind::Nats(cfg) => {
+                    let (publisher, failures_rx) =
+                        spawn_publisher(cfg.clone(), spec.name.clone(), &sink_context, &inputs);
+                    let addr = NatsSinkActor::new(
+                        spec.name.clone(),
+                        publisher,
+                        inputs.iter().map(|i| i.stream.clone()).collect(),
+                        failures_rx,
                         me.clone(),
                     )
                     .start();

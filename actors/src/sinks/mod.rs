@@ -1,4 +1,5 @@
 //! Sinks: components that store streams.
 
+pub mod nats;
 pub mod null;
 pub mod parquet;

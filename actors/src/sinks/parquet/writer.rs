@@ -170,6 +170,8 @@ pub struct StreamPartWriter {
     schema: SchemaRef,
     settings: PartSettings,
     open: Option<OpenPart>,
+    /// File names are `<part_prefix>NNNNNN.parquet` (`part-` unless set otherwise).
+    part_prefix: String,
     next_part: u32,
     parts: Vec<PartFile>,
     rows_finished: u64,
@@ -195,10 +197,30 @@ impl StreamPartWriter {
             schema,
             settings,
             open: None,
+            part_prefix: "part-".to_string(),
             next_part: 0,
             parts: Vec::new(),
             rows_finished: 0,
         })
+    }
+
+    /// Names parts `<prefix>NNNNNN.parquet`, numbering from `first_part`; for writers that share
+    /// a directory (e.g. `ensemble ingest` workers, `part-<worker>-`) or continue an earlier one.
+    pub fn with_part_names(mut self, prefix: impl Into<String>, first_part: u32) -> Self {
+        self.part_prefix = prefix.into();
+        self.next_part = first_part;
+        self
+    }
+
+    /// Finishes the open part now (footer written, synced, renamed); the next row opens a new
+    /// one. Nothing happens if no part is open.
+    pub fn close_part(&mut self) -> Result<(), SinkError> {
+        self.finish_part()
+    }
+
+    /// The parts finished so far.
+    pub fn parts(&self) -> &[PartFile] {
+        &self.parts
     }
 
     /// The stream written.
@@ -310,7 +332,7 @@ impl StreamPartWriter {
     }
 
     fn open_part(&mut self, first_seq: u64) -> Result<(), SinkError> {
-        let name = format!("part-{:06}.parquet", self.next_part);
+        let name = format!("{}{:06}.parquet", self.part_prefix, self.next_part);
         let relative_path = self.directory.join(&name);
         let final_path = self.run_dir.join(&relative_path);
         let partial_path = final_path.with_extension("parquet.partial");

@@ -1,0 +1,151 @@
+//! The thin actix shell around a NATS sink's [`PublisherHandle`].
+
+use std::collections::HashSet;
+
+use actix::prelude::*;
+
+use super::publisher::{PublisherFailures, PublisherHandle};
+use crate::batch::{StreamEvent, StreamId};
+use crate::control::{ComponentExited, ExitOutcome, Flush, SinkReport};
+use crate::sinks::parquet::WriteFailure;
+
+/// A NATS sink as an actor: hands batches to its publisher task (waiting while the publisher's
+/// window of unacknowledged messages is full), publishes the end message once all its inputs
+/// have ended, and reports to the coordinator with [`ComponentExited`].
+///
+/// Giving up on a message (JetStream unreachable for `retry_for`) is reported at once as
+/// [`ExitOutcome::Failed`]; the rows are counted as lost in the sink's report.
+pub struct NatsSinkActor {
+    name: String,
+    publisher: PublisherHandle,
+    /// Inputs in declaration order, for the report.
+    inputs: Vec<StreamId>,
+    /// Inputs whose end marker has not arrived yet.
+    open_inputs: HashSet<StreamId>,
+    failures: Option<PublisherFailures>,
+    coordinator: Recipient<ComponentExited>,
+    /// Whether a failure was already reported (one report per sink).
+    failed: bool,
+}
+
+impl NatsSinkActor {
+    /// A sink named `name` publishing `inputs` through `publisher`.
+    pub fn new(
+        name: String,
+        publisher: PublisherHandle,
+        inputs: Vec<StreamId>,
+        failures: PublisherFailures,
+        coordinator: Recipient<ComponentExited>,
+    ) -> Self {
+        Self {
+            name,
+            publisher,
+            open_inputs: inputs.iter().cloned().collect(),
+            inputs,
+            failures: Some(failures),
+            coordinator,
+            failed: false,
+        }
+    }
+
+    fn input_ended(&mut self, stream: &StreamId, ctx: &mut Context<Self>) {
+        if !self.open_inputs.remove(stream) || !self.open_inputs.is_empty() {
+            return;
+        }
+        let publisher = self.publisher.clone();
+        ctx.wait(
+            async move { publisher.finish().await }
+                .into_actor(self)
+                .map(|result, act, ctx| {
+                    // A failure still queued on the feed would be lost when the actor stops:
+                    // report it first, so the run's status reflects it.
+                    let error = result
+                        .as_ref()
+                        .ok()
+                        .and_then(|r| r.streams.iter().find_map(|s| s.error.clone()));
+                    if let (Some(message), false) = (error, act.failed) {
+                        act.failed = true;
+                        act.coordinator.do_send(ComponentExited {
+                            component: act.name.clone(),
+                            outcome: ExitOutcome::Failed(message),
+                        });
+                    }
+                    let outcome = match result {
+                        Ok(mut report) => {
+                            report
+                                .streams
+                                .sort_by_key(|s| act.inputs.iter().position(|i| *i == s.stream));
+                            ExitOutcome::SinkFinished(SinkReport {
+                                streams: report.streams,
+                                latency: report.latency,
+                            })
+                        }
+                        Err(e) => ExitOutcome::Failed(e.to_string()),
+                    };
+                    act.coordinator.do_send(ComponentExited {
+                        component: act.name.clone(),
+                        outcome,
+                    });
+                    ctx.stop();
+                }),
+        );
+    }
+}
+
+impl Actor for NatsSinkActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        if let Some(failures) = self.failures.take() {
+            ctx.add_stream(failures.into_stream());
+        }
+    }
+}
+
+impl Handler<StreamEvent> for NatsSinkActor {
+    type Result = ResponseActFuture<Self, ()>;
+
+    fn handle(&mut self, event: StreamEvent, _: &mut Self::Context) -> Self::Result {
+        let publisher = self.publisher.clone();
+        match event {
+            StreamEvent::Data(batch) => Box::pin(
+                async move {
+                    // A finished publisher has reported its failure; its rows are counted there.
+                    let _ = publisher.publish(batch).await;
+                }
+                .into_actor(self),
+            ),
+            StreamEvent::End(end) => {
+                Box::pin(async {}.into_actor(self).map(move |(), act, ctx| {
+                    act.input_ended(&end.stream, ctx);
+                }))
+            }
+        }
+    }
+}
+
+impl StreamHandler<WriteFailure> for NatsSinkActor {
+    fn handle(&mut self, failure: WriteFailure, _: &mut Self::Context) {
+        if self.failed {
+            return;
+        }
+        self.failed = true;
+        self.coordinator.do_send(ComponentExited {
+            component: self.name.clone(),
+            outcome: ExitOutcome::Failed(failure.message),
+        });
+    }
+
+    fn finished(&mut self, _: &mut Self::Context) {
+        // The feed ends with the publisher task; the sink stops after its report.
+    }
+}
+
+impl Handler<Flush> for NatsSinkActor {
+    type Result = ResponseFuture<Result<(), String>>;
+
+    fn handle(&mut self, _: Flush, _: &mut Self::Context) -> Self::Result {
+        let publisher = self.publisher.clone();
+        Box::pin(async move { publisher.flush().await })
+    }
+}

@@ -1,0 +1,717 @@
+//! The plain, synchronous half of `ensemble ingest`: decode messages, write Parquet parts into
+//! run directories, drop redelivered rows, make everything durable on [`Store::commit`].
+//!
+//! # Layout
+//! One run directory per run id, the same as the local Parquet sink writes, except that part
+//! files carry the worker's name so that several workers can share one output directory:
+//!
+//! ```text
+//! <output>/<run_id>/run.json                          the run's manifest as published
+//! <output>/<run_id>/end-<sink>.json                   the sink's per-stream totals (RunEnd)
+//! <output>/<run_id>/ingest-<worker>.json              what this worker wrote
+//! <output>/<run_id>/<stream>/part-<worker>-NNNNNN.parquet
+//! ```
+//!
+//! # Durability
+//! A commit finishes every part that received rows (footer written, file synced, renamed,
+//! directory synced); only then are the messages acknowledged. A killed worker leaves at most
+//! `*.partial` files of rows it never acknowledged; they are deleted when a worker of the same
+//! name starts, and JetStream delivers their rows again. The price is one part per stream per
+//! commit: raise the commit interval for fewer, larger files.
+//!
+//! # Duplicates
+//! Rows are identified by `(run, stream, seq)`. A worker remembers the `seq` ranges it wrote
+//! (read back from its own parts when it restarts), so a message delivered twice is stored once.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::UInt64Type;
+use ensemble_actors::batch::DataBatch;
+use ensemble_actors::control::PartFile;
+use ensemble_actors::sinks::nats::codec::{
+    BatchMessage, ControlKind, Incoming, RunEnd, decode_message, schema_fingerprint,
+};
+use ensemble_actors::sinks::parquet::{
+    ParquetSinkConfig, PartSettings, Rotation, SinkError, StreamPartWriter,
+};
+use parquet::arrow::ProjectionMask;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use serde::{Deserialize, Serialize};
+
+use crate::manifest::MANIFEST_FILE;
+
+/// Why ingest could not store something. Every variant names the file or message involved.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Writing a Parquet part failed.
+    #[error(transparent)]
+    Parquet(#[from] SinkError),
+    /// A file or directory could not be written or read.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// What the file system said.
+        source: std::io::Error,
+    },
+    /// An existing part could not be read back (to learn which rows it holds).
+    #[error("cannot read back {path}: {message}")]
+    ReadBack {
+        /// The part.
+        path: PathBuf,
+        /// Why.
+        message: String,
+    },
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
+    move |source| StoreError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// What became of one message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Its rows were written (durable at the next commit).
+    Stored,
+    /// Every row was stored before: nothing written.
+    Duplicate,
+    /// A control message, handled.
+    Control,
+    /// It cannot be stored (undecodable, or its schema differs from the stream's); the reason.
+    Rejected(String),
+}
+
+/// `seq` ranges `[start, end)`, merged.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeqRanges(BTreeMap<u64, u64>);
+
+impl SeqRanges {
+    /// Whether every `seq` of `[start, end)` is in the set.
+    pub fn covers(&self, start: u64, end: u64) -> bool {
+        self.0
+            .range(..=start)
+            .next_back()
+            .is_some_and(|(_, &e)| e >= end)
+    }
+
+    /// Whether any `seq` of `[start, end)` is in the set.
+    pub fn overlaps(&self, start: u64, end: u64) -> bool {
+        self.0
+            .range(..end)
+            .next_back()
+            .is_some_and(|(_, &e)| e > start)
+    }
+
+    /// Adds `[start, end)`.
+    pub fn insert(&mut self, mut start: u64, mut end: u64) {
+        if start >= end {
+            return;
+        }
+        let touching: Vec<(u64, u64)> = self
+            .0
+            .range(..=end)
+            .filter(|(_, e)| **e >= start)
+            .map(|(s, e)| (*s, *e))
+            .collect();
+        for (s, e) in touching {
+            self.0.remove(&s);
+            start = start.min(s);
+            end = end.max(e);
+        }
+        self.0.insert(start, end);
+    }
+
+    /// The ranges, in order.
+    pub fn ranges(&self) -> Vec<(u64, u64)> {
+        self.0.iter().map(|(s, e)| (*s, *e)).collect()
+    }
+
+    /// Rows covered.
+    pub fn len(&self) -> u64 {
+        self.0.iter().map(|(s, e)| e - s).sum()
+    }
+
+    /// Whether no row is covered.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// What one worker wrote of one run: `ingest-<worker>.json`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct WorkerReport {
+    /// The worker.
+    pub worker: String,
+    /// The run.
+    pub run_id: String,
+    /// Per stream.
+    pub streams: BTreeMap<String, WorkerStream>,
+}
+
+/// What one worker wrote of one stream.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct WorkerStream {
+    /// Rows in finished parts (this session and earlier ones).
+    pub rows: u64,
+    /// `seq` ranges written.
+    pub seq: SeqRanges,
+    /// Parts finished in this session.
+    pub parts: Vec<PartFile>,
+    /// Rows of messages delivered again and not written twice.
+    pub duplicate_rows: u64,
+}
+
+struct StreamState {
+    writer: StreamPartWriter,
+    fingerprint: String,
+    report: WorkerStream,
+    /// Rows written since the last commit.
+    dirty: bool,
+}
+
+struct RunState {
+    dir: PathBuf,
+    streams: HashMap<String, StreamState>,
+    dirty: bool,
+}
+
+/// The run directories one ingest worker writes.
+pub struct Store {
+    output: PathBuf,
+    worker: String,
+    parquet: ParquetSinkConfig,
+    runs: HashMap<String, RunState>,
+}
+
+impl Store {
+    /// A store writing run directories under `output` as worker `worker`, with the Parquet
+    /// settings of `parquet` (compression, row groups; rotation and subdirectory are ignored).
+    pub fn new(
+        output: &Path,
+        worker: &str,
+        parquet: ParquetSinkConfig,
+    ) -> Result<Self, StoreError> {
+        fs::create_dir_all(output).map_err(io_err(output))?;
+        Ok(Self {
+            output: output.to_path_buf(),
+            worker: worker.to_string(),
+            parquet,
+            runs: HashMap::new(),
+        })
+    }
+
+    /// Handles one message of the data or control stream. Errors are file-system errors: the
+    /// message must not be acknowledged then. A message that can never be stored is
+    /// [`Outcome::Rejected`].
+    pub fn handle(
+        &mut self,
+        subject: &str,
+        headers: Option<&async_nats::HeaderMap>,
+        payload: &[u8],
+    ) -> Result<Outcome, StoreError> {
+        match decode_message(subject, headers, payload) {
+            Ok(Incoming::Batch(b)) => self.write(b),
+            Ok(Incoming::Control {
+                run_id,
+                kind,
+                payload,
+            }) => {
+                self.control(&run_id, kind, &payload)?;
+                Ok(Outcome::Control)
+            }
+            Err(e) => Ok(Outcome::Rejected(format!("{subject}: {e}"))),
+        }
+    }
+
+    /// Writes a batch unless every row of it was written before.
+    pub fn write(&mut self, message: BatchMessage) -> Result<Outcome, StoreError> {
+        let meta = &message.meta;
+        if !is_plain_name(&meta.run_id) || !is_plain_name(&meta.stream) {
+            return Ok(Outcome::Rejected(format!(
+                "run `{}` / stream `{}`: not a plain file name",
+                meta.run_id, meta.stream
+            )));
+        }
+        self.run(&meta.run_id)?;
+        let (worker, parquet) = (&self.worker, &self.parquet);
+        let run = self
+            .runs
+            .get_mut(&meta.run_id)
+            .expect("self.run() just made sure it exists");
+        let run_dir = run.dir.clone();
+        let stream = match run.streams.get_mut(&meta.stream) {
+            Some(s) => s,
+            None => {
+                let state = open_stream(&run_dir, worker, parquet, &message)?;
+                run.streams.entry(meta.stream.clone()).or_insert(state)
+            }
+        };
+        let (start, end) = (meta.first_seq, meta.first_seq + meta.rows);
+        if stream.report.seq.covers(start, end) {
+            stream.report.duplicate_rows += meta.rows;
+            return Ok(Outcome::Duplicate);
+        }
+        if stream.report.seq.overlaps(start, end) {
+            return Ok(Outcome::Rejected(format!(
+                "{}/{} seq {start}..{end} overlaps rows already written",
+                meta.run_id, meta.stream
+            )));
+        }
+        if schema_fingerprint(&message.batch.schema()) != stream.fingerprint {
+            return Ok(Outcome::Rejected(format!(
+                "{}/{} seq {start}: its schema differs from the stream's",
+                meta.run_id, meta.stream
+            )));
+        }
+        let batch = DataBatch::new(meta.stream.as_str().into(), start, message.batch);
+        stream.writer.write(&batch)?;
+        stream.report.seq.insert(start, end);
+        stream.dirty = true;
+        run.dirty = true;
+        Ok(Outcome::Stored)
+    }
+
+    /// Handles a control message: writes `run.json` (start: only if absent; final: always) or
+    /// the sink's `end-<sink>.json`.
+    pub fn control(
+        &mut self,
+        run_id: &str,
+        kind: ControlKind,
+        payload: &[u8],
+    ) -> Result<(), StoreError> {
+        if !is_plain_name(run_id) {
+            return Ok(());
+        }
+        let dir = self.run(run_id)?.dir.clone();
+        match kind {
+            ControlKind::Start => {
+                if !dir.join(MANIFEST_FILE).exists() {
+                    write_atomic(&dir, MANIFEST_FILE, &self.worker, payload)?;
+                }
+            }
+            ControlKind::Final => write_atomic(&dir, MANIFEST_FILE, &self.worker, payload)?,
+            ControlKind::End => {
+                let sink = serde_json::from_slice::<RunEnd>(payload)
+                    .map(|e| e.sink)
+                    .unwrap_or_else(|_| "unknown".to_string());
+                let sink = if is_plain_name(&sink) {
+                    sink
+                } else {
+                    "unknown".into()
+                };
+                write_atomic(&dir, &format!("end-{sink}.json"), &self.worker, payload)?;
+                tracing::info!(
+                    run_id,
+                    sink,
+                    "The run's sink ended; its parts are finished at the next commit."
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Finishes every part that received rows since the last commit and writes this worker's
+    /// report of each such run. After `Ok`, every row handled so far is durable.
+    pub fn commit(&mut self) -> Result<(), StoreError> {
+        for (run_id, run) in &mut self.runs {
+            if !run.dirty {
+                continue;
+            }
+            let mut report = WorkerReport {
+                worker: self.worker.clone(),
+                run_id: run_id.clone(),
+                streams: BTreeMap::new(),
+            };
+            for (name, s) in &mut run.streams {
+                if s.dirty {
+                    s.writer.close_part()?;
+                    s.dirty = false;
+                }
+                s.report.parts = s.writer.parts().to_vec();
+                s.report.rows = s.report.seq.len();
+                report.streams.insert(name.clone(), s.report.clone());
+            }
+            let text = serde_json::to_vec_pretty(&report).map_err(|e| StoreError::Io {
+                path: run.dir.clone(),
+                source: std::io::Error::other(e),
+            })?;
+            write_atomic(
+                &run.dir,
+                &format!("ingest-{}.json", self.worker),
+                &self.worker,
+                &text,
+            )?;
+            run.dirty = false;
+        }
+        Ok(())
+    }
+
+    /// Rows written per run and stream (for logs and tests).
+    pub fn rows(&self) -> BTreeMap<(String, String), u64> {
+        self.runs
+            .iter()
+            .flat_map(|(r, run)| {
+                run.streams
+                    .iter()
+                    .map(move |(s, st)| ((r.clone(), s.clone()), st.report.seq.len()))
+            })
+            .collect()
+    }
+
+    fn run(&mut self, run_id: &str) -> Result<&mut RunState, StoreError> {
+        if !self.runs.contains_key(run_id) {
+            let dir = self.output.join(run_id);
+            fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+            tracing::info!(run_id, dir = %dir.display(), "Ingesting a new run.");
+            self.runs.insert(
+                run_id.to_string(),
+                RunState {
+                    dir,
+                    streams: HashMap::new(),
+                    dirty: false,
+                },
+            );
+        }
+        Ok(self
+            .runs
+            .get_mut(run_id)
+            .expect("inserted just above if it was missing"))
+    }
+}
+
+/// A run id or stream name usable as one path component.
+fn is_plain_name(name: &str) -> bool {
+    !name.is_empty() && name != "." && name != ".." && !name.contains(['/', '\\', '\0'])
+}
+
+/// Starts writing a stream of a run: removes this worker's torn `*.partial` parts, reads back
+/// which rows its finished parts hold, and continues their numbering.
+fn open_stream(
+    run_dir: &Path,
+    worker: &str,
+    parquet: &ParquetSinkConfig,
+    first: &BatchMessage,
+) -> Result<StreamState, StoreError> {
+    let meta = &first.meta;
+    let dir = run_dir.join(&meta.stream);
+    fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+    let prefix = format!("part-{worker}-");
+    let mut seq = SeqRanges::default();
+    let mut next_part = 0u32;
+    let mut rows = 0u64;
+    for entry in fs::read_dir(&dir).map_err(io_err(&dir))? {
+        let path = entry.map_err(io_err(&dir))?.path();
+        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        let Some(rest) = name.strip_prefix(&prefix) else {
+            continue;
+        };
+        if rest.ends_with(".parquet.partial") {
+            // Never acknowledged: JetStream delivers these rows again.
+            fs::remove_file(&path).map_err(io_err(&path))?;
+            tracing::warn!(path = %path.display(), "Removed a part left unfinished by a stopped worker; its rows are delivered again.");
+            continue;
+        }
+        let Some(number) = rest.strip_suffix(".parquet") else {
+            continue;
+        };
+        if let Ok(n) = number.parse::<u32>() {
+            next_part = next_part.max(n + 1);
+        }
+        for (start, end) in read_seq_ranges(&path)? {
+            rows += end - start;
+            seq.insert(start, end);
+        }
+    }
+    let mut settings = PartSettings::from_config(
+        parquet,
+        vec![
+            ("ensemble.run_id".into(), meta.run_id.clone()),
+            ("ensemble.experiment".into(), meta.experiment.clone()),
+            ("ensemble.stream".into(), meta.stream.clone()),
+            ("ensemble.instrument".into(), meta.component.clone()),
+            ("ensemble.ingest_worker".into(), worker.to_string()),
+        ],
+    )?;
+    // Messages are acknowledged only once their part is finished, so no write-ahead log is
+    // needed, and parts end at commits, not by rotation.
+    settings.write_ahead_log = false;
+    settings.rotation = Rotation::default();
+    let writer = StreamPartWriter::new(
+        run_dir,
+        PathBuf::from(&meta.stream),
+        meta.stream.as_str().into(),
+        first.batch.schema(),
+        settings,
+    )?
+    .with_part_names(prefix, next_part);
+    if rows > 0 {
+        tracing::info!(run_id = %meta.run_id, stream = %meta.stream, rows, "Continuing a stream this worker wrote before.");
+    }
+    Ok(StreamState {
+        writer,
+        fingerprint: schema_fingerprint(&first.batch.schema()),
+        report: WorkerStream {
+            rows,
+            seq,
+            parts: Vec::new(),
+            duplicate_rows: 0,
+        },
+        dirty: false,
+    })
+}
+
+/// The `seq` ranges held by a Parquet part, read from its `seq` column.
+pub fn read_seq_ranges(path: &Path) -> Result<Vec<(u64, u64)>, StoreError> {
+    let read_err = |message: String| StoreError::ReadBack {
+        path: path.to_path_buf(),
+        message,
+    };
+    let file = File::open(path).map_err(io_err(path))?;
+    let builder =
+        ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| read_err(e.to_string()))?;
+    let column = builder
+        .parquet_schema()
+        .columns()
+        .iter()
+        .position(|c| c.name() == ensemble_actors::batch::SEQ_COLUMN)
+        .ok_or_else(|| read_err("no seq column".to_string()))?;
+    let mask = ProjectionMask::leaves(builder.parquet_schema(), [column]);
+    let reader = builder
+        .with_projection(mask)
+        .build()
+        .map_err(|e| read_err(e.to_string()))?;
+    let mut ranges: Vec<(u64, u64)> = Vec::new();
+    for batch in reader {
+        let batch = batch.map_err(|e| read_err(e.to_string()))?;
+        let seq = batch.column(0).as_primitive::<UInt64Type>();
+        for &s in seq.values() {
+            match ranges.last_mut() {
+                Some((_, end)) if *end == s => *end += 1,
+                _ => ranges.push((s, s + 1)),
+            }
+        }
+    }
+    Ok(ranges)
+}
+
+/// Writes `name` in `dir` through a temporary file and a rename, synced.
+///
+/// `writer` makes the temporary name unique, so that workers sharing the directory (and writing
+/// the same manifest) never rename each other's temporary file.
+fn write_atomic(dir: &Path, name: &str, writer: &str, bytes: &[u8]) -> Result<(), StoreError> {
+    let tmp = dir.join(format!(".{name}.{writer}.tmp"));
+    let path = dir.join(name);
+    let mut file = File::create(&tmp).map_err(io_err(&tmp))?;
+    file.write_all(bytes).map_err(io_err(&tmp))?;
+    file.sync_all().map_err(io_err(&tmp))?;
+    drop(file);
+    fs::rename(&tmp, &path).map_err(io_err(&path))?;
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err(dir))
+}
+
+/// How complete a run directory is: per stream, what the sinks published and what the parts
+/// (of every worker) hold.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunCheck {
+    /// Per stream.
+    pub streams: BTreeMap<String, StreamCheck>,
+    /// Whether an end message (`end-*.json`) is there.
+    pub ended: bool,
+}
+
+/// One stream of a [`RunCheck`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StreamCheck {
+    /// Rows the sink says JetStream acknowledged (0 before its end message).
+    pub published: u64,
+    /// Rows the sink could not deliver.
+    pub undelivered: u64,
+    /// Rows in all parts.
+    pub rows: u64,
+    /// Distinct `seq` in all parts.
+    pub distinct: u64,
+    /// Whether the distinct `seq` are exactly `0..rows` (no gap).
+    pub contiguous: bool,
+}
+
+impl RunCheck {
+    /// Whether the run ended and every stream holds every published row exactly once.
+    pub fn is_complete(&self) -> bool {
+        self.ended
+            && self
+                .streams
+                .values()
+                .all(|s| s.rows == s.distinct && s.distinct == s.published && s.contiguous)
+    }
+}
+
+/// Reads a run directory written by ingest workers and checks it against the end messages.
+pub fn check_run(run_dir: &Path) -> Result<RunCheck, StoreError> {
+    let mut check = RunCheck::default();
+    for entry in fs::read_dir(run_dir).map_err(io_err(run_dir))? {
+        let path = entry.map_err(io_err(run_dir))?.path();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+            .to_string();
+        if name.starts_with("end-") && name.ends_with(".json") {
+            let text = fs::read(&path).map_err(io_err(&path))?;
+            let end: RunEnd = serde_json::from_slice(&text).map_err(|e| StoreError::ReadBack {
+                path: path.clone(),
+                message: e.to_string(),
+            })?;
+            check.ended = true;
+            for s in end.streams {
+                let entry = check.streams.entry(s.stream).or_default();
+                entry.published += s.rows_published;
+                entry.undelivered += s.rows_undelivered;
+            }
+        } else if path.is_dir() {
+            let mut seqs = Vec::new();
+            for part in fs::read_dir(&path).map_err(io_err(&path))? {
+                let part = part.map_err(io_err(&path))?.path();
+                if part.extension().is_some_and(|x| x == "parquet") {
+                    for (s, e) in read_seq_ranges(&part)? {
+                        seqs.extend(s..e);
+                    }
+                }
+            }
+            let entry = check.streams.entry(name).or_default();
+            entry.rows = seqs.len() as u64;
+            seqs.sort_unstable();
+            seqs.dedup();
+            entry.distinct = seqs.len() as u64;
+            entry.contiguous = seqs.iter().enumerate().all(|(i, s)| *s == i as u64);
+        }
+    }
+    Ok(check)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ensemble_actors::instruments::sim::{SimGenerator, SimInstrumentConfig};
+    use ensemble_actors::sinks::nats::IpcCompression;
+    use ensemble_actors::sinks::nats::codec::{BatchMeta, batch_headers, encode_batch};
+
+    fn message(g: &mut SimGenerator, rows: usize) -> (async_nats::HeaderMap, Vec<u8>) {
+        let first_seq = g.next_seq();
+        let batch = g.generate(rows);
+        let meta = BatchMeta {
+            run_id: "r1".into(),
+            stream: "daq".into(),
+            first_seq,
+            rows: rows as u64,
+            schema: schema_fingerprint(&batch.schema()),
+            component: "daq".into(),
+            experiment: "e".into(),
+        };
+        (
+            batch_headers(&meta),
+            encode_batch(&batch, IpcCompression::None).expect("encode"),
+        )
+    }
+
+    fn sim() -> SimGenerator {
+        let cfg: SimInstrumentConfig =
+            serde_json::from_str(r#"{"rate_hz": 100.0, "channels": ["a"]}"#).expect("valid");
+        SimGenerator::new(&cfg, 0, 0)
+    }
+
+    #[test]
+    fn seq_ranges_merge_and_answer() {
+        let mut r = SeqRanges::default();
+        r.insert(10, 20);
+        r.insert(0, 10);
+        r.insert(30, 40);
+        assert_eq!(r.ranges(), [(0, 20), (30, 40)]);
+        assert!(r.covers(5, 20));
+        assert!(!r.covers(15, 25));
+        assert!(r.overlaps(15, 25));
+        assert!(!r.overlaps(20, 30));
+        r.insert(20, 30);
+        assert_eq!(r.ranges(), [(0, 40)]);
+        assert_eq!(r.len(), 40);
+    }
+
+    #[test]
+    fn redelivery_is_stored_once_and_a_restart_continues_numbering() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut g = sim();
+        let msgs: Vec<_> = (0..4).map(|_| message(&mut g, 25)).collect();
+        let mut store = Store::new(dir.path(), "w1", ParquetSinkConfig::default()).expect("store");
+        for (h, p) in &msgs[..2] {
+            assert_eq!(
+                store.handle("ensemble.r1.daq", Some(h), p).expect("write"),
+                Outcome::Stored
+            );
+        }
+        assert_eq!(
+            store
+                .handle("ensemble.r1.daq", Some(&msgs[0].0), &msgs[0].1)
+                .expect("write"),
+            Outcome::Duplicate
+        );
+        store.commit().expect("commit");
+        // An unacknowledged message in an open part, then the worker dies.
+        store
+            .handle("ensemble.r1.daq", Some(&msgs[2].0), &msgs[2].1)
+            .expect("write");
+        drop(store);
+        let stream_dir = dir.path().join("r1/daq");
+        assert!(stream_dir.join("part-w1-000001.parquet.partial").exists());
+
+        let mut store = Store::new(dir.path(), "w1", ParquetSinkConfig::default()).expect("store");
+        for (h, p) in &msgs {
+            store.handle("ensemble.r1.daq", Some(h), p).expect("write");
+        }
+        store.commit().expect("commit");
+        assert!(!stream_dir.join("part-w1-000001.parquet.partial").exists());
+        assert!(stream_dir.join("part-w1-000001.parquet").exists());
+        let end = RunEnd {
+            run_id: "r1".into(),
+            experiment: "e".into(),
+            sink: "bus".into(),
+            streams: vec![ensemble_actors::sinks::nats::codec::StreamEnd {
+                stream: "daq".into(),
+                rows_published: 100,
+                batches_published: 4,
+                rows_undelivered: 0,
+                undelivered: vec![],
+            }],
+        };
+        store
+            .control(
+                "r1",
+                ControlKind::End,
+                &serde_json::to_vec(&end).expect("json"),
+            )
+            .expect("end");
+        let check = check_run(&dir.path().join("r1")).expect("check");
+        assert!(check.is_complete(), "{check:?}");
+        assert_eq!(check.streams["daq"].rows, 100);
+    }
+
+    #[test]
+    fn undecodable_message_is_rejected_not_an_error() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut store = Store::new(dir.path(), "w", ParquetSinkConfig::default()).expect("store");
+        let (h, _) = message(&mut sim(), 5);
+        let outcome = store
+            .handle("ensemble.r1.daq", Some(&h), b"garbage")
+            .expect("no io error");
+        assert!(matches!(outcome, Outcome::Rejected(_)), "{outcome:?}");
+    }
+}
