@@ -14,3 +14,5 @@ mod reliability;
 mod scpi;
 // Count, scan and grid plans: the `primary` stream, stop after the current point, throughput.
 mod plans;
+// Processing stages: fft, fir, decimate and stats end to end, read back by parquet and DuckDB.
+mod stages;

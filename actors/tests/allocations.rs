@@ -16,7 +16,8 @@ use ensemble_actors::stages::decimate::{DecimateConfig, DecimateStage};
 use ensemble_actors::stages::fft::{FftConfig, FftStage, SpectrumOutput};
 use ensemble_actors::stages::fir::{FilterKind, FirConfig, FirDesign, FirStage};
 use ensemble_actors::stages::stats::{StatsConfig, StatsStage, StatsWindow};
-use ensemble_actors::stages::{InputSelection, Stage, StageInput, Window, with_rate};
+use ensemble_actors::batch::with_rate;
+use ensemble_actors::stages::{InputSelection, Stage, StageInput, Window};
 
 struct Counting;
 

@@ -20,6 +20,7 @@ use tokio::sync::oneshot;
 use super::restarts::{RestartDecision, RestartTracker};
 
 mod plan_run;
+mod stage_run;
 use super::wiring::StreamPlan;
 use crate::config::{Experiment, InstrumentKind, InstrumentSpec, OnFailure, SinkKind};
 
@@ -141,6 +142,8 @@ pub struct Coordinator {
     /// Plan support (see `plan_run`): running instruments for the executor, its stop flag, and
     /// a stop requested while it finishes its current point.
     plan: plan_run::PlanState,
+    /// Processing stages (see `stage_run`): their slots and arbiters.
+    stages: stage_run::Stages,
 }
 
 impl Coordinator {
@@ -183,7 +186,9 @@ impl Coordinator {
                 )
             })
             .collect();
+        let stages = stage_run::Stages::new(&experiment, &streams);
         Self {
+            stages,
             experiment,
             run,
             streams,
@@ -397,6 +402,7 @@ impl Coordinator {
         for name in to_end {
             self.end_stream_for(&name);
         }
+        self.stop_stages(ctx);
         let grace = self.experiment.grace_period;
         ctx.run_later(grace, |act, _| act.name_stragglers());
         self.maybe_finish();
@@ -411,6 +417,7 @@ impl Coordinator {
             .iter()
             .filter(|(_, s)| !matches!(s.state, SlotState::Done))
             .map(|(n, _)| n.clone())
+            .chain(self.stages.running())
             .chain(
                 self.sinks
                     .iter()
@@ -445,6 +452,7 @@ impl Coordinator {
                 ctx,
             );
         }
+        self.supervise_stages(ctx);
         let mut dead_sinks = Vec::new();
         for (name, slot) in &mut self.sinks {
             if slot.done {
@@ -487,12 +495,13 @@ impl Coordinator {
             .values()
             .all(|s| matches!(s.state, SlotState::Done));
         let sinks_done = self.sinks.values().all(|s| s.done);
-        if !(instruments_done && sinks_done) {
+        if !(instruments_done && self.stages.all_done() && sinks_done) {
             return;
         }
         let Some(tx) = self.outcome.take() else {
             return;
         };
+        self.stages.stop_arbiters();
         let (status, stop_reason) = match &self.stopping {
             None => (RunStatus::Completed, None),
             Some(StopReason::Requested(r)) => (RunStatus::Stopped, Some(r.clone())),
@@ -527,6 +536,7 @@ impl Actor for Coordinator {
             self.maybe_finish();
             return;
         }
+        self.start_stages(ctx);
         let names: Vec<String> = self.instruments.keys().cloned().collect();
         for name in names {
             self.start_instrument(&name, ctx);
@@ -543,6 +553,7 @@ impl Handler<ComponentExited> for Coordinator {
     fn handle(&mut self, msg: ComponentExited, ctx: &mut Self::Context) {
         let name = msg.component;
         let is_sink = self.sinks.contains_key(&name);
+        let is_stage = self.stages.contains(&name);
         match msg.outcome {
             ExitOutcome::InstrumentFinished => {
                 if let Some(slot) = self.instruments.get_mut(&name) {
@@ -558,8 +569,8 @@ impl Handler<ComponentExited> for Coordinator {
                 }
                 self.maybe_finish();
             }
-            // Stages are not part of the graph until the stage wiring lands.
-            ExitOutcome::StageFinished { .. } => self.maybe_finish(),
+            ExitOutcome::StageFinished { rows } => self.stage_finished(&name, rows),
+            ExitOutcome::Failed(reason) if is_stage => self.stage_failed(&name, reason, ctx),
             ExitOutcome::Failed(reason) if is_sink => self.sink_failed(&name, reason, false, ctx),
             ExitOutcome::Failed(reason) => self.instrument_failed(&name, reason, ctx),
         }

@@ -3,7 +3,8 @@
 //!
 //! - `wiring`: streams, counters and links, planned before any actor starts.
 //! - `restarts`: the restart policy (window, backoff) as a plain struct.
-//! - `actor`: the coordinator actor itself.
+//! - `actor`: the coordinator actor itself (with `plan_run` for plans and `stage_run` for
+//!   stages).
 
 mod actor;
 mod restarts;
@@ -13,4 +14,4 @@ pub use actor::{
     Coordinator, RunContext, RunEvent, RunOutcome, RunStatus, SinkOutcome, StopReason, StopRun,
 };
 pub use restarts::{RestartDecision, RestartTracker};
-pub use wiring::{LinkPlan, ReportSlot, StreamPlan, StreamView, plan_streams};
+pub use wiring::{LinkPlan, ReportSlot, StreamPlan, StreamView, WiringError, plan_streams};
