@@ -6,9 +6,9 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use arrow_array::{Array, RecordBatch};
 use arrow_array::cast::AsArray;
 use arrow_array::types::Float64Type;
+use arrow_array::{Array, RecordBatch};
 
 use crate::util::*;
 
@@ -113,7 +113,10 @@ fn a_signal_through_every_stage_lands_in_parquet_with_exact_rows_units_and_peak(
     let spectrum = read_stream(&report.run_dir, "spectrum");
     assert_eq!(unit_of(&spectrum, "ch0"), "V²/Hz");
     assert!(spectrum[0].schema().column_with_name("ch1").is_none());
-    assert_eq!(unit_of(&read_stream(&report.run_dir, "lowpass"), "ch1"), "V");
+    assert_eq!(
+        unit_of(&read_stream(&report.run_dir, "lowpass"), "ch1"),
+        "V"
+    );
     assert_eq!(unit_of(&read_stream(&report.run_dir, "slow"), "ch0"), "V");
     let summary = read_stream(&report.run_dir, "summary");
     for column in ["ch0_mean", "ch0_std", "ch1_min", "ch1_max", "ch1_rms"] {
@@ -142,7 +145,8 @@ fn a_signal_through_every_stage_lands_in_parquet_with_exact_rows_units_and_peak(
     let mean = values(&summary, "ch0_mean");
     for (i, (rms, mean)) in rms.iter().zip(&mean).enumerate().skip(1) {
         assert!((rms - 0.5f64.sqrt()).abs() < 0.03, "window {i}: rms {rms}");
-        assert!(mean.abs() < 0.02, "window {i}: mean {mean}");
+        // 50 ms is 15.6 periods: the partial period leaves a small mean.
+        assert!(mean.abs() < 0.05, "window {i}: mean {mean}");
     }
 }
 
@@ -198,7 +202,11 @@ fn the_spectrum_example_validates_and_runs() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/spectrum.toml");
     let out = tempfile::tempdir().expect("tempdir");
     let mut e = ensemble::config::load(&path).expect("configs/spectrum.toml compiles");
-    assert!(e.graph_summary().contains("\nstages\n"), "{}", e.graph_summary());
+    assert!(
+        e.graph_summary().contains("\nstages\n"),
+        "{}",
+        e.graph_summary()
+    );
     e.output = out.path().to_path_buf();
     e.duration = Duration::from_millis(600);
     let report = run(e);

@@ -390,7 +390,11 @@ pub(super) fn take_type(
 }
 
 /// Takes the supervision keys out of a component's table; defaults where absent.
-pub(super) fn take_supervision(rest: &mut DeTable<'_>, path: &str, d: &mut Diagnostics) -> Supervision {
+pub(super) fn take_supervision(
+    rest: &mut DeTable<'_>,
+    path: &str,
+    d: &mut Diagnostics,
+) -> Supervision {
     let mut s = Supervision::default();
     if let Some(v) = rest.remove("on_failure") {
         let key = format!("{path}.on_failure");

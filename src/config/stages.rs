@@ -396,7 +396,7 @@ fn report(p: &PendingStage, sections: &[Section<'_>], e: &StageError, d: &mut Di
                 .find(|s| s.name == p.spec.name)
                 .and_then(|s| value::span_of(&s.table, key).or_else(|| Some(s.span.clone())))
                 .unwrap_or_else(|| p.inputs_span.clone());
-            d.at(span, &join(&path, key), message);
+            d.at(span, &format!("{path}.{key}"), message);
         }
         StageError::UnknownChannel {
             stream, channel, ..
@@ -484,11 +484,12 @@ inputs = ["summary", "dmm"]
 
     #[test]
     fn a_missing_channel_is_reported_at_its_entry() {
-        let text = "\n[stages.f]\ntype = \"fir\"\ninputs = [\"dmm.a\", \"dmm.nope\"]\ntaps = [1.0]\n";
+        let text =
+            "\n[stages.f]\ntype = \"fir\"\ninputs = [\"dmm.a\", \"dmm.nope\"]\ntaps = [1.0]\n";
         let e = errors(text);
         assert_eq!(
             e,
-            "t.toml:15:21: stages.f.inputs: stream `dmm` has no channel `nope` (it has: a, b)"
+            "t.toml:14:20: stages.f.inputs: stream `dmm` has no channel `nope` (it has: a, b)"
         );
     }
 

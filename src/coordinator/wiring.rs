@@ -8,8 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use arrow_schema::SchemaRef;
 use ensemble_actors::batch::{
-    ChannelSpec, SEQ_COLUMN, StreamId, TIMESTAMP_COLUMN, field_unit, schema_rate_hz,
-    stream_schema,
+    ChannelSpec, SEQ_COLUMN, StreamId, TIMESTAMP_COLUMN, field_unit, schema_rate_hz, stream_schema,
 };
 use ensemble_actors::instruments::pacing::rows_in;
 use ensemble_actors::instruments::scpi::ScpiReport;

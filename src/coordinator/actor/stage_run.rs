@@ -267,8 +267,8 @@ impl Coordinator {
         let stream = &self.streams[slot.stream];
         let upstream = &self.streams[slot.upstream];
         let arbiter = Arbiter::new();
-        let started = StageInput::from_schema(&slot.spec.selection, &upstream.schema).and_then(
-            |input| {
+        let started =
+            StageInput::from_schema(&slot.spec.selection, &upstream.schema).and_then(|input| {
                 spawn_stage(
                     &slot.spec.kind,
                     &input,
@@ -278,8 +278,7 @@ impl Coordinator {
                     stream.outputs(),
                     me,
                 )
-            },
-        );
+            });
         if let Some(old) = slot.arbiter.replace(arbiter) {
             self.stages.retired.push(old);
         }
@@ -391,8 +390,8 @@ impl Coordinator {
             .stages
             .slots
             .iter_mut()
-            .filter_map(|(name, slot)| {
-                match std::mem::replace(&mut slot.state, SlotState::Done) {
+            .filter_map(
+                |(name, slot)| match std::mem::replace(&mut slot.state, SlotState::Done) {
                     SlotState::Restarting(handle) => {
                         ctx.cancel_future(handle);
                         Some(name.clone())
@@ -401,8 +400,8 @@ impl Coordinator {
                         slot.state = other;
                         None
                     }
-                }
-            })
+                },
+            )
             .collect();
         for name in waiting {
             self.retire_stage(&name);
