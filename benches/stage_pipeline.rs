@@ -3,7 +3,7 @@
 //! (instrument → sink). Both store the same number of rows, so the throughputs compare the cost
 //! of one stage hop (link, feeder, filter, fan-out) against the bare pipeline.
 //!
-//! `cargo bench --bench pipeline` — rows per second of the stored stream, per variant.
+//! `cargo bench --bench stage_pipeline` — rows per second of the stored stream, per variant.
 
 use std::path::Path;
 use std::time::Duration;
@@ -57,7 +57,7 @@ compression = "snappy"
 }
 
 fn stage_vs_no_stage(c: &mut Criterion) {
-    let mut group = c.benchmark_group("pipeline");
+    let mut group = c.benchmark_group("stage_pipeline");
     group.sample_size(10);
     group.measurement_time(Duration::from_secs(10));
     group.throughput(Throughput::Elements(ROWS));
