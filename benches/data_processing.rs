@@ -45,8 +45,9 @@ fn fir_kernels(c: &mut Criterion) {
 }
 
 fn fir_stage(c: &mut Criterion) {
+    use ensemble_actors::batch::with_rate;
     use ensemble_actors::batch::{ChannelSpec, DataBatch, stream_schema};
-    use ensemble_actors::stages::{StageInput, with_rate};
+    use ensemble_actors::stages::StageInput;
     use std::sync::Arc;
 
     let mut group = c.benchmark_group("fir_stage_64_taps");

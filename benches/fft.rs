@@ -16,9 +16,10 @@ use std::sync::Arc;
 
 use arrow_array::{Float64Array, RecordBatch, TimestampNanosecondArray, UInt64Array};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use ensemble_actors::batch::with_rate;
 use ensemble_actors::batch::{ChannelSpec, DataBatch, stream_schema};
 use ensemble_actors::stages::fft::{FftConfig, FftStage, SpectrumOutput};
-use ensemble_actors::stages::{Stage, StageInput, Window, with_rate};
+use ensemble_actors::stages::{Stage, StageInput, Window};
 use realfft::RealFftPlanner;
 use rustfft::FftPlanner;
 use rustfft::num_complex::Complex;

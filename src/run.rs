@@ -35,6 +35,9 @@ pub enum RunError {
         /// What the file system said.
         source: std::io::Error,
     },
+    /// A stage's stream could not be planned (a bug: the compiler checks the same thing).
+    #[error("cannot plan the run's streams: {0}")]
+    Wiring(#[from] crate::coordinator::WiringError),
     /// The coordinator went away without an outcome (a bug: it should never happen).
     #[error("the coordinator ended without reporting how the run ended")]
     NoOutcome,
@@ -136,13 +139,13 @@ pub async fn run(
     let experiment = Arc::new(experiment);
     let started_at = Utc::now();
     let run_id = new_run_id(started_at);
+    let streams = plan_streams(&experiment)?;
     let run_dir = create_run_dir(&experiment.output, &run_id)?;
     let manifest_err = |source| RunError::Manifest {
         path: run_dir.clone(),
         source,
     };
 
-    let streams = plan_streams(&experiment);
     let views: Vec<StreamView> = streams.iter().map(StreamPlan::view).collect();
     let mut manifest = initial_manifest(&experiment, &run_id, started_at);
     manifest.update_streams(&views);

@@ -20,3 +20,5 @@ mod faults;
 mod loadtest;
 // Scale-out over NATS JetStream: sink, ingest, worker kill, server restart (issue 7).
 mod nats;
+// Processing stages: fft, fir, decimate and stats end to end, read back by parquet and DuckDB.
+mod stages;

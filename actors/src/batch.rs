@@ -87,9 +87,21 @@ pub fn stream_schema_with_rate(channels: &[ChannelSpec], rate_hz: f64) -> Schema
     )])))
 }
 
-/// The nominal sample rate of a stream, if its schema carries one.
+/// The nominal sample rate of a stream, if its schema carries one that is finite and positive.
 pub fn schema_rate_hz(schema: &Schema) -> Option<f64> {
-    schema.metadata().get(RATE_METADATA_KEY)?.parse().ok()
+    schema
+        .metadata()
+        .get(RATE_METADATA_KEY)?
+        .parse::<f64>()
+        .ok()
+        .filter(|r| r.is_finite() && *r > 0.0)
+}
+
+/// `schema` with its rate set under [`RATE_METADATA_KEY`], other metadata kept.
+pub fn with_rate(schema: &Schema, rate_hz: f64) -> SchemaRef {
+    let mut metadata = schema.metadata().clone();
+    metadata.insert(RATE_METADATA_KEY.to_string(), rate_hz.to_string());
+    Arc::new(schema.clone().with_metadata(metadata))
 }
 
 /// The unit of a field, if it carries one.
@@ -200,6 +212,9 @@ mod tests {
         let schema = stream_schema_with_rate(&[ChannelSpec::new("x", "V")], 1000.0);
         assert_eq!(schema_rate_hz(&schema), Some(1000.0));
         assert_eq!(schema_rate_hz(&stream_schema(&[])), None);
+        let zero = with_rate(&stream_schema(&[]), 0.0);
+        assert_eq!(schema_rate_hz(&zero), None, "a zero rate is no rate");
+        assert_eq!(schema_rate_hz(&with_rate(&schema, 5.0)), Some(5.0));
     }
 
     #[test]

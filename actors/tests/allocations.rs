@@ -11,12 +11,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use arrow_array::RecordBatch;
 use ensemble_actors::batch::DataBatch;
+use ensemble_actors::batch::with_rate;
 use ensemble_actors::instruments::sim::{SignalConfig, SimGenerator, SimInstrumentConfig};
 use ensemble_actors::stages::decimate::{DecimateConfig, DecimateStage};
 use ensemble_actors::stages::fft::{FftConfig, FftStage, SpectrumOutput};
 use ensemble_actors::stages::fir::{FilterKind, FirConfig, FirDesign, FirStage};
 use ensemble_actors::stages::stats::{StatsConfig, StatsStage, StatsWindow};
-use ensemble_actors::stages::{InputSelection, Stage, StageInput, Window, with_rate};
+use ensemble_actors::stages::{InputSelection, Stage, StageInput, Window};
 
 struct Counting;
 

@@ -60,8 +60,9 @@ pub(crate) const SINK_LINK_KEYS: &[&str] = &["inputs", "delivery", "queue_batche
 const DEFAULT_OUTPUT: &str = "runs";
 /// Default `[experiment] grace_period`.
 const DEFAULT_GRACE_PERIOD: Duration = Duration::from_secs(10);
-/// Default `queue_batches`.
-const DEFAULT_QUEUE_BATCHES: usize = 16;
+/// Default `queue_batches` of a sink's input links; also the capacity of every stage's input
+/// link.
+pub const DEFAULT_QUEUE_BATCHES: usize = 16;
 
 /// Compiles `text`; returns `Some` exactly when nothing was reported to `d`.
 ///
@@ -117,20 +118,17 @@ pub(crate) fn compile(
             });
         }
     }
+    let mut pending_stages = Vec::new();
     for section in &raw.stages {
         check_name("stages", section, d);
-        d.at(
-            section.key.clone(),
-            &join("stages", &section.name),
-            "processing stages are not available yet; remove the table and record the raw \
-             stream with a sink",
-        );
+        let (pending, inputs) = super::stages::compile_stage(section, d);
         nodes.push(Node {
             name: section.name.clone(),
             kind: Kind::Stage,
             span: section.key.clone(),
-            inputs: Vec::new(),
+            inputs,
         });
+        pending_stages.extend(pending);
     }
     let mut sinks = Vec::new();
     // (subdirectory, stream) → the Parquet sink that already writes there.
@@ -168,6 +166,8 @@ pub(crate) fn compile(
         sinks.extend(spec);
     }
     graph::check(&nodes, |offset| line_col(text, offset), d);
+    let schemas = super::stages::source_schemas(&instruments, plan.as_ref());
+    let stages = super::stages::resolve(pending_stages, &raw.stages, schemas, d);
 
     let header = header?;
     let plan = plan?;
@@ -183,6 +183,7 @@ pub(crate) fn compile(
         grace_period: header.grace_period,
         plan,
         instruments,
+        stages,
         sinks,
         source_path: path.to_path_buf(),
         source_text: text.to_string(),
@@ -332,7 +333,7 @@ fn compile_plan(
 }
 
 /// Component names become stream and directory names: keep them plain.
-fn check_name(section_name: &str, section: &Section<'_>, d: &mut Diagnostics) {
+pub(super) fn check_name(section_name: &str, section: &Section<'_>, d: &mut Diagnostics) {
     if section.name == PRIMARY_STREAM {
         d.at(
             section.key.clone(),
@@ -358,7 +359,7 @@ fn check_name(section_name: &str, section: &Section<'_>, d: &mut Diagnostics) {
 }
 
 /// Takes `type` out of a component's table and checks it is one of `known`.
-fn take_type(
+pub(super) fn take_type(
     rest: &mut DeTable<'_>,
     section: &Section<'_>,
     path: &str,
@@ -391,7 +392,11 @@ fn take_type(
 }
 
 /// Takes the supervision keys out of a component's table; defaults where absent.
-fn take_supervision(rest: &mut DeTable<'_>, path: &str, d: &mut Diagnostics) -> Supervision {
+pub(super) fn take_supervision(
+    rest: &mut DeTable<'_>,
+    path: &str,
+    d: &mut Diagnostics,
+) -> Supervision {
     let mut s = Supervision::default();
     if let Some(v) = rest.remove("on_failure") {
         let key = format!("{path}.on_failure");
@@ -432,7 +437,8 @@ fn take_supervision(rest: &mut DeTable<'_>, path: &str, d: &mut Diagnostics) -> 
 }
 
 /// A component config that checks what serde cannot.
-trait Checked {
+pub(super) trait Checked {
+    /// `(key, message)` for each problem serde cannot find.
     fn problems(&self) -> Vec<(&'static str, String)>;
 }
 
@@ -468,7 +474,7 @@ impl Checked for NatsSinkConfig {
 
 /// Deserializes the component's own keys (`rest`) into `T` and runs its checks, reporting every
 /// problem at the key it is about in the component's `full` table.
-fn component_config<'i, T: Deserialize<'i> + Checked>(
+pub(super) fn component_config<'i, T: Deserialize<'i> + Checked>(
     section: &Section<'i>,
     rest: DeTable<'i>,
     path: &str,

@@ -7,6 +7,7 @@ use std::time::Duration;
 use ensemble_actors::instruments::scpi::ScpiInstrumentConfig;
 use ensemble_actors::instruments::sim::SimInstrumentConfig;
 
+pub use super::stages::{StageKind, StageSpec};
 use crate::plan::PointPlan;
 use ensemble_actors::link::Delivery;
 use ensemble_actors::sinks::nats::NatsSinkConfig;
@@ -36,6 +37,8 @@ pub struct Experiment {
     pub plan: Plan,
     /// Instruments in file order.
     pub instruments: Vec<InstrumentSpec>,
+    /// Processing stages in topological order: each after the stage it reads, if any.
+    pub stages: Vec<StageSpec>,
     /// Sinks in file order.
     pub sinks: Vec<SinkSpec>,
     /// The file the experiment came from.
@@ -79,7 +82,8 @@ pub enum InstrumentKind {
 pub struct SinkSpec {
     /// The table's name.
     pub name: String,
-    /// Names of the components (instruments, later stages) whose streams it stores.
+    /// Names of the components (instruments, stages, the plan's `primary`) whose streams it
+    /// stores.
     pub inputs: Vec<String>,
     /// Lossless (backpressure) or best-effort (drop oldest, counted) for every input link.
     pub delivery: Delivery,
@@ -139,20 +143,28 @@ pub enum OnFailure {
 }
 
 impl Experiment {
-    /// Names of every component (instruments, then sinks), in file order within each kind.
+    /// Names of every component (instruments, stages, then sinks); instruments and sinks in
+    /// file order, stages in topological order.
     pub fn component_names(&self) -> impl Iterator<Item = &str> {
         self.instruments
             .iter()
             .map(|i| i.name.as_str())
+            .chain(self.stages.iter().map(|s| s.name.as_str()))
             .chain(self.sinks.iter().map(|s| s.name.as_str()))
     }
 
-    /// Names of the sinks that list `name` in their `inputs`, in file order.
+    /// Names of the stages that read `name`'s stream, then of the sinks that store it.
     pub fn consumers_of(&self, name: &str) -> Vec<&str> {
-        self.sinks
+        self.stages
             .iter()
-            .filter(|s| s.inputs.iter().any(|i| i == name))
+            .filter(|s| s.selection.stream == name)
             .map(|s| s.name.as_str())
+            .chain(
+                self.sinks
+                    .iter()
+                    .filter(|s| s.inputs.iter().any(|i| i == name))
+                    .map(|s| s.name.as_str()),
+            )
             .collect()
     }
 }

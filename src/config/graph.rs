@@ -122,7 +122,7 @@ pub(crate) fn check(
                     &inputs_path,
                     format!(
                         "`{input}` is a sink ({}), and sinks produce no stream; inputs name \
-                         instruments",
+                         instruments or stages",
                         nodes[source].path()
                     ),
                 );

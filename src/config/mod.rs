@@ -1,7 +1,7 @@
 //! Experiment files: parse, check and compile them into an [`Experiment`].
 //!
-//! An experiment is a TOML file with an `[experiment]` table, named `[instruments.NAME]` and
-//! `[sinks.NAME]` tables, and optionally a `[plan]`. [`compile`] turns its text into an
+//! An experiment is a TOML file with an `[experiment]` table, named `[instruments.NAME]`,
+//! `[stages.NAME]` and `[sinks.NAME]` tables, and optionally a `[plan]`. [`compile`] turns its text into an
 //! [`Experiment`] in three steps, without touching any device, file or network:
 //!
 //! 1. **Parse** (`raw`): TOML syntax, known top-level tables, one table per component.
@@ -57,9 +57,11 @@
 //! looks in the experiment file's `instruments/` directory, then in `configs/instruments/`.
 //! [`compile`] has no profiles.
 //!
-//! # Not supported yet
+//! # Stages
 //!
-//! `[stages.NAME]` tables are reserved: they are reported as errors saying so.
+//! `[stages.NAME]` tables (`fft`, `fir`, `decimate`, `stats`) read one upstream stream and are
+//! built against its schema while compiling, so a channel that does not exist or a cutoff above
+//! Nyquist is a config error, not a run-time failure (see `docs/stages.md`).
 
 use std::path::Path;
 
@@ -70,15 +72,18 @@ mod graph;
 mod plan;
 mod profile;
 mod raw;
+mod stages;
 mod summary;
 mod value;
 
 #[cfg(test)]
 mod tests;
 
+pub use compiler::DEFAULT_QUEUE_BATCHES;
 pub use error::{ConfigError, ConfigErrors};
 pub use experiment::{
-    Experiment, InstrumentKind, InstrumentSpec, OnFailure, Plan, SinkKind, SinkSpec, Supervision,
+    Experiment, InstrumentKind, InstrumentSpec, OnFailure, Plan, SinkKind, SinkSpec, StageKind,
+    StageSpec, Supervision,
 };
 pub use profile::{DirProfiles, MapProfiles, NoProfiles, ProfileError, ProfileSource, ProfileText};
 

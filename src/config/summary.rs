@@ -11,17 +11,21 @@ impl Experiment {
     /// A human-readable overview of the compiled experiment, as `ensemble validate` prints it.
     ///
     /// One header line (name, plan, duration), then one aligned line per instrument (type, rate,
-    /// channels, unit, and the sinks it feeds after `→`) and per sink (type, inputs after `←`,
+    /// channels, unit, and the stages and sinks it feeds after `→`), per stage (type, inputs
+    /// after `←`, its settings, consumers after `→`) and per sink (type, inputs after `←`,
     /// delivery, compression):
     ///
     /// ```text
     /// experiment  bench: stream for 2s, output to runs/
     ///
     /// instruments
-    ///   scope  sim  1 kHz  2 ch  V  → store
+    ///   scope  sim  1 kHz  2 ch  V  → psd, store
+    ///
+    /// stages
+    ///   psd  fft  ← scope.a  size 256, hop 128, hann, psd  → store
     ///
     /// sinks
-    ///   store  parquet  ← scope  lossless  zstd level 1
+    ///   store  parquet  ← scope, psd  lossless  zstd level 1
     /// ```
     pub fn graph_summary(&self) -> String {
         let mut out = String::new();
@@ -86,6 +90,27 @@ impl Experiment {
         }
         if !rows.is_empty() {
             out.push_str("\ninstruments\n");
+            out.push_str(&aligned(&rows));
+        }
+
+        let mut rows = Vec::new();
+        for stage in &self.stages {
+            let feeds = self.consumers_of(&stage.name);
+            let feeds = if feeds.is_empty() {
+                "→ (nothing: not recorded)".to_string()
+            } else {
+                format!("→ {}", feeds.join(", "))
+            };
+            rows.push(vec![
+                stage.name.clone(),
+                stage.kind.type_name().to_string(),
+                format!("← {}", stage.inputs.join(", ")),
+                stage.kind.describe(),
+                feeds,
+            ]);
+        }
+        if !rows.is_empty() {
+            out.push_str("\nstages\n");
             out.push_str(&aligned(&rows));
         }
 

@@ -386,7 +386,7 @@ fn find_cycles_finds_every_kind_of_cycle() {
 
 #[test]
 fn graph_check_reports_a_cycle_between_stages() {
-    // Stages do not compile yet, so build the graph by hand.
+    // The graph check alone, on nodes built by hand.
     let nodes = vec![
         node("scope", Kind::Instrument, 0, &[]),
         node("filter", Kind::Stage, 100, &["scope", "fft"]),

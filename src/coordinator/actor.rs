@@ -24,6 +24,7 @@ use super::arbiters::InstrumentArbiters;
 use super::restarts::{RestartDecision, RestartTracker};
 
 mod plan_run;
+mod stage_run;
 use super::wiring::StreamPlan;
 use crate::config::{Experiment, InstrumentKind, InstrumentSpec, OnFailure, SinkKind};
 
@@ -148,6 +149,8 @@ pub struct Coordinator {
     /// The threads instrument actors run on (not the system thread, which the sinks' actors
     /// and the coordinator need).
     arbiters: InstrumentArbiters,
+    /// Processing stages (see `stage_run`): their slots and arbiters.
+    stages: stage_run::Stages,
 }
 
 impl Coordinator {
@@ -190,7 +193,9 @@ impl Coordinator {
                 )
             })
             .collect();
+        let stages = stage_run::Stages::new(&experiment, &streams);
         Self {
+            stages,
             experiment,
             run,
             streams,
@@ -432,6 +437,7 @@ impl Coordinator {
         for name in to_end {
             self.end_stream_for(&name);
         }
+        self.stop_stages(ctx);
         let grace = self.experiment.grace_period;
         ctx.run_later(grace, |act, _| act.name_stragglers());
         self.maybe_finish();
@@ -446,6 +452,7 @@ impl Coordinator {
             .iter()
             .filter(|(_, s)| !matches!(s.state, SlotState::Done))
             .map(|(n, _)| n.clone())
+            .chain(self.stages.running())
             .chain(
                 self.sinks
                     .iter()
@@ -480,6 +487,7 @@ impl Coordinator {
                 ctx,
             );
         }
+        self.supervise_stages(ctx);
         let mut dead_sinks = Vec::new();
         for (name, slot) in &mut self.sinks {
             if slot.done {
@@ -522,13 +530,14 @@ impl Coordinator {
             .values()
             .all(|s| matches!(s.state, SlotState::Done));
         let sinks_done = self.sinks.values().all(|s| s.done);
-        if !(instruments_done && sinks_done) {
+        if !(instruments_done && self.stages.all_done() && sinks_done) {
             return;
         }
         let Some(tx) = self.outcome.take() else {
             return;
         };
         self.arbiters.stop();
+        self.stages.stop_arbiters();
         let (status, stop_reason) = match &self.stopping {
             None => (RunStatus::Completed, None),
             Some(StopReason::Requested(r)) => (RunStatus::Stopped, Some(r.clone())),
@@ -563,6 +572,7 @@ impl Actor for Coordinator {
             self.maybe_finish();
             return;
         }
+        self.start_stages(ctx);
         let names: Vec<String> = self.instruments.keys().cloned().collect();
         for name in names {
             self.start_instrument(&name, ctx);
@@ -579,6 +589,7 @@ impl Handler<ComponentExited> for Coordinator {
     fn handle(&mut self, msg: ComponentExited, ctx: &mut Self::Context) {
         let name = msg.component;
         let is_sink = self.sinks.contains_key(&name);
+        let is_stage = self.stages.contains(&name);
         match msg.outcome {
             ExitOutcome::InstrumentFinished => {
                 if let Some(slot) = self.instruments.get_mut(&name) {
@@ -594,8 +605,8 @@ impl Handler<ComponentExited> for Coordinator {
                 }
                 self.maybe_finish();
             }
-            // Stages are not part of the graph until the stage wiring lands.
-            ExitOutcome::StageFinished { .. } => self.maybe_finish(),
+            ExitOutcome::StageFinished { rows } => self.stage_finished(&name, rows),
+            ExitOutcome::Failed(reason) if is_stage => self.stage_failed(&name, reason, ctx),
             ExitOutcome::Failed(reason) if is_sink => self.sink_failed(&name, reason, false, ctx),
             ExitOutcome::Failed(reason) => self.instrument_failed(&name, reason, ctx),
         }

@@ -4,7 +4,8 @@
 //! - `wiring`: streams, counters and links, planned before any actor starts.
 //! - `restarts`: the restart policy (window, backoff) as a plain struct.
 //! - `arbiters`: the threads instrument actors run on.
-//! - `actor`: the coordinator actor itself.
+//! - `actor`: the coordinator actor itself (with `plan_run` for plans and `stage_run` for
+//!   stages).
 
 mod actor;
 mod arbiters;
@@ -16,4 +17,4 @@ pub use actor::{
 };
 pub use arbiters::InstrumentArbiters;
 pub use restarts::{RestartDecision, RestartTracker};
-pub use wiring::{LinkPlan, ReportSlot, StreamPlan, StreamView, plan_streams};
+pub use wiring::{LinkPlan, ReportSlot, StreamPlan, StreamView, WiringError, plan_streams};

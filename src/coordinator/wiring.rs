@@ -7,15 +7,18 @@
 use std::sync::{Arc, Mutex};
 
 use arrow_schema::SchemaRef;
-use ensemble_actors::batch::{ChannelSpec, StreamId, stream_schema};
+use ensemble_actors::batch::{
+    ChannelSpec, SEQ_COLUMN, StreamId, TIMESTAMP_COLUMN, field_unit, schema_rate_hz, stream_schema,
+};
 use ensemble_actors::instruments::pacing::rows_in;
 use ensemble_actors::instruments::scpi::ScpiReport;
 use ensemble_actors::instruments::sim::SimGenerator;
-use ensemble_actors::link::{LinkReceiver, LinkSender, link};
+use ensemble_actors::link::{Delivery, LinkReceiver, LinkSender, link};
 use ensemble_actors::outputs::Outputs;
+use ensemble_actors::stages::{StageError, StageInput};
 use ensemble_actors::stats::{LinkStats, StreamStats};
 
-use crate::config::{Experiment, InstrumentKind, Plan};
+use crate::config::{Experiment, InstrumentKind, Plan, StageSpec};
 use crate::plan::{PRIMARY_STREAM, PrimaryLayout};
 
 /// One stream of the run: who makes it, what it looks like, and where it goes.
@@ -36,7 +39,7 @@ pub struct StreamPlan {
     pub expected_rows: Option<u64>,
     /// Counters, shared with the producer.
     pub stats: Arc<StreamStats>,
-    /// One link per consuming sink.
+    /// One link per consumer: sinks, then the stages that read the stream.
     pub links: Vec<LinkPlan>,
     /// The producer's own report for the manifest (SCPI session, plan), once it has one.
     pub report: ReportSlot,
@@ -79,10 +82,13 @@ impl ReportSlot {
     }
 }
 
-/// One link from a stream to a sink.
+/// One link from a stream to a consumer (a sink or a stage).
 pub struct LinkPlan {
-    /// The consuming sink.
+    /// The consumer's name (a sink's, or a stage's when `to_stage`).
     pub sink: String,
+    /// Whether the consumer is a stage: its link is fed by the stage feeder, which survives a
+    /// restart of the stage, and it is not a sink in the manifest.
+    pub to_stage: bool,
     /// Counters of the link.
     pub stats: Arc<LinkStats>,
     /// The producer's end.
@@ -102,9 +108,21 @@ impl StreamPlan {
     }
 }
 
+/// A stage's stream could not be planned from its input's schema (not expected after compiling:
+/// the compiler builds every stage against the same schemas).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("stage `{stage}`: {source}")]
+pub struct WiringError {
+    /// The stage.
+    pub stage: String,
+    /// What did not fit.
+    pub source: StageError,
+}
+
 /// Plans every stream of `experiment` with its links (in instrument file order), then the
-/// `primary` stream of a count, scan or grid plan.
-pub fn plan_streams(experiment: &Experiment) -> Vec<StreamPlan> {
+/// `primary` stream of a count, scan or grid plan, then the stages' streams in topological
+/// order (each stage's output schema comes from building it against its input's schema).
+pub fn plan_streams(experiment: &Experiment) -> Result<Vec<StreamPlan>, WiringError> {
     let links_for = |name: &str| -> Vec<LinkPlan> {
         experiment
             .sinks
@@ -115,6 +133,7 @@ pub fn plan_streams(experiment: &Experiment) -> Vec<StreamPlan> {
                 let (sender, receiver) = link(sink.queue_batches, sink.delivery, stats.clone());
                 LinkPlan {
                     sink: sink.name.clone(),
+                    to_stage: false,
                     stats,
                     sender,
                     receiver: Some(receiver),
@@ -138,7 +157,67 @@ pub fn plan_streams(experiment: &Experiment) -> Vec<StreamPlan> {
             report: ReportSlot::default(),
         });
     }
-    streams
+    for stage in &experiment.stages {
+        let plan = plan_stage(stage, &mut streams, links_for(&stage.name))?;
+        streams.push(plan);
+    }
+    Ok(streams)
+}
+
+/// Plans a stage's stream and adds the link into the stage to its upstream stream. Stage input
+/// links are lossless with the default capacity: a stage that falls behind slows its producer,
+/// never drops.
+fn plan_stage(
+    stage: &StageSpec,
+    streams: &mut [StreamPlan],
+    links: Vec<LinkPlan>,
+) -> Result<StreamPlan, WiringError> {
+    let err = |source| WiringError {
+        stage: stage.name.clone(),
+        source,
+    };
+    let Some(upstream) = streams
+        .iter_mut()
+        .find(|s| *s.name == *stage.selection.stream)
+    else {
+        return Err(err(StageError::NoInputs));
+    };
+    let input = StageInput::from_schema(&stage.selection, &upstream.schema).map_err(err)?;
+    let schema = stage.kind.output_schema(&input).map_err(err)?;
+    let stats = Arc::new(LinkStats::default());
+    let (sender, receiver) = link(
+        crate::config::DEFAULT_QUEUE_BATCHES,
+        Delivery::Lossless,
+        stats.clone(),
+    );
+    upstream.links.push(LinkPlan {
+        sink: stage.name.clone(),
+        to_stage: true,
+        stats,
+        sender,
+        receiver: Some(receiver),
+    });
+    let expected_rows = upstream
+        .expected_rows
+        .and_then(|n| stage.kind.expected_rows(&input, n));
+    let channels = schema
+        .fields()
+        .iter()
+        .filter(|f| f.name() != TIMESTAMP_COLUMN && f.name() != SEQ_COLUMN)
+        .map(|f| ChannelSpec::new(f.name(), field_unit(f).unwrap_or_default()))
+        .collect();
+    Ok(StreamPlan {
+        name: stage.name.as_str().into(),
+        component: stage.name.clone(),
+        component_type: stage.kind.type_name(),
+        rate_hz: schema_rate_hz(&schema),
+        schema,
+        channels,
+        expected_rows,
+        stats: Arc::new(StreamStats::default()),
+        links,
+        report: ReportSlot::default(),
+    })
 }
 
 fn instrument_streams(experiment: &Experiment) -> Vec<StreamPlan> {
@@ -179,6 +258,7 @@ fn instrument_streams(experiment: &Experiment) -> Vec<StreamPlan> {
                     let (sender, receiver) = link(sink.queue_batches, sink.delivery, stats.clone());
                     LinkPlan {
                         sink: sink.name.clone(),
+                        to_stage: false,
                         stats,
                         sender,
                         receiver: Some(receiver),
@@ -220,6 +300,8 @@ pub struct StreamView {
     pub stats: Arc<StreamStats>,
     /// Per consuming sink: its name and the link's counters.
     pub links: Vec<(String, Arc<LinkStats>)>,
+    /// Per stage reading the stream: its name and the link's counters.
+    pub stage_links: Vec<(String, Arc<LinkStats>)>,
     /// The producer's own report (SCPI session, plan), for the manifest.
     pub report: ReportSlot,
 }
@@ -238,6 +320,13 @@ impl StreamPlan {
             links: self
                 .links
                 .iter()
+                .filter(|l| !l.to_stage)
+                .map(|l| (l.sink.clone(), l.stats.clone()))
+                .collect(),
+            stage_links: self
+                .links
+                .iter()
+                .filter(|l| l.to_stage)
                 .map(|l| (l.sink.clone(), l.stats.clone()))
                 .collect(),
             report: self.report.clone(),
@@ -246,27 +335,28 @@ impl StreamPlan {
 }
 
 impl StreamView {
+    /// Every link of this stream: to sinks, then to stages.
+    fn all_links(&self) -> impl Iterator<Item = &Arc<LinkStats>> {
+        self.links.iter().chain(&self.stage_links).map(|(_, l)| l)
+    }
+
     /// Rows dropped on all links of this stream.
     pub fn dropped_rows(&self) -> u64 {
-        self.links.iter().map(|(_, l)| l.dropped_rows()).sum()
+        self.all_links().map(|l| l.dropped_rows()).sum()
     }
 
     /// Batches dropped on all links of this stream.
     pub fn dropped_batches(&self) -> u64 {
-        self.links.iter().map(|(_, l)| l.dropped_batches()).sum()
+        self.all_links().map(|l| l.dropped_batches()).sum()
     }
 
     /// Deepest queue among this stream's links now.
     pub fn queue_depth(&self) -> usize {
-        self.links.iter().map(|(_, l)| l.depth()).max().unwrap_or(0)
+        self.all_links().map(|l| l.depth()).max().unwrap_or(0)
     }
 
     /// Deepest queue among this stream's links over the run.
     pub fn max_queue_depth(&self) -> usize {
-        self.links
-            .iter()
-            .map(|(_, l)| l.max_depth())
-            .max()
-            .unwrap_or(0)
+        self.all_links().map(|l| l.max_depth()).max().unwrap_or(0)
     }
 }

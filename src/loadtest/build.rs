@@ -108,6 +108,7 @@ pub fn experiment(spec: &LoadtestSpec) -> Experiment {
         grace_period: Duration::from_secs(30),
         plan: Plan::Stream,
         instruments,
+        stages: Vec::new(),
         sinks: vec![sink],
         source_path: PathBuf::from("<ensemble loadtest>"),
         source_text,

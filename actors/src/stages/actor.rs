@@ -21,7 +21,9 @@ use crate::outputs::Outputs;
 /// On `End` the stage is flushed, the flushed batches are emitted, the output stream is ended,
 /// and [`ComponentExited`] with [`ExitOutcome::StageFinished`] goes to the coordinator. If the
 /// stage rejects a batch (it does not match the input the stage was built for), the actor logs
-/// it, ends its output, reports [`ExitOutcome::Failed`] and stops.
+/// it, reports [`ExitOutcome::Failed`] and stops *without* ending its output: the coordinator
+/// decides, per the stage's failure policy, whether a new stage continues the stream
+/// ([`Stage::continue_at`]) or the stream ends there.
 ///
 /// # Limits
 ///
@@ -59,7 +61,8 @@ impl<S: Stage> StageActor<S> {
         }
     }
 
-    /// Emits `batches` in order, then (if `outcome` is set) ends the stream and reports it.
+    /// Emits `batches` in order, then (if `outcome` is set) reports it; a finished stage also
+    /// ends its stream first.
     fn emit_all(
         &mut self,
         batches: Vec<RecordBatch>,
@@ -80,7 +83,9 @@ impl<S: Stage> StageActor<S> {
                     outputs.emit(first_seq, batch).await;
                 }
                 if let Some(outcome) = outcome {
-                    outputs.end().await;
+                    if matches!(outcome, ExitOutcome::StageFinished { .. }) {
+                        outputs.end().await;
+                    }
                     let report = ComponentExited { component, outcome };
                     if exited.send(report).await.is_err() {
                         tracing::warn!("Coordinator gone before the stage reported its exit.");
@@ -125,7 +130,7 @@ impl<S: Stage> Handler<StreamEvent> for StageActor<S> {
             }
             Err(e) => {
                 self.done = true;
-                tracing::error!(component_id = %self.component, error = %e, "Stage failed; its output ends here.");
+                tracing::error!(component_id = %self.component, error = %e, "Stage failed.");
                 self.emit_all(batches, Some(ExitOutcome::Failed(e.to_string())))
             }
         }

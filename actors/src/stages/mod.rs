@@ -43,13 +43,11 @@ use arrow_schema::{DataType, Field, Schema, SchemaRef};
 pub use actor::StageActor;
 pub use window::Window;
 
+pub use crate::batch::RATE_METADATA_KEY;
 use crate::batch::{
-    DataBatch, SEQ_COLUMN, TIMESTAMP_COLUMN, UNIT_METADATA_KEY, field_unit, seq_field,
-    timestamp_field,
+    DataBatch, SEQ_COLUMN, TIMESTAMP_COLUMN, UNIT_METADATA_KEY, field_unit, schema_rate_hz,
+    seq_field, timestamp_field,
 };
-
-/// Schema metadata key holding a stream's row rate in rows per second (a decimal number).
-pub const RATE_METADATA_KEY: &str = "rate_hz";
 
 /// A processing stage: a plain, synchronous transform of one stream into another.
 ///
@@ -70,6 +68,10 @@ pub trait Stage: Unpin + 'static {
 
     /// Appends whatever the stage still holds at the end of the stream.
     fn flush(&mut self, out: &mut Vec<RecordBatch>) -> Result<(), StageError>;
+
+    /// Makes `seq` the `seq` of the next output row. A stage built to replace a failed one calls
+    /// this before its first batch, so that its stream continues without a repeated `seq`.
+    fn continue_at(&mut self, seq: u64);
 }
 
 /// Why a stage cannot be built, or cannot process a batch. Each variant names what is wrong.
@@ -250,7 +252,7 @@ impl StageInput {
                 column,
             });
         }
-        let rate_hz = stream_rate_hz(schema).ok_or(StageError::MissingRate {
+        let rate_hz = schema_rate_hz(schema).ok_or(StageError::MissingRate {
             stream: stream.clone(),
         })?;
         Ok(Self {
@@ -341,22 +343,6 @@ impl StageInput {
     }
 }
 
-/// A stream's row rate from its schema metadata ([`RATE_METADATA_KEY`]), if present and positive.
-pub fn stream_rate_hz(schema: &Schema) -> Option<f64> {
-    schema
-        .metadata()
-        .get(RATE_METADATA_KEY)
-        .and_then(|v| v.parse::<f64>().ok())
-        .filter(|r| r.is_finite() && *r > 0.0)
-}
-
-/// `schema` with its rate set in the metadata (for sources that do not write it yet).
-pub fn with_rate(schema: &Schema, rate_hz: f64) -> SchemaRef {
-    let mut metadata = schema.metadata().clone();
-    metadata.insert(RATE_METADATA_KEY.to_string(), rate_hz.to_string());
-    Arc::new(schema.clone().with_metadata(metadata))
-}
-
 /// The output schema of a stage: `timestamp`, `seq`, the given channel fields, and the rate.
 fn output_schema(channels: Vec<Field>, rate_hz: f64) -> SchemaRef {
     let mut fields = Vec::with_capacity(channels.len() + 2);
@@ -441,7 +427,7 @@ pub(crate) mod test_support;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::batch::{ChannelSpec, stream_schema};
+    use crate::batch::{ChannelSpec, stream_schema, with_rate};
 
     #[test]
     fn selection_takes_all_or_named_channels_of_one_stream() {

@@ -4,8 +4,7 @@ use arrow_array::RecordBatch;
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float64Type, TimestampNanosecondType, UInt64Type};
 
-use super::with_rate;
-use crate::batch::DataBatch;
+use crate::batch::{DataBatch, with_rate};
 use crate::instruments::sim::{Phase, Shape, SignalConfig, SimGenerator, SimInstrumentConfig};
 
 /// A simulated sine (with optional noise) on `channels` channels.

@@ -136,4 +136,8 @@ impl Stage for DecimateStage {
     fn flush(&mut self, _out: &mut Vec<RecordBatch>) -> Result<(), StageError> {
         Ok(())
     }
+
+    fn continue_at(&mut self, seq: u64) {
+        self.leading.next_seq = seq;
+    }
 }

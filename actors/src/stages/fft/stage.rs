@@ -284,6 +284,10 @@ impl Stage for FftStage {
         // An incomplete window is dropped (documented on the type).
         Ok(())
     }
+
+    fn continue_at(&mut self, seq: u64) {
+        self.leading.next_seq = seq;
+    }
 }
 
 /// Keeps `(pending ++ x)[consumed..]` in `pending`.

@@ -153,4 +153,8 @@ impl Stage for FirStage {
         // Every input row has produced its output already.
         Ok(())
     }
+
+    fn continue_at(&mut self, seq: u64) {
+        self.leading.next_seq = seq;
+    }
 }

@@ -183,4 +183,8 @@ impl Stage for StatsStage {
         // An incomplete window is dropped (documented on the type).
         Ok(())
     }
+
+    fn continue_at(&mut self, seq: u64) {
+        self.leading.next_seq = seq;
+    }
 }
