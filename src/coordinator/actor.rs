@@ -117,6 +117,25 @@ enum SlotState {
     Done,
 }
 
+impl SlotState {
+    /// Feeds the liveness tick: returns `true` when the actor was seen gone twice in a row
+    /// without a report (the first time, its report may still be on the way).
+    fn observe(&mut self, alive: bool) -> bool {
+        match self {
+            SlotState::Running if !alive => {
+                *self = SlotState::Suspect;
+                false
+            }
+            SlotState::Suspect if !alive => true,
+            SlotState::Suspect => {
+                *self = SlotState::Running;
+                false
+            }
+            _ => false,
+        }
+    }
+}
+
 struct InstrumentSlot {
     spec: InstrumentSpec,
     stream: usize,
@@ -473,11 +492,8 @@ impl Coordinator {
         let mut failed = Vec::new();
         for (name, slot) in &mut self.instruments {
             let alive = slot.stop.as_ref().is_some_and(|s| s.connected());
-            match slot.state {
-                SlotState::Running if !alive => slot.state = SlotState::Suspect,
-                SlotState::Suspect if !alive => failed.push(name.clone()),
-                SlotState::Suspect => slot.state = SlotState::Running,
-                _ => {}
+            if slot.state.observe(alive) {
+                failed.push(name.clone());
             }
         }
         for name in failed {

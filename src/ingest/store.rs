@@ -36,7 +36,7 @@ use ensemble_actors::sinks::nats::codec::{
     BatchMessage, ControlKind, Incoming, RunEnd, decode_message, schema_fingerprint,
 };
 use ensemble_actors::sinks::parquet::{
-    ParquetSinkConfig, PartSettings, Rotation, SinkError, StreamPartWriter,
+    ParquetSinkConfig, PartSettings, Rotation, SinkError, StreamPartWriter, file_metadata,
 };
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -431,16 +431,14 @@ fn open_stream(
             seq.insert(start, end);
         }
     }
-    let mut settings = PartSettings::from_config(
-        parquet,
-        vec![
-            ("ensemble.run_id".into(), meta.run_id.clone()),
-            ("ensemble.experiment".into(), meta.experiment.clone()),
-            ("ensemble.stream".into(), meta.stream.clone()),
-            ("ensemble.instrument".into(), meta.component.clone()),
-            ("ensemble.ingest_worker".into(), worker.to_string()),
-        ],
-    )?;
+    let mut metadata = file_metadata(
+        &meta.run_id,
+        &meta.experiment,
+        &meta.stream,
+        &meta.component,
+    );
+    metadata.push(("ensemble.ingest_worker".into(), worker.to_string()));
+    let mut settings = PartSettings::from_config(parquet, metadata)?;
     // Messages are acknowledged only once their part is finished, so no write-ahead log is
     // needed, and parts end at commits, not by rotation.
     settings.write_ahead_log = false;

@@ -413,11 +413,8 @@ impl Coordinator {
         let mut failed = Vec::new();
         for (name, slot) in &mut self.stages.slots {
             let alive = slot.addr.as_ref().is_some_and(|a| a.connected());
-            match slot.state {
-                SlotState::Running if !alive => slot.state = SlotState::Suspect,
-                SlotState::Suspect if !alive => failed.push(name.clone()),
-                SlotState::Suspect => slot.state = SlotState::Running,
-                _ => {}
+            if slot.state.observe(alive) {
+                failed.push(name.clone());
             }
         }
         for name in failed {

@@ -1,8 +1,8 @@
 //! The thin actix shell around a NATS sink's [`PublisherHandle`].
 
-use std::collections::HashSet;
-
 use actix::prelude::*;
+
+use crate::sinks::SinkInputs;
 
 use super::publisher::{PublisherFailures, PublisherHandle};
 use crate::batch::{StreamEvent, StreamId};
@@ -18,10 +18,8 @@ use crate::sinks::parquet::WriteFailure;
 pub struct NatsSinkActor {
     name: String,
     publisher: PublisherHandle,
-    /// Inputs in declaration order, for the report.
-    inputs: Vec<StreamId>,
-    /// Inputs whose end marker has not arrived yet.
-    open_inputs: HashSet<StreamId>,
+    /// Which inputs have ended, and the order of the report.
+    inputs: SinkInputs,
     failures: Option<PublisherFailures>,
     coordinator: Recipient<ComponentExited>,
     /// Whether a failure was already reported (one report per sink).
@@ -40,8 +38,7 @@ impl NatsSinkActor {
         Self {
             name,
             publisher,
-            open_inputs: inputs.iter().cloned().collect(),
-            inputs,
+            inputs: SinkInputs::new(inputs),
             failures: Some(failures),
             coordinator,
             failed: false,
@@ -49,7 +46,7 @@ impl NatsSinkActor {
     }
 
     fn input_ended(&mut self, stream: &StreamId, ctx: &mut Context<Self>) {
-        if !self.open_inputs.remove(stream) || !self.open_inputs.is_empty() {
+        if !self.inputs.end(stream) {
             return;
         }
         let publisher = self.publisher.clone();
@@ -72,9 +69,7 @@ impl NatsSinkActor {
                     }
                     let outcome = match result {
                         Ok(mut report) => {
-                            report
-                                .streams
-                                .sort_by_key(|s| act.inputs.iter().position(|i| *i == s.stream));
+                            act.inputs.sort(&mut report.streams);
                             ExitOutcome::SinkFinished(SinkReport {
                                 streams: report.streams,
                                 latency: report.latency,

@@ -1,8 +1,8 @@
 //! The thin actix shell around [`NullSink`].
 
-use std::collections::HashSet;
-
 use actix::prelude::*;
+
+use crate::sinks::SinkInputs;
 
 use super::sink::NullSink;
 use crate::batch::{StreamEvent, StreamId};
@@ -13,8 +13,8 @@ use crate::control::{ComponentExited, ExitOutcome, Flush};
 pub struct NullSinkActor {
     name: String,
     sink: NullSink,
-    /// Inputs whose end marker has not arrived yet.
-    open_inputs: HashSet<StreamId>,
+    /// Which inputs have ended.
+    inputs: SinkInputs,
     coordinator: Recipient<ComponentExited>,
 }
 
@@ -27,7 +27,7 @@ impl NullSinkActor {
     ) -> Self {
         Self {
             name,
-            open_inputs: inputs.iter().cloned().collect(),
+            inputs: SinkInputs::new(inputs.clone()),
             sink: NullSink::new(inputs),
             coordinator,
         }
@@ -38,7 +38,7 @@ impl Actor for NullSinkActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        if self.open_inputs.is_empty() {
+        if self.inputs.all_ended() {
             self.coordinator.do_send(ComponentExited {
                 component: self.name.clone(),
                 outcome: ExitOutcome::SinkFinished(self.sink.report()),
@@ -55,7 +55,7 @@ impl Handler<StreamEvent> for NullSinkActor {
         match event {
             StreamEvent::Data(batch) => self.sink.write(&batch),
             StreamEvent::End(end) => {
-                if self.open_inputs.remove(&end.stream) && self.open_inputs.is_empty() {
+                if self.inputs.end(&end.stream) {
                     self.coordinator.do_send(ComponentExited {
                         component: self.name.clone(),
                         outcome: ExitOutcome::SinkFinished(self.sink.report()),

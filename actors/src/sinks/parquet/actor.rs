@@ -1,8 +1,8 @@
 //! The thin actix shell around a sink's [`WriterPool`].
 
-use std::collections::HashSet;
-
 use actix::prelude::*;
+
+use crate::sinks::SinkInputs;
 
 use super::pool::{FailureFeed, WriteFailure, WriterPool};
 use crate::batch::{StreamEvent, StreamId};
@@ -16,10 +16,8 @@ use crate::control::{ComponentExited, ExitOutcome, Flush, SinkReport};
 pub struct ParquetSinkActor {
     name: String,
     pool: WriterPool,
-    /// Inputs in declaration order, for the report.
-    inputs: Vec<StreamId>,
-    /// Inputs whose end marker has not arrived yet.
-    open_inputs: HashSet<StreamId>,
+    /// Which inputs have ended, and the order of the report.
+    inputs: SinkInputs,
     failures: Option<FailureFeed>,
     coordinator: Recipient<ComponentExited>,
     /// Whether a failure was already reported (one report per sink).
@@ -38,8 +36,7 @@ impl ParquetSinkActor {
         Self {
             name,
             pool,
-            open_inputs: inputs.iter().cloned().collect(),
-            inputs,
+            inputs: SinkInputs::new(inputs),
             failures: Some(failures),
             coordinator,
             failed: false,
@@ -47,7 +44,7 @@ impl ParquetSinkActor {
     }
 
     fn input_ended(&mut self, stream: &StreamId, ctx: &mut Context<Self>) {
-        if !self.open_inputs.remove(stream) || !self.open_inputs.is_empty() {
+        if !self.inputs.end(stream) {
             return;
         }
         let pool = self.pool.clone();
@@ -57,7 +54,7 @@ impl ParquetSinkActor {
                 .map(|result, act, ctx| {
                     let outcome = match result {
                         Ok(mut streams) => {
-                            streams.sort_by_key(|s| act.inputs.iter().position(|i| *i == s.stream));
+                            act.inputs.sort(&mut streams);
                             ExitOutcome::SinkFinished(SinkReport {
                                 streams,
                                 latency: Some(act.pool.latency()),

@@ -11,7 +11,7 @@ mod writer;
 pub use actor::ParquetSinkActor;
 pub use config::{Codec, ParquetSinkConfig};
 pub use pool::{FailureFeed, PoolClosed, SinkContext, SinkInput, WriteFailure, WriterPool};
-pub use recover::{DirectoryRecovery, FILE_METADATA_KEYS, recover_directory};
+pub use recover::{DirectoryRecovery, FILE_METADATA_KEYS, file_metadata, recover_directory};
 pub use wal::{WAL_EXTENSION, WalContents, WalWriter, read_wal};
 pub use writer::{
     PartSettings, Rotation, SinkError, StreamPartWriter, sync_dir, writer_properties,

@@ -16,6 +16,7 @@ use tokio::sync::oneshot;
 
 use super::config::ParquetSinkConfig;
 use super::durability::{GroupCommit, Pending};
+use super::recover::file_metadata;
 use super::writer::{PartSettings, SinkError, StreamPartWriter};
 use crate::batch::{DataBatch, StreamId};
 use crate::control::StreamWriteReport;
@@ -99,12 +100,12 @@ impl WriterPool {
         for (i, input) in inputs.iter().enumerate() {
             let settings = PartSettings::from_config(
                 config,
-                vec![
-                    ("ensemble.run_id".into(), context.run_id.clone()),
-                    ("ensemble.experiment".into(), context.experiment.clone()),
-                    ("ensemble.stream".into(), input.stream.to_string()),
-                    ("ensemble.instrument".into(), input.component.clone()),
-                ],
+                file_metadata(
+                    &context.run_id,
+                    &context.experiment,
+                    &input.stream,
+                    &input.component,
+                ),
             )?;
             let directory = match &config.subdirectory {
                 Some(sub) => PathBuf::from(sub).join(&*input.stream),

@@ -18,6 +18,21 @@ pub const FILE_METADATA_KEYS: [&str; 4] = [
     "ensemble.instrument",
 ];
 
+/// The file metadata of a part: run id, experiment, stream and producing component, under
+/// [`FILE_METADATA_KEYS`].
+pub fn file_metadata(
+    run_id: &str,
+    experiment: &str,
+    stream: &str,
+    instrument: &str,
+) -> Vec<(String, String)> {
+    FILE_METADATA_KEYS
+        .iter()
+        .zip([run_id, experiment, stream, instrument])
+        .map(|(k, v)| ((*k).to_string(), v.to_string()))
+        .collect()
+}
+
 /// What recovery did in one stream directory.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DirectoryRecovery {
