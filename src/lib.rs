@@ -8,6 +8,7 @@
 //! - [`sim_serve`]: `ensemble sim serve`, the SCPI simulator on TCP or a pseudo-terminal.
 //! - [`loadtest`]: `ensemble loadtest`: many simulated instruments, measured.
 //! - [`manifest`]: the run manifest `run.json`.
+//! - [`memory`]: holds a run under its memory cap (`max_memory_mb`).
 //! - [`progress`]: the live progress display.
 //! - [`recover`]: finishing what a killed run left behind.
 //! - [`summary`]: the table printed when a run ends.
@@ -24,6 +25,7 @@ pub mod coordinator;
 pub mod ingest;
 pub mod loadtest;
 pub mod manifest;
+pub mod memory;
 pub mod plan;
 pub mod progress;
 pub mod recover;

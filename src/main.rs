@@ -41,7 +41,7 @@ fn main() -> ExitCode {
                 ExitCode::SUCCESS
             }
             Err(errors) => {
-                eprint!("{errors}");
+                eprintln!("{errors}");
                 ExitCode::from(2)
             }
         },
@@ -83,7 +83,7 @@ fn main() -> ExitCode {
             let mut experiment = match config::load(&file) {
                 Ok(e) => e,
                 Err(errors) => {
-                    eprint!("{errors}");
+                    eprintln!("{errors}");
                     return ExitCode::from(2);
                 }
             };

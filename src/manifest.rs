@@ -48,6 +48,46 @@ pub struct Manifest {
     pub sinks: BTreeMap<String, SinkEntry>,
     /// Failures, restarts and other events in order.
     pub events: Vec<RunEvent>,
+    /// The memory cap and what the run used of it (absent in manifests of older versions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<MemoryEntry>,
+}
+
+/// The run's memory: its cap, the budget for batches in flight, and what was used.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct MemoryEntry {
+    /// `[experiment] max_memory_mb`.
+    pub max_memory_mb: u64,
+    /// Bytes batches in flight could hold at the end (the limit moves with what the rest of
+    /// the process holds; see `ensemble::memory`).
+    pub in_flight_limit_bytes: u64,
+    /// Most bytes batches in flight held at once.
+    pub in_flight_peak_bytes: u64,
+    /// How often an acquiring stream had to wait for memory (backpressure from the cap).
+    pub waits_for_memory: u64,
+    /// Most memory the process held besides batches in flight (MiB): what the run needs
+    /// whatever the cap (program, open row groups, encoders). A cap below it cannot hold.
+    pub rest_peak_mib: f64,
+    /// Peak resident memory of the process (MiB), where the system tells it.
+    pub peak_rss_mib: Option<f64>,
+}
+
+impl MemoryEntry {
+    /// The entry for a run whose cap is `max_memory_mb`, as `budget` and `governor` stand now.
+    pub fn read(
+        max_memory_mb: u64,
+        budget: &ensemble_actors::budget::MemoryBudget,
+        governor: &crate::memory::MemoryGovernor,
+    ) -> Self {
+        Self {
+            max_memory_mb,
+            in_flight_limit_bytes: budget.limit(),
+            in_flight_peak_bytes: budget.peak(),
+            waits_for_memory: budget.waits(),
+            rest_peak_mib: governor.rest_peak_bytes() as f64 / (1024.0 * 1024.0),
+            peak_rss_mib: crate::loadtest::peak_rss_mib(),
+        }
+    }
 }
 
 /// One stream's record.

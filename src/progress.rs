@@ -2,8 +2,10 @@
 //! status line per second otherwise, nothing in quiet mode.
 
 use std::io::IsTerminal;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use ensemble_actors::budget::MemoryBudget;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -42,14 +44,14 @@ pub struct Progress {
 }
 
 impl Progress {
-    /// Starts showing the given streams.
-    pub fn start(views: Vec<StreamView>, mode: ProgressMode) -> Self {
+    /// Starts showing the given streams and the run's memory in flight.
+    pub fn start(views: Vec<StreamView>, memory: Arc<MemoryBudget>, mode: ProgressMode) -> Self {
         let (stop, stop_rx) = watch::channel(false);
         let task = match mode {
             ProgressMode::Quiet => None,
-            ProgressMode::Lines => Some(tokio::spawn(lines(views, stop_rx))),
-            ProgressMode::Bars => Some(tokio::spawn(bars(views, stop_rx))),
-            ProgressMode::Totals => Some(tokio::spawn(totals(views, stop_rx))),
+            ProgressMode::Lines => Some(tokio::spawn(lines(views, memory, stop_rx))),
+            ProgressMode::Bars => Some(tokio::spawn(bars(views, memory, stop_rx))),
+            ProgressMode::Totals => Some(tokio::spawn(totals(views, memory, stop_rx))),
         };
         Self { stop, task }
     }
@@ -103,7 +105,18 @@ pub fn status_words(view: &StreamView, rate: f64) -> String {
     )
 }
 
-async fn lines(views: Vec<StreamView>, mut stop: watch::Receiver<bool>) {
+/// The run's memory in flight in a few words.
+pub fn memory_words(memory: &MemoryBudget) -> String {
+    const MIB: u64 = 1024 * 1024;
+    format!(
+        "in flight {}/{} MiB, waited for memory {}x",
+        memory.used().div_ceil(MIB),
+        memory.limit() / MIB,
+        memory.waits()
+    )
+}
+
+async fn lines(views: Vec<StreamView>, memory: Arc<MemoryBudget>, mut stop: watch::Receiver<bool>) {
     let started = Instant::now();
     let mut meter = RateMeter::new(views.len());
     loop {
@@ -127,9 +140,10 @@ async fn lines(views: Vec<StreamView>, mut stop: watch::Receiver<bool>) {
             })
             .collect();
         eprintln!(
-            "[{:>6.1}s] {}",
+            "[{:>6.1}s] {} | {}",
             started.elapsed().as_secs_f64(),
-            parts.join(" | ")
+            parts.join(" | "),
+            memory_words(&memory)
         );
         if done {
             return;
@@ -137,7 +151,11 @@ async fn lines(views: Vec<StreamView>, mut stop: watch::Receiver<bool>) {
     }
 }
 
-async fn totals(views: Vec<StreamView>, mut stop: watch::Receiver<bool>) {
+async fn totals(
+    views: Vec<StreamView>,
+    memory: Arc<MemoryBudget>,
+    mut stop: watch::Receiver<bool>,
+) {
     let started = Instant::now();
     let expected: Option<u64> = views.iter().map(|v| v.expected_rows).sum();
     let (mut last_rows, mut last_at) = (0u64, Instant::now());
@@ -156,9 +174,10 @@ async fn totals(views: Vec<StreamView>, mut stop: watch::Receiver<bool>) {
         let of = expected.map_or_else(String::new, |e| format!("/{e}"));
         eprintln!(
             "[{:>6.1}s] {} streams  rows={rows}{of}  rate={rate:.0}/s  deepest queue={queue}  \
-             dropped={dropped}  restarts={restarts}",
+             dropped={dropped}  restarts={restarts}  {}",
             started.elapsed().as_secs_f64(),
             views.len(),
+            memory_words(&memory),
         );
         if done {
             return;
@@ -166,7 +185,7 @@ async fn totals(views: Vec<StreamView>, mut stop: watch::Receiver<bool>) {
     }
 }
 
-async fn bars(views: Vec<StreamView>, mut stop: watch::Receiver<bool>) {
+async fn bars(views: Vec<StreamView>, memory: Arc<MemoryBudget>, mut stop: watch::Receiver<bool>) {
     let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(5));
     let style = ProgressStyle::with_template("{prefix:>14} {bar:28} {pos:>10}/{len:<10} {msg}")
         .unwrap_or_else(|_| ProgressStyle::default_bar());
@@ -180,6 +199,12 @@ async fn bars(views: Vec<StreamView>, mut stop: watch::Receiver<bool>) {
             bar
         })
         .collect();
+    let memory_line = multi.add(ProgressBar::new(0));
+    memory_line.set_style(
+        ProgressStyle::with_template("{prefix:>14} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    memory_line.set_prefix(format!("{:>width$}", "memory"));
     let mut meter = RateMeter::new(views.len());
     loop {
         let done = tokio::select! {
@@ -195,11 +220,33 @@ async fn bars(views: Vec<StreamView>, mut stop: watch::Receiver<bool>) {
             bar.set_position(rows);
             bar.set_message(status_words(view, rate));
         }
+        memory_line.set_message(memory_words(&memory));
         if done {
             for bar in &bars {
                 bar.finish();
             }
+            memory_line.finish();
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_words_show_use_limit_and_waits() {
+        let budget = MemoryBudget::new(64 * 1024 * 1024);
+        let held = budget.try_reserve(3 * 1024 * 1024 + 1).expect("fits");
+        assert_eq!(
+            memory_words(&budget),
+            "in flight 4/64 MiB, waited for memory 0x"
+        );
+        drop(held);
+        assert_eq!(
+            memory_words(&budget),
+            "in flight 0/64 MiB, waited for memory 0x"
+        );
     }
 }

@@ -7,13 +7,15 @@ use std::time::Duration;
 
 use actix::Actor;
 use chrono::{DateTime, Utc};
+use ensemble_actors::budget::MemoryBudget;
 use tokio::sync::oneshot;
 
 use crate::config::Experiment;
 use crate::coordinator::{
     Coordinator, RunContext, StopReason, StopRun, StreamPlan, StreamView, plan_streams,
 };
-use crate::manifest::{Manifest, SinkEntry};
+use crate::manifest::{Manifest, MemoryEntry, SinkEntry};
+use crate::memory::{MemoryCap, MemoryGovernor};
 use crate::progress::{Progress, ProgressMode};
 
 /// Why a run could not be carried out (as opposed to a run that ended with status `failed`).
@@ -123,6 +125,7 @@ fn initial_manifest(experiment: &Experiment, run_id: &str, started_at: DateTime<
             })
             .collect(),
         events: Vec::new(),
+        memory: None,
     }
 }
 
@@ -139,7 +142,9 @@ pub async fn run(
     let experiment = Arc::new(experiment);
     let started_at = Utc::now();
     let run_id = new_run_id(started_at);
-    let streams = plan_streams(&experiment)?;
+    let cap = MemoryCap::from_mb(experiment.max_memory_mb);
+    let budget = MemoryBudget::new(cap.initial_in_flight_limit());
+    let streams = plan_streams(&experiment, &budget)?;
     let run_dir = create_run_dir(&experiment.output, &run_id)?;
     let manifest_err = |source| RunError::Manifest {
         path: run_dir.clone(),
@@ -157,9 +162,10 @@ pub async fn run(
         start_ns: started_at.timestamp_nanos_opt().unwrap_or(0),
         clock_start: tokio::time::Instant::now(),
     };
+    let governor = MemoryGovernor::start(budget.clone(), cap);
     let (outcome_tx, mut outcome_rx) = oneshot::channel();
     let coordinator = Coordinator::new(experiment.clone(), context, streams, outcome_tx).start();
-    let display = Progress::start(views.clone(), progress);
+    let display = Progress::start(views.clone(), budget.clone(), progress);
 
     tokio::pin!(shutdown);
     let outcome = tokio::select! {
@@ -173,6 +179,12 @@ pub async fn run(
     display.finish().await;
 
     manifest.record_outcome(&outcome, &views);
+    manifest.memory = Some(MemoryEntry::read(
+        experiment.max_memory_mb,
+        &budget,
+        &governor,
+    ));
+    drop(governor);
     manifest.write(&run_dir).map_err(manifest_err)?;
     publish_final_manifest(&experiment, &manifest).await;
     Ok(RunReport {

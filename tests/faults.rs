@@ -119,6 +119,60 @@ fn abort_stops_the_run_cleanly_at_the_first_failure() {
 }
 
 #[test]
+fn a_stalled_instrument_is_detected_abandoned_and_restarted() {
+    let out = tempfile::tempdir().expect("tempdir");
+    // Hangs after 300 rows in its first start: no rows, no heartbeat, deaf to a stop.
+    let text = faulty(
+        r#"{ kind = "stall", after_rows = 300, times = 1 }"#,
+        "stall_timeout = \"1s\"",
+    )
+    .replace("duration = \"2s\"", "duration = \"4s\"");
+    let report = run(experiment(&text, out.path()));
+    let m = &report.manifest;
+    assert_eq!(m.status, "completed", "{:?}", m.events);
+    assert_eq!(m.streams["flaky"].restarts, 1);
+    let stalled: Vec<_> = m
+        .events
+        .iter()
+        .filter(|e| e.component == "flaky" && e.event == "failed")
+        .collect();
+    assert_eq!(stalled.len(), 1, "{:?}", m.events);
+    assert!(stalled[0].detail.contains("stalled"), "{stalled:?}");
+    // The simulated device kept what came due during the stall (its buffer is 10 s), so the
+    // restarted loop delivers every row: nothing lost, nothing repeated.
+    assert_eq!(m.streams["flaky"].overflow_rows, 0);
+    assert_contiguous(&seqs(&read_stream(&report.run_dir, "flaky")), 4000);
+    assert_contiguous(&seqs(&read_stream(&report.run_dir, "steady")), 2000);
+}
+
+#[test]
+fn a_stall_under_abort_ends_the_run_instead_of_hanging_it() {
+    let out = tempfile::tempdir().expect("tempdir");
+    let text = faulty(
+        r#"{ kind = "stall", after_rows = 200 }"#,
+        "stall_timeout = \"500ms\"\non_failure = \"abort\"",
+    )
+    .replace("duration = \"2s\"", "duration = \"30s\"");
+    let started = std::time::Instant::now();
+    let report = run(experiment(&text, out.path()));
+    let m = &report.manifest;
+    assert_eq!(m.status, "failed");
+    let reason = m.stop_reason.as_deref().unwrap_or("");
+    assert!(
+        reason.contains("flaky") && reason.contains("stalled"),
+        "{reason}"
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "the run stopped at the stall, not at the end of its 30 s plan"
+    );
+    assert_contiguous(&seqs(&read_stream(&report.run_dir, "flaky")), 200);
+    let steady = seqs(&read_stream(&report.run_dir, "steady"));
+    assert_contiguous(&steady, m.streams["steady"].rows);
+    assert!(!steady.is_empty());
+}
+
+#[test]
 fn a_full_disk_stops_the_run_with_an_error_naming_the_file_and_keeps_what_was_written() {
     let work = tempfile::tempdir().expect("tempdir");
     let file = work.path().join("full.toml");

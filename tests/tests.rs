@@ -14,6 +14,8 @@ mod reliability;
 mod scpi;
 // Count, scan and grid plans: the `primary` stream, stop after the current point, throughput.
 mod plans;
+// Sinks slower than instruments under a memory cap: RSS, pushback, counted drops.
+mod overload;
 // Supervision under injected faults; a disk that fills up.
 mod faults;
 // `ensemble loadtest`: throughput and loss under load (issue 6).

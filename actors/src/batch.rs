@@ -13,6 +13,8 @@ use actix::Message;
 use arrow_array::RecordBatch;
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 
+use crate::budget::Reservation;
+
 /// Name of the timestamp column, present in every stream.
 pub const TIMESTAMP_COLUMN: &str = "timestamp";
 /// Name of the sequence-number column, present in every stream.
@@ -121,6 +123,8 @@ pub struct DataBatch {
     pub first_seq: u64,
     /// The rows.
     pub batch: Arc<RecordBatch>,
+    /// The run's memory held by these rows, given back when the last clone is dropped.
+    memory: Option<Arc<Reservation>>,
 }
 
 impl DataBatch {
@@ -130,7 +134,19 @@ impl DataBatch {
             stream,
             first_seq,
             batch: Arc::new(batch),
+            memory: None,
         }
+    }
+
+    /// The same batch, holding `memory` of the run's budget until its last clone is dropped.
+    pub fn holding(mut self, memory: Reservation) -> Self {
+        self.memory = Some(Arc::new(memory));
+        self
+    }
+
+    /// Bytes of the run's memory budget this batch holds (0 if none).
+    pub fn held_bytes(&self) -> u64 {
+        self.memory.as_ref().map_or(0, |m| m.bytes())
     }
 
     /// Number of rows.

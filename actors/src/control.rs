@@ -16,6 +16,13 @@ use crate::batch::StreamId;
 #[rtype(result = "()")]
 pub struct Stop;
 
+/// Sent by the coordinator to an instrument that stalled: abandon the acquisition at once
+/// (without ending the stream, which the coordinator continues with a restart or ends itself)
+/// and stop the actor. Rows not yet emitted are abandoned with it.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "()")]
+pub struct Terminate;
+
 /// Sent by the coordinator to a sink: close open row groups and make written bytes durable.
 /// Replies once that is done (or failed).
 #[derive(Debug, Clone, Copy, Message)]

@@ -1,6 +1,7 @@
 //! The actors of `ensemble` and the plain parts they are made of.
 //!
 //! - [`batch`]: the data type of the data plane (a shared Arrow batch) and the stream schema.
+//! - [`budget`]: the run's memory budget for batches in flight.
 //! - [`control`]: control-plane messages (stop, flush, exit reports).
 //! - [`link`]: bounded queues between a stream and a consumer, lossless or best-effort.
 //! - [`outputs`]: a producer's fan-out of one stream to all its links.
@@ -19,6 +20,7 @@
 #![warn(missing_docs)]
 
 pub mod batch;
+pub mod budget;
 pub mod control;
 pub mod instruments;
 pub mod latency;

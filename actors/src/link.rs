@@ -57,6 +57,21 @@ impl Shared {
         // is always left consistent (every mutation is a single push or pop).
         self.queue.lock().unwrap_or_else(|e| e.into_inner())
     }
+
+    /// Removes the oldest queued data batch and counts it as dropped; `false` if none is queued.
+    fn drop_oldest(&self, q: &mut Queue) -> bool {
+        let oldest = q
+            .items
+            .iter()
+            .position(|e| matches!(e, StreamEvent::Data(_)));
+        match oldest.and_then(|i| q.items.remove(i)) {
+            Some(StreamEvent::Data(dropped)) => {
+                self.stats.record_drop(dropped.rows() as u64);
+                true
+            }
+            _ => false,
+        }
+    }
 }
 
 /// Creates a link with room for `capacity` events (at least 1).
@@ -67,7 +82,8 @@ pub fn link(
 ) -> (LinkSender, LinkReceiver) {
     let shared = Arc::new(Shared {
         queue: Mutex::new(Queue {
-            items: VecDeque::with_capacity(capacity.max(1)),
+            // Grows as needed: a long queue costs memory only when it fills.
+            items: VecDeque::with_capacity(capacity.clamp(1, 64)),
             closed: false,
         }),
         not_empty: Notify::new(),
@@ -112,14 +128,7 @@ impl LinkSender {
                 let full = q.items.len() >= self.shared.capacity;
                 let is_end = matches!(ev, StreamEvent::End(_));
                 if full && !is_end && self.shared.delivery == Delivery::BestEffort {
-                    let oldest = q
-                        .items
-                        .iter()
-                        .position(|e| matches!(e, StreamEvent::Data(_)));
-                    if let Some(StreamEvent::Data(dropped)) = oldest.and_then(|i| q.items.remove(i))
-                    {
-                        self.shared.stats.record_drop(dropped.rows() as u64);
-                    }
+                    self.shared.drop_oldest(&mut q);
                 }
                 if !full || is_end || self.shared.delivery == Delivery::BestEffort {
                     q.items.push_back(ev);
@@ -132,6 +141,29 @@ impl LinkSender {
             }
             self.shared.not_full.notified().await;
         }
+    }
+
+    /// Drops the oldest queued data batch, counting it as dropped on this link. Returns whether
+    /// there was one (used to make room in the run's memory budget for best-effort streams).
+    pub fn evict_oldest(&self) -> bool {
+        let mut q = self.shared.lock();
+        if !self.shared.drop_oldest(&mut q) {
+            return false;
+        }
+        self.shared.stats.set_depth(q.items.len());
+        drop(q);
+        self.shared.not_full.notify_one();
+        true
+    }
+
+    /// Counts a batch of `rows` that was dropped before it reached this link.
+    pub fn record_drop(&self, rows: u64) {
+        self.shared.stats.record_drop(rows);
+    }
+
+    /// The link's delivery policy.
+    pub fn delivery(&self) -> Delivery {
+        self.shared.delivery
     }
 
     /// Events queued now.

@@ -3,7 +3,7 @@
 //! They live outside the actors so that they survive a restart and can be read for the progress
 //! line without a message round trip. Updates happen once per batch, never per sample.
 
-use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 
 /// Sentinel for "no timestamp seen yet".
 const NO_TIMESTAMP: i64 = i64::MIN;
@@ -26,6 +26,11 @@ pub struct StreamStats {
     /// Wall-clock time (ns since the Unix epoch) when the newest batch was emitted: with the
     /// run's start, it tells how long producing took (load tests compare it to the plan).
     last_emitted_at_ns: AtomicI64,
+    /// Signs of life from the producer (a loop turn or a batch), for stall detection.
+    heartbeats: AtomicU64,
+    /// Whether the producer is waiting for its consumers or for memory (backpressure, which is
+    /// not a stall).
+    waiting: AtomicBool,
 }
 
 impl Default for StreamStats {
@@ -38,6 +43,8 @@ impl Default for StreamStats {
             overflow_rows: AtomicU64::new(0),
             restarts: AtomicU64::new(0),
             last_emitted_at_ns: AtomicI64::new(NO_TIMESTAMP),
+            heartbeats: AtomicU64::new(0),
+            waiting: AtomicBool::new(false),
         }
     }
 }
@@ -59,6 +66,27 @@ impl StreamStats {
             .store(crate::latency::now_ns(), Ordering::Relaxed);
         self.batches.fetch_add(1, Ordering::Relaxed);
         self.rows.fetch_add(rows, Ordering::Release);
+    }
+
+    /// Records a sign of life from the producer: it is acquiring, even if no row came due.
+    pub fn heartbeat(&self) {
+        self.heartbeats.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Signs of life so far; a producer whose count stops moving while it is not
+    /// [waiting](Self::is_waiting) has stalled.
+    pub fn heartbeats(&self) -> u64 {
+        self.heartbeats.load(Ordering::Relaxed)
+    }
+
+    /// Marks the producer as waiting for its consumers (or not any more).
+    pub fn set_waiting(&self, waiting: bool) {
+        self.waiting.store(waiting, Ordering::Relaxed);
+    }
+
+    /// Whether the producer is waiting for its consumers right now.
+    pub fn is_waiting(&self) -> bool {
+        self.waiting.load(Ordering::Relaxed)
     }
 
     /// Records rows that could not be acquired because the pipeline pushed back.

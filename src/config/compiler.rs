@@ -44,6 +44,7 @@ pub(crate) const EXPERIMENT_KEYS: &[&str] = &[
     "output",
     "duration",
     "grace_period",
+    "max_memory_mb",
     "metadata",
 ];
 /// Supervision keys every component takes.
@@ -58,6 +59,13 @@ pub(crate) const SINK_LINK_KEYS: &[&str] = &["inputs", "delivery", "queue_batche
 
 /// Default `[experiment] output`.
 const DEFAULT_OUTPUT: &str = "runs";
+/// Default `[experiment] max_memory_mb`.
+pub const DEFAULT_MAX_MEMORY_MB: u64 = 1024;
+/// Smallest `[experiment] max_memory_mb` accepted.
+const MIN_MAX_MEMORY_MB: i128 = 32;
+/// Default `stall_timeout` of a simulated instrument (SCPI instruments are not watched unless
+/// they set one: a device that stops answering shows as read timeouts).
+pub const DEFAULT_SIM_STALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default `[experiment] grace_period`.
 const DEFAULT_GRACE_PERIOD: Duration = Duration::from_secs(10);
 /// Default `queue_batches` of a sink's input links; also the capacity of every stage's input
@@ -181,6 +189,7 @@ pub(crate) fn compile(
         metadata: header.metadata,
         duration: header.duration,
         grace_period: header.grace_period,
+        max_memory_mb: header.max_memory_mb,
         plan,
         instruments,
         stages,
@@ -197,6 +206,7 @@ struct Header {
     output: String,
     duration: Duration,
     grace_period: Duration,
+    max_memory_mb: u64,
     metadata: BTreeMap<String, serde_json::Value>,
 }
 
@@ -255,6 +265,19 @@ fn compile_header(
         .map_or(Some(DEFAULT_GRACE_PERIOD), |v| {
             value::duration("experiment.grace_period", v, false, d)
         });
+    let max_memory_mb = t
+        .get("max_memory_mb")
+        .map_or(Some(DEFAULT_MAX_MEMORY_MB), |v| {
+            value::integer(
+                "experiment.max_memory_mb",
+                v,
+                MIN_MAX_MEMORY_MB,
+                i128::from(u32::MAX),
+                d,
+            )
+            // In range: checked against u32::MAX just above.
+            .map(|n| u64::try_from(n).unwrap_or(DEFAULT_MAX_MEMORY_MB))
+        });
     let mut metadata = BTreeMap::new();
     if let Some(v) = t.get("metadata") {
         match v.get_ref() {
@@ -283,6 +306,7 @@ fn compile_header(
         output: output?,
         duration: duration?,
         grace_period: grace_period?,
+        max_memory_mb: max_memory_mb?,
         metadata,
     })
 }
@@ -578,7 +602,13 @@ fn compile_instrument(
     let mut rest = section.table.clone();
     let ty = take_type(&mut rest, section, &path, "instrument", INSTRUMENT_TYPES, d);
     let supervision = take_supervision(&mut rest, &path, d);
-    let mut common: Vec<&str> = vec!["type"];
+    let stall_timeout = rest.remove("stall_timeout").map(|v| {
+        (
+            v.span(),
+            value::duration(&format!("{path}.stall_timeout"), &v, true, d),
+        )
+    });
+    let mut common: Vec<&str> = vec!["type", "stall_timeout"];
     common.extend_from_slice(SUPERVISION_KEYS);
     let kind = match ty.as_deref() {
         Some("sim") => component_config::<SimInstrumentConfig>(section, rest, &path, &common, d)
@@ -589,11 +619,62 @@ fn compile_instrument(
     if d.len() != before {
         return None;
     }
+    let kind = kind?;
+    let stall_timeout = match stall_timeout {
+        // "0s" turns the watch off.
+        Some((span, set)) => {
+            let set = set.filter(|t| !t.is_zero());
+            check_stall_timeout(&kind, set, span, &path, d)?;
+            set
+        }
+        None => match &kind {
+            InstrumentKind::Sim(cfg) => Some(DEFAULT_SIM_STALL_TIMEOUT.max(cfg.batch_interval * 4)),
+            InstrumentKind::Scpi(_) => None,
+        },
+    };
     Some(InstrumentSpec {
         name: section.name.clone(),
-        kind: kind?,
+        kind,
         supervision,
+        stall_timeout,
     })
+}
+
+/// A `stall_timeout` must leave room for the instrument's own rhythm, and needs rows to watch.
+fn check_stall_timeout(
+    kind: &InstrumentKind,
+    timeout: Option<Duration>,
+    span: Span,
+    path: &str,
+    d: &mut Diagnostics,
+) -> Option<()> {
+    let Some(timeout) = timeout else {
+        return Some(());
+    };
+    let key = format!("{path}.stall_timeout");
+    let (rhythm, what) = match kind {
+        InstrumentKind::Sim(cfg) => (cfg.batch_interval, "batch_interval"),
+        InstrumentKind::Scpi(cfg) if cfg.read.is_empty() => {
+            d.at(
+                span,
+                &key,
+                "the instrument has no `read` channels, so there is nothing to watch for a stall",
+            );
+            return None;
+        }
+        InstrumentKind::Scpi(cfg) => (cfg.poll_interval, "poll_interval"),
+    };
+    if timeout <= rhythm * 2 {
+        d.at(
+            span,
+            &key,
+            format!(
+                "{timeout:?} is too short: it must be longer than twice `{what}` ({rhythm:?}), or \"0s\" to turn stall detection off"
+            ),
+        );
+        return None;
+    }
+    Some(())
 }
 
 /// Compiles a sink; also returns its inputs (as written) for the graph check, even when the sink

@@ -33,6 +33,10 @@ pub struct Experiment {
     pub duration: Duration,
     /// How long a stop may take to drain and flush before components are named as stuck.
     pub grace_period: Duration,
+    /// The run's memory cap in MiB (`[experiment] max_memory_mb`, default
+    /// [`DEFAULT_MAX_MEMORY_MB`](super::DEFAULT_MAX_MEMORY_MB)), enforced on batches in flight
+    /// by [`MemoryGovernor`](crate::memory::MemoryGovernor).
+    pub max_memory_mb: u64,
     /// The plan (`[plan]`; default: stream for `duration`).
     pub plan: Plan,
     /// Instruments in file order.
@@ -66,6 +70,9 @@ pub struct InstrumentSpec {
     pub kind: InstrumentKind,
     /// What the coordinator does when it fails.
     pub supervision: Supervision,
+    /// How long the instrument may go without a sign of life (a row, a poll) while nothing
+    /// pushes back before it counts as stalled and fails (`stall_timeout`; `None`: not watched).
+    pub stall_timeout: Option<Duration>,
 }
 
 /// Instrument types (closed: an unknown `type` is a config error).

@@ -79,7 +79,7 @@ mod value;
 #[cfg(test)]
 mod tests;
 
-pub use compiler::DEFAULT_QUEUE_BATCHES;
+pub use compiler::{DEFAULT_MAX_MEMORY_MB, DEFAULT_QUEUE_BATCHES, DEFAULT_SIM_STALL_TIMEOUT};
 pub use error::{ConfigError, ConfigErrors};
 pub use experiment::{
     Experiment, InstrumentKind, InstrumentSpec, OnFailure, Plan, SinkKind, SinkSpec, StageKind,

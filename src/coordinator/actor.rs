@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use chrono::{DateTime, Utc};
 use ensemble_actors::batch::StreamEvent;
-use ensemble_actors::control::{ComponentExited, ExitOutcome, Flush, SinkReport, Stop};
+use ensemble_actors::control::{ComponentExited, ExitOutcome, Flush, SinkReport, Stop, Terminate};
 use ensemble_actors::instruments::sim::{SimAcquisition, SimInstrumentActor};
 use ensemble_actors::link::run_pump;
 use ensemble_actors::sinks::nats::{NatsSinkActor, spawn_publisher};
@@ -22,6 +22,7 @@ use tokio::sync::oneshot;
 
 use super::arbiters::InstrumentArbiters;
 use super::restarts::{RestartDecision, RestartTracker};
+use super::stall::StallWatch;
 
 mod plan_run;
 mod stage_run;
@@ -140,8 +141,11 @@ struct InstrumentSlot {
     spec: InstrumentSpec,
     stream: usize,
     stop: Option<Recipient<Stop>>,
+    /// Abandons a stalled acquisition.
+    terminate: Option<Recipient<Terminate>>,
     state: SlotState,
     restarts: RestartTracker,
+    stall: StallWatch,
 }
 
 struct SinkSlot {
@@ -191,8 +195,10 @@ impl Coordinator {
                         spec: spec.clone(),
                         stream: i,
                         stop: None,
+                        terminate: None,
                         state: SlotState::Done,
                         restarts: RestartTracker::new(spec.supervision),
+                        stall: StallWatch::new(spec.stall_timeout, Instant::now()),
                     },
                 )
             })
@@ -320,7 +326,7 @@ impl Coordinator {
         };
         let stream = &self.streams[slot.stream];
         let outputs = stream.outputs();
-        let stop = match &slot.spec.kind {
+        let (stop, terminate) = match &slot.spec.kind {
             InstrumentKind::Sim(cfg) => {
                 let acquisition = SimAcquisition::new(
                     cfg,
@@ -337,7 +343,7 @@ impl Coordinator {
                 self.plan
                     .drivers
                     .insert(name, crate::plan::Driver::Sim(addr.clone()));
-                addr.recipient()
+                (addr.clone().recipient(), addr.recipient())
             }
             InstrumentKind::Scpi(cfg) => {
                 match plan_run::start_scpi(
@@ -354,7 +360,10 @@ impl Coordinator {
             }
         };
         slot.stop = Some(stop);
+        slot.terminate = Some(terminate);
         slot.state = SlotState::Running;
+        slot.stall
+            .restart(stream.stats.heartbeats(), Instant::now());
     }
 
     /// Ends a stream whose producer can no longer do it, so its sinks can finish.
@@ -371,6 +380,7 @@ impl Coordinator {
             return;
         };
         slot.stop = None;
+        slot.terminate = None;
         if self.stopping.is_some() {
             slot.state = SlotState::Done;
             self.end_stream_for(name);
@@ -503,6 +513,7 @@ impl Coordinator {
                 ctx,
             );
         }
+        self.watch_for_stalls(ctx);
         self.supervise_stages(ctx);
         let mut dead_sinks = Vec::new();
         for (name, slot) in &mut self.sinks {
@@ -523,6 +534,38 @@ impl Coordinator {
                 &name,
                 "the sink stopped without a report (it panicked)".into(),
                 true,
+                ctx,
+            );
+        }
+    }
+
+    /// Fails every running instrument that has stalled, after abandoning its acquisition.
+    fn watch_for_stalls(&mut self, ctx: &mut Context<Self>) {
+        let now = Instant::now();
+        let mut stalled = Vec::new();
+        for (name, slot) in &mut self.instruments {
+            if !matches!(slot.state, SlotState::Running) {
+                continue;
+            }
+            let stats = &self.streams[slot.stream].stats;
+            if slot
+                .stall
+                .observe(stats.heartbeats(), stats.is_waiting(), now)
+            {
+                if let Some(terminate) = slot.terminate.take() {
+                    terminate.do_send(Terminate);
+                }
+                let timeout = slot.stall.timeout().unwrap_or_default();
+                stalled.push((name.clone(), timeout));
+            }
+        }
+        for (name, timeout) in stalled {
+            self.instrument_failed(
+                &name,
+                format!(
+                    "stalled: no data and no sign of life for {timeout:?} while nothing pushed \
+                     back (stall_timeout); its acquisition was abandoned"
+                ),
                 ctx,
             );
         }

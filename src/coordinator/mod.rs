@@ -3,6 +3,7 @@
 //!
 //! - `wiring`: streams, counters and links, planned before any actor starts.
 //! - `restarts`: the restart policy (window, backoff) as a plain struct.
+//! - `stall`: stall detection (no sign of life while nothing pushes back) as a plain struct.
 //! - `arbiters`: the threads instrument actors run on.
 //! - `actor`: the coordinator actor itself (with `plan_run` for plans and `stage_run` for
 //!   stages).
@@ -10,6 +11,7 @@
 mod actor;
 mod arbiters;
 mod restarts;
+mod stall;
 mod wiring;
 
 pub use actor::{

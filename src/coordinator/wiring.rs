@@ -10,11 +10,12 @@ use arrow_schema::SchemaRef;
 use ensemble_actors::batch::{
     ChannelSpec, SEQ_COLUMN, StreamId, TIMESTAMP_COLUMN, field_unit, schema_rate_hz, stream_schema,
 };
+use ensemble_actors::budget::MemoryBudget;
 use ensemble_actors::instruments::pacing::rows_in;
 use ensemble_actors::instruments::scpi::ScpiReport;
 use ensemble_actors::instruments::sim::SimGenerator;
 use ensemble_actors::link::{Delivery, LinkReceiver, LinkSender, link};
-use ensemble_actors::outputs::Outputs;
+use ensemble_actors::outputs::{BudgetRole, Outputs};
 use ensemble_actors::stages::{StageError, StageInput};
 use ensemble_actors::stats::{LinkStats, StreamStats};
 
@@ -43,6 +44,8 @@ pub struct StreamPlan {
     pub links: Vec<LinkPlan>,
     /// The producer's own report for the manifest (SCPI session, plan), once it has one.
     pub report: ReportSlot,
+    /// The run's memory budget and how this stream draws on it (set by [`plan_streams`]).
+    pub memory: Option<(Arc<MemoryBudget>, BudgetRole)>,
 }
 
 /// Where a producer's own report lands, for the manifest's `instrument_report`: an SCPI
@@ -100,11 +103,15 @@ pub struct LinkPlan {
 impl StreamPlan {
     /// The producer's view: its name, every link, and its counters.
     pub fn outputs(&self) -> Outputs {
-        Outputs::new(
+        let outputs = Outputs::new(
             self.name.clone(),
             self.links.iter().map(|l| l.sender.clone()).collect(),
             self.stats.clone(),
-        )
+        );
+        match &self.memory {
+            Some((budget, role)) => outputs.with_budget(budget.clone(), *role),
+            None => outputs,
+        }
     }
 }
 
@@ -122,7 +129,12 @@ pub struct WiringError {
 /// Plans every stream of `experiment` with its links (in instrument file order), then the
 /// `primary` stream of a count, scan or grid plan, then the stages' streams in topological
 /// order (each stage's output schema comes from building it against its input's schema).
-pub fn plan_streams(experiment: &Experiment) -> Result<Vec<StreamPlan>, WiringError> {
+///
+/// Every stream draws on `budget`: instruments and the plan as sources, stages as derived data.
+pub fn plan_streams(
+    experiment: &Experiment,
+    budget: &Arc<MemoryBudget>,
+) -> Result<Vec<StreamPlan>, WiringError> {
     let links_for = |name: &str| -> Vec<LinkPlan> {
         experiment
             .sinks
@@ -155,11 +167,19 @@ pub fn plan_streams(experiment: &Experiment) -> Result<Vec<StreamPlan>, WiringEr
             stats: Arc::new(StreamStats::default()),
             links: links_for(PRIMARY_STREAM),
             report: ReportSlot::default(),
+            memory: None,
         });
     }
     for stage in &experiment.stages {
         let plan = plan_stage(stage, &mut streams, links_for(&stage.name))?;
         streams.push(plan);
+    }
+    for stream in &mut streams {
+        let role = match stream.component_type {
+            "sim" | "scpi" | "plan" => BudgetRole::Source,
+            _ => BudgetRole::Derived,
+        };
+        stream.memory = Some((budget.clone(), role));
     }
     Ok(streams)
 }
@@ -217,6 +237,7 @@ fn plan_stage(
         stats: Arc::new(StreamStats::default()),
         links,
         report: ReportSlot::default(),
+        memory: None,
     })
 }
 
@@ -276,6 +297,7 @@ fn instrument_streams(experiment: &Experiment) -> Vec<StreamPlan> {
                 stats: Arc::new(StreamStats::default()),
                 links,
                 report: ReportSlot::default(),
+                memory: None,
             }
         })
         .collect()

@@ -12,7 +12,8 @@ use ensemble_actors::sinks::parquet::ParquetSinkConfig;
 
 use super::spec::{LoadSink, LoadtestSpec};
 use crate::config::{
-    Experiment, InstrumentKind, InstrumentSpec, OnFailure, Plan, SinkKind, SinkSpec, Supervision,
+    DEFAULT_MAX_MEMORY_MB, DEFAULT_SIM_STALL_TIMEOUT, Experiment, InstrumentKind, InstrumentSpec,
+    OnFailure, Plan, SinkKind, SinkSpec, Supervision,
 };
 
 /// Name of the one sink of a load test.
@@ -65,6 +66,7 @@ pub fn experiment(spec: &LoadtestSpec) -> Experiment {
                     restart_window: Duration::from_secs(60),
                     restart_backoff: Duration::from_millis(100),
                 },
+                stall_timeout: Some(DEFAULT_SIM_STALL_TIMEOUT.max(spec.batch_interval * 4)),
             });
         }
     }
@@ -106,6 +108,7 @@ pub fn experiment(spec: &LoadtestSpec) -> Experiment {
         metadata: Default::default(),
         duration: spec.duration,
         grace_period: Duration::from_secs(30),
+        max_memory_mb: DEFAULT_MAX_MEMORY_MB,
         plan: Plan::Stream,
         instruments,
         stages: Vec::new(),

@@ -11,7 +11,7 @@
 //! stopped (status `stopped`).
 
 use actix::prelude::*;
-use ensemble_actors::control::{ComponentExited, ExitOutcome, Stop};
+use ensemble_actors::control::{ComponentExited, ExitOutcome, Stop, Terminate};
 use ensemble_actors::instruments::scpi::{ScpiActor, ScpiInstrumentConfig};
 use ensemble_actors::outputs::Outputs;
 use tokio::sync::watch;
@@ -64,7 +64,7 @@ pub(super) fn start_scpi(
     report: &ReportSlot,
     drivers: &Drivers,
     coordinator: Recipient<ComponentExited>,
-) -> Option<Recipient<Stop>> {
+) -> Option<(Recipient<Stop>, Recipient<Terminate>)> {
     match ScpiActor::new(
         name.to_string(),
         config.clone(),
@@ -75,7 +75,7 @@ pub(super) fn start_scpi(
             report.set_scpi(actor.report());
             let addr = actor.start();
             drivers.insert(name, Driver::Scpi(addr.clone()));
-            Some(addr.recipient())
+            Some((addr.clone().recipient(), addr.recipient()))
         }
         Err(e) => {
             coordinator.do_send(ComponentExited {

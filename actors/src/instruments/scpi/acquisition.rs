@@ -137,7 +137,9 @@ impl ScpiAcquisition {
                 },
                 _ = sleep_until_opt(flush_at) => self.flush().await,
                 _ = tick.tick(), if polling => {
-                    if self.session.poll(&mut self.row).await.is_ok() {
+                    let polled = self.session.poll(&mut self.row).await;
+                    self.outputs.stats().heartbeat();
+                    if polled.is_ok() {
                         self.push_row();
                     }
                     if self.timestamps.len() >= max_rows {

@@ -7,7 +7,7 @@ use super::acquisition::{Command, ScpiAcquisition};
 pub use super::acquisition::{Reading, ScpiReport};
 use super::config::ScpiInstrumentConfig;
 use super::session::{ScpiError, Session};
-use crate::control::{ComponentExited, ExitOutcome, Stop};
+use crate::control::{ComponentExited, ExitOutcome, Stop, Terminate};
 use crate::outputs::Outputs;
 
 /// Sent by a scan plan to an SCPI instrument: set parameter `param` (a `[set.NAME]` table) to
@@ -41,6 +41,8 @@ pub struct ScpiActor {
     stop: watch::Sender<bool>,
     coordinator: Recipient<ComponentExited>,
     report: ScpiReport,
+    /// The running acquisition, to abandon on [`Terminate`].
+    running: Option<SpawnHandle>,
 }
 
 impl ScpiActor {
@@ -65,6 +67,7 @@ impl ScpiActor {
             stop: watch::channel(false).0,
             coordinator,
             report,
+            running: None,
         })
     }
 
@@ -82,7 +85,7 @@ impl Actor for ScpiActor {
             return;
         };
         let stop = self.stop.subscribe();
-        ctx.spawn(acquisition.run(commands, stop).into_actor(self).map(|result, act, ctx| {
+        let handle = ctx.spawn(acquisition.run(commands, stop).into_actor(self).map(|result, act, ctx| {
             let outcome = match result {
                 Ok(_) => ExitOutcome::InstrumentFinished,
                 Err(e) => {
@@ -96,6 +99,15 @@ impl Actor for ScpiActor {
             });
             ctx.stop();
         }));
+        self.running = Some(handle);
+    }
+}
+
+impl Handler<Terminate> for ScpiActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Terminate, ctx: &mut Self::Context) {
+        crate::instruments::abandon(&mut self.running, ctx);
     }
 }
 

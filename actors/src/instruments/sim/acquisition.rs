@@ -90,7 +90,8 @@ impl SimAcquisition {
     ///
     /// On a stop, every row already due is still emitted: nothing acquired before the stop is
     /// lost. An injected fault of kind `error` returns `Err` without ending the stream (the
-    /// coordinator restarts or ends it); one of kind `panic` panics.
+    /// coordinator restarts or ends it); one of kind `panic` panics; one of kind `stall` never
+    /// returns (the coordinator abandons the loop).
     pub async fn run(mut self, mut stop: watch::Receiver<bool>) -> Result<(), InjectedFault> {
         match self.pace {
             Pace::Realtime => self.run_realtime(&mut stop).await?,
@@ -116,6 +117,7 @@ impl SimAcquisition {
     ) -> Result<(), InjectedFault> {
         let mut next_tick = Instant::now();
         loop {
+            self.outputs.stats().heartbeat();
             let stopping = *stop.borrow();
             let due = rows_due(self.clock_start.elapsed(), self.rate_hz, self.limit);
             self.overflow(due);
@@ -143,6 +145,7 @@ impl SimAcquisition {
 
     async fn run_max(&mut self, stop: &watch::Receiver<bool>) -> Result<(), InjectedFault> {
         while !*stop.borrow() {
+            self.outputs.stats().heartbeat();
             let next = self.generator.next_seq();
             let rows = match self.limit {
                 Some(l) if next >= l => return Ok(()),
@@ -175,6 +178,7 @@ impl SimAcquisition {
                     match f.kind {
                         SimFaultKind::Panic => panic!("{fault}"),
                         SimFaultKind::Error => return Err(fault),
+                        SimFaultKind::Stall => std::future::pending::<usize>().await,
                     }
                 }
                 Some(f) => rows.min((f.after_rows - self.rows_this_start) as usize),

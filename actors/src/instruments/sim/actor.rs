@@ -6,7 +6,7 @@ use tokio::sync::watch;
 use super::acquisition::SimAcquisition;
 use super::config::SignalConfig;
 use super::params::{SimParamError, SimParams, SimReading};
-use crate::control::{ComponentExited, ExitOutcome, Stop};
+use crate::control::{ComponentExited, ExitOutcome, Stop, Terminate};
 
 /// Sent by a plan to a simulated instrument: set `param` (`offset`, `amplitude` or
 /// `frequency_hz`) of its signal to `value`. Replies with the value reached.
@@ -25,7 +25,8 @@ pub struct SimSet {
 #[rtype(result = "SimReading")]
 pub struct SimReadNow;
 
-/// A simulated instrument as an actor: runs its acquisition loop, stops on [`Stop`], serves
+/// A simulated instrument as an actor: runs its acquisition loop, stops on [`Stop`] (abandons
+/// it on [`Terminate`]), serves
 /// [`SimSet`] and [`SimReadNow`] from plans, and reports [`ComponentExited`] to the coordinator
 /// when its stream has ended.
 pub struct SimInstrumentActor {
@@ -37,6 +38,8 @@ pub struct SimInstrumentActor {
     params: SimParams,
     /// Hands each new signal to the running loop.
     signal: watch::Sender<SignalConfig>,
+    /// The running acquisition, to abandon on [`Terminate`].
+    running: Option<SpawnHandle>,
 }
 
 impl SimInstrumentActor {
@@ -54,6 +57,7 @@ impl SimInstrumentActor {
             coordinator,
             params,
             signal,
+            running: None,
         }
     }
 }
@@ -66,7 +70,7 @@ impl Actor for SimInstrumentActor {
             return;
         };
         let stop = self.stop.subscribe();
-        ctx.spawn(
+        let handle = ctx.spawn(
             acquisition
                 .run(stop)
                 .into_actor(self)
@@ -82,6 +86,15 @@ impl Actor for SimInstrumentActor {
                     ctx.stop();
                 }),
         );
+        self.running = Some(handle);
+    }
+}
+
+impl Handler<Terminate> for SimInstrumentActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Terminate, ctx: &mut Self::Context) {
+        crate::instruments::abandon(&mut self.running, ctx);
     }
 }
 

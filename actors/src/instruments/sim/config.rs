@@ -67,6 +67,9 @@ pub enum SimFaultKind {
     Panic,
     /// The actor reports an error and stops.
     Error,
+    /// The acquisition hangs: no more rows, no sign of life, deaf to a stop (as a device that
+    /// stops answering). The coordinator's stall detection (`stall_timeout`) must notice it.
+    Stall,
 }
 
 /// How fast a simulated instrument produces.
