@@ -245,3 +245,69 @@ row_group_rows = 10000
         a.len() as u64
     );
 }
+
+#[test]
+fn a_stream_directory_that_disappears_stops_the_run_with_an_error_naming_the_path() {
+    let out = tempfile::tempdir().expect("tempdir");
+    let text = r#"
+[experiment]
+name = "gone"
+duration = "30s"
+
+[instruments.b]
+type = "sim"
+rate_hz = 10000
+
+[sinks.store]
+type = "parquet"
+inputs = ["b"]
+rotate_rows = 5000
+"#;
+    // Once the first part is finished, the stream's directory is moved away (as an operator's
+    // cleanup script or an unmounted share would): the next part cannot be created.
+    let watched = out.path().to_path_buf();
+    let mover = std::thread::spawn(move || {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while std::time::Instant::now() < deadline {
+            let run_dir = std::fs::read_dir(&watched)
+                .ok()
+                .and_then(|mut d| d.next())
+                .and_then(|e| e.ok())
+                .map(|e| e.path());
+            if let Some(run_dir) = run_dir {
+                if run_dir.join("b/part-000000.parquet").exists() {
+                    std::fs::rename(run_dir.join("b"), run_dir.join("b-moved"))
+                        .expect("move the directory");
+                    return Some(run_dir);
+                }
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        None
+    });
+    let started = std::time::Instant::now();
+    let report = run(experiment(text, out.path()));
+    let run_dir = mover
+        .join()
+        .expect("mover")
+        .expect("the first part appeared");
+    assert_eq!(run_dir, report.run_dir);
+    let m = &report.manifest;
+    assert_eq!(m.status, "failed", "{:?}", m.events);
+    let reason = m.stop_reason.clone().unwrap_or_default();
+    assert!(
+        reason.contains("store") && reason.contains("b/part-0000"),
+        "the error names the sink and the file: {reason}"
+    );
+    eprintln!("stop reason: {reason}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(25));
+    // The parts finished before stay readable where they went, in order from seq 0.
+    let moved = seqs(&read_stream(&run_dir, "b-moved"));
+    assert!(
+        moved.len() >= 5000,
+        "at least the first part: {}",
+        moved.len()
+    );
+    assert_eq!(moved.len() % 5000, 0, "only whole, finished parts");
+    assert_contiguous(&moved, moved.len() as u64);
+}
