@@ -1,9 +1,10 @@
 //! The FFT stage's per-window loops, on either side of the transform: windowing on the way in,
-//! magnitude or power on the way out. Both run in `wide::f64x4` lanes with a scalar tail.
+//! magnitude or power on the way out, and both in one pass ([`spectrum_and_window`]). All run in
+//! `wide::f64x4` lanes with a scalar tail.
 //!
-//! The stage folds its output scaling into the window coefficients (see
-//! [`FftStage`](super::FftStage)), so these loops do no per-bin scaling: after the transform,
-//! only the DC and Nyquist bins need a fix-up, which the stage applies itself.
+//! The output scaling is folded into the window coefficients (see
+//! [`WindowSpectrum`](super::WindowSpectrum)), so these loops do no per-bin scaling: after the
+//! transform, only the DC and Nyquist bins need a fix-up, which the caller applies.
 
 use realfft::num_complex::Complex;
 use wide::f64x4;
@@ -17,10 +18,7 @@ const LANES: usize = 4;
 ///
 /// If the three slices differ in length.
 pub(super) fn window_into(dst: &mut [f64], src: &[f64], coeffs: &[f64]) {
-    assert!(
-        dst.len() == src.len() && src.len() == coeffs.len(),
-        "window_into: lengths differ"
-    );
+    check_window(dst, src, coeffs);
     let body = dst.len() / LANES * LANES;
     let (dst_body, dst_tail) = dst.split_at_mut(body);
     for ((d, s), w) in dst_body
@@ -89,15 +87,8 @@ fn fused(
     src: &[f64],
     coeffs: &[f64],
 ) {
-    assert_eq!(
-        spectrum.len(),
-        out.len(),
-        "spectrum and output lengths differ"
-    );
-    assert!(
-        dst.len() == src.len() && src.len() == coeffs.len(),
-        "window_into: lengths differ"
-    );
+    check_spectrum(spectrum, out);
+    check_window(dst, src, coeffs);
     let steps = (out.len() / LANES).min(dst.len() / (2 * LANES));
     let (bins, samples) = (steps * LANES, steps * 2 * LANES);
     for (((o, c), d), (s, w)) in out[..bins]
@@ -109,9 +100,7 @@ fn fused(
                 .zip(coeffs.chunks_exact(2 * LANES)),
         )
     {
-        let re = f64x4::new([c[0].re, c[1].re, c[2].re, c[3].re]);
-        let im = f64x4::new([c[0].im, c[1].im, c[2].im, c[3].im]);
-        o.copy_from_slice(&vector(re * re + im * im).to_array());
+        o.copy_from_slice(&vector(norm_sqr4(c)).to_array());
         let (d0, d1) = d.split_at_mut(LANES);
         d0.copy_from_slice(&(lanes(&s[..LANES]) * lanes(&w[..LANES])).to_array());
         d1.copy_from_slice(&(lanes(&s[LANES..]) * lanes(&w[LANES..])).to_array());
@@ -129,24 +118,45 @@ fn map_norm_sqr(
     vector: impl Fn(f64x4) -> f64x4,
     scalar: impl Fn(f64) -> f64,
 ) {
-    assert_eq!(
-        spectrum.len(),
-        out.len(),
-        "spectrum and output lengths differ"
-    );
+    check_spectrum(spectrum, out);
     let body = out.len() / LANES * LANES;
     let (out_body, out_tail) = out.split_at_mut(body);
     for (o, c) in out_body
         .chunks_exact_mut(LANES)
         .zip(spectrum.chunks_exact(LANES))
     {
-        let re = f64x4::new([c[0].re, c[1].re, c[2].re, c[3].re]);
-        let im = f64x4::new([c[0].im, c[1].im, c[2].im, c[3].im]);
-        o.copy_from_slice(&vector(re * re + im * im).to_array());
+        o.copy_from_slice(&vector(norm_sqr4(c)).to_array());
     }
     for (o, c) in out_tail.iter_mut().zip(&spectrum[body..]) {
         *o = scalar(c.re * c.re + c.im * c.im);
     }
+}
+
+/// `re² + im²` of four bins.
+#[inline(always)]
+fn norm_sqr4(c: &[Complex<f64>]) -> f64x4 {
+    let re = f64x4::new([c[0].re, c[1].re, c[2].re, c[3].re]);
+    let im = f64x4::new([c[0].im, c[1].im, c[2].im, c[3].im]);
+    re * re + im * im
+}
+
+/// Checks the length contract of the modulus loops.
+#[inline(always)]
+fn check_spectrum(spectrum: &[Complex<f64>], out: &[f64]) {
+    assert_eq!(
+        spectrum.len(),
+        out.len(),
+        "spectrum and output lengths differ"
+    );
+}
+
+/// Checks the length contract of the windowing loops.
+#[inline(always)]
+fn check_window(dst: &[f64], src: &[f64], coeffs: &[f64]) {
+    assert!(
+        dst.len() == src.len() && src.len() == coeffs.len(),
+        "window_into: lengths differ"
+    );
 }
 
 /// Four consecutive values as a vector.

@@ -180,6 +180,35 @@ mod tests {
     }
 
     #[test]
+    fn a_null_sample_reads_as_nan_in_its_window_only() {
+        let rate = 1000.0;
+        let x = noise(64, 5);
+        let input = StageInput::new("sim", &[("ch0", "V")], rate);
+        let cfg = config(16, 0.0, Window::Hann, SpectrumOutput::Psd);
+        let mut stage = FftStage::new(&cfg, &input).expect("valid");
+        let plain = batch_of(&[&x], 0, rate);
+        let with_null: arrow_array::Float64Array =
+            (0..x.len()).map(|i| (i != 20).then_some(x[i])).collect();
+        let mut columns = plain.batch.columns().to_vec();
+        columns[2] = std::sync::Arc::new(with_null);
+        let batch = RecordBatch::try_new(plain.batch.schema(), columns).expect("valid");
+        let mut out = Vec::new();
+        stage
+            .process(
+                &crate::batch::DataBatch::new("sim".into(), 0, batch),
+                &mut out,
+            )
+            .expect("matches");
+        let rows = spectra(&out, "ch0");
+        assert_eq!(rows.len(), 4);
+        for (k, row) in rows.iter().enumerate() {
+            // Sample 20 lies in window 1 (samples 16..32).
+            let expected = if k == 1 { f64::is_nan } else { f64::is_finite };
+            assert!(row.iter().all(|v| expected(*v)), "window {k}: {row:?}");
+        }
+    }
+
+    #[test]
     fn bad_overlap_and_size_are_reported() {
         let cfg = config(1, 1.0, Window::Hann, SpectrumOutput::Psd);
         assert_eq!(
