@@ -524,7 +524,8 @@ pub(super) fn component_config<'i, T: Deserialize<'i> + Checked>(
     None
 }
 
-fn report_serde_error(
+/// Reports a serde error at the key it is about, with the component's `path` in front.
+pub(super) fn report_serde_error(
     section: &Section<'_>,
     path: &str,
     common_keys: &[&str],

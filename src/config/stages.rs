@@ -16,14 +16,19 @@ use std::collections::{HashMap, HashSet};
 
 use arrow_schema::SchemaRef;
 use ensemble_actors::batch::{ChannelSpec, stream_schema};
-use ensemble_actors::instruments::sim::SimGenerator;
+use ensemble_actors::instruments::sim::{SimFault, SimGenerator};
 use ensemble_actors::stages::decimate::{DecimateConfig, DecimateStage};
 use ensemble_actors::stages::fft::{FftConfig, FftStage};
 use ensemble_actors::stages::fir::{FirConfig, FirStage};
 use ensemble_actors::stages::stats::{StatsConfig, StatsStage, StatsWindow};
 use ensemble_actors::stages::{InputSelection, Stage, StageError, StageInput};
+use serde::Deserialize;
+use serde::de::IntoDeserializer;
+use toml::de::DeTable;
 
-use super::compiler::{Checked, SUPERVISION_KEYS, component_config, take_supervision, take_type};
+use super::compiler::{
+    Checked, SUPERVISION_KEYS, component_config, report_serde_error, take_supervision, take_type,
+};
 use super::error::Diagnostics;
 use super::experiment::{InstrumentKind, InstrumentSpec, Plan, Supervision};
 use super::raw::Section;
@@ -54,6 +59,9 @@ pub struct StageSpec {
     pub kind: StageKind,
     /// What the coordinator does when it fails.
     pub supervision: Supervision,
+    /// Testing aid: `fault = { kind = "panic" | "error", after_rows, times }` makes the stage
+    /// fail on purpose, to rehearse supervision ([`ensemble_actors::stages::Faulty`]).
+    pub fault: Option<SimFault>,
 }
 
 /// Stage types (closed: an unknown `type` is a config error).
@@ -267,7 +275,8 @@ pub(super) fn compile_stage(
     }
 
     let supervision = take_supervision(&mut rest, &path, d);
-    let mut common: Vec<&str> = vec!["type", "inputs"];
+    let fault = take_fault(&mut rest, section, &path, d);
+    let mut common: Vec<&str> = vec!["type", "inputs", "fault"];
     common.extend_from_slice(SUPERVISION_KEYS);
     let kind = match ty.as_deref() {
         Some("fft") => {
@@ -299,11 +308,25 @@ pub(super) fn compile_stage(
             selection,
             kind,
             supervision,
+            fault,
         },
         entries,
         inputs_span,
     });
     (pending, streams)
+}
+
+/// Takes the stage's `fault` table (the simulated instrument's, [`SimFault`]) out of `rest`.
+fn take_fault(
+    rest: &mut DeTable<'_>,
+    section: &Section<'_>,
+    path: &str,
+    d: &mut Diagnostics,
+) -> Option<SimFault> {
+    let value = rest.remove("fault")?;
+    SimFault::deserialize(value.into_deserializer())
+        .map_err(|e| report_serde_error(section, path, &[], &e, d))
+        .ok()
 }
 
 /// The schema of each instrument's stream (and of the `primary` stream of a point plan), as
@@ -426,6 +449,8 @@ fn report(p: &PendingStage, sections: &[Section<'_>], e: &StageError, d: &mut Di
 mod tests {
     use std::path::Path;
 
+    use ensemble_actors::instruments::sim::{SimFault, SimFaultKind};
+
     use crate::config::{StageKind, compile, compile_with};
 
     const HEAD: &str = r#"
@@ -480,6 +505,33 @@ inputs = ["summary", "dmm"]
             "{summary}"
         );
         assert!(summary.contains("window 50ms"), "{summary}");
+    }
+
+    #[test]
+    fn a_fault_table_is_read_and_a_bad_one_is_reported_at_its_key() {
+        let stage = "\n[stages.f]\ntype = \"fir\"\ninputs = [\"dmm\"]\ntaps = [1.0]\n";
+        let text = format!(
+            "{HEAD}{stage}fault = {{ kind = \"panic\", after_rows = 10, times = 1 }}\n\n\
+             [sinks.store]\ntype = \"parquet\"\ninputs = [\"f\"]\n"
+        );
+        let e = compile(Path::new("t.toml"), &text).expect("compiles");
+        assert_eq!(
+            e.stages[0].fault,
+            Some(SimFault {
+                kind: SimFaultKind::Panic,
+                after_rows: 10,
+                times: Some(1)
+            })
+        );
+        let e = errors(&format!(
+            "{stage}fault = {{ kind = \"explode\", after_rows = 10 }}\n"
+        ));
+        assert!(
+            e.contains("stages.f.fault.kind: unknown variant `explode`"),
+            "{e}"
+        );
+        let e = errors(&format!("{stage}fault = {{ kind = \"error\" }}\n"));
+        assert!(e.contains("stages.f.fault.after_rows: missing"), "{e}");
     }
 
     #[test]

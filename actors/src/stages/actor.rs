@@ -131,7 +131,15 @@ impl<S: Stage> Handler<StreamEvent> for StageActor<S> {
             Err(e) => {
                 self.done = true;
                 tracing::error!(component_id = %self.component, error = %e, "Stage failed.");
-                self.emit_all(batches, Some(ExitOutcome::Failed(e.to_string())))
+                let reason = match &event {
+                    StreamEvent::Data(b) => format!(
+                        "{e}; its input batch (seq {}, {} rows) is lost",
+                        b.first_seq,
+                        b.batch.num_rows()
+                    ),
+                    StreamEvent::End(_) => format!("{e} (while flushing)"),
+                };
+                self.emit_all(batches, Some(ExitOutcome::Failed(reason)))
             }
         }
     }

@@ -26,7 +26,9 @@
 //!   processes the rows it receives as if they were contiguous.
 
 mod actor;
+mod carry;
 pub mod decimate;
+mod fault;
 pub mod fft;
 pub mod fir;
 pub mod stats;
@@ -41,6 +43,7 @@ use arrow_array::{Array, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 
 pub use actor::StageActor;
+pub use fault::Faulty;
 pub use window::Window;
 
 pub use crate::batch::RATE_METADATA_KEY;
@@ -129,6 +132,12 @@ pub enum StageError {
         column: String,
         /// The type expected.
         expected: &'static str,
+    },
+    /// A `fault` table made the stage fail on purpose (a testing aid, see [`Faulty`]).
+    #[error("injected fault after {rows} input rows")]
+    InjectedFault {
+        /// Input rows the stage processed in this start before failing.
+        rows: u64,
     },
 }
 
@@ -290,17 +299,24 @@ impl StageInput {
         }
     }
 
-    /// The timestamps of a batch of this input, as raw nanoseconds.
-    fn timestamps<'a>(&self, batch: &'a RecordBatch) -> Result<&'a [i64], StageError> {
+    /// The `timestamp` array of a batch of this input.
+    fn timestamp_array<'a>(
+        &self,
+        batch: &'a RecordBatch,
+    ) -> Result<&'a arrow_array::TimestampNanosecondArray, StageError> {
         batch
             .column_by_name(TIMESTAMP_COLUMN)
             .and_then(|c| c.as_primitive_opt::<TimestampNanosecondType>())
-            .map(|a| &a.values()[..])
             .ok_or_else(|| StageError::BadBatch {
                 stream: self.stream.clone(),
                 column: TIMESTAMP_COLUMN.to_string(),
                 expected: "Timestamp(ns)",
             })
+    }
+
+    /// The timestamps of a batch of this input, as raw nanoseconds.
+    fn timestamps<'a>(&self, batch: &'a RecordBatch) -> Result<&'a [i64], StageError> {
+        self.timestamp_array(batch).map(|a| &a.values()[..])
     }
 
     /// The `timestamp` column of a batch of this input, shared.
@@ -316,15 +332,14 @@ impl StageInput {
             })
     }
 
-    /// Channel `index`'s values in a batch; nulls are replaced by NaN in `scratch`.
-    fn values<'a>(
+    /// Channel `index`'s column in a batch.
+    fn column<'a>(
         &self,
         batch: &'a RecordBatch,
         index: usize,
-        scratch: &'a mut Vec<f64>,
-    ) -> Result<&'a [f64], StageError> {
+    ) -> Result<&'a arrow_array::Float64Array, StageError> {
         let ch = &self.channels[index];
-        let array = batch
+        batch
             .columns()
             .get(ch.column)
             .filter(|_| batch.schema_ref().field(ch.column).name() == &ch.name)
@@ -333,13 +348,48 @@ impl StageInput {
                 stream: self.stream.clone(),
                 column: ch.name.clone(),
                 expected: "Float64",
-            })?;
+            })
+    }
+
+    /// Channel `index`'s values in a batch; nulls are replaced by NaN in `scratch`.
+    fn values<'a>(
+        &self,
+        batch: &'a RecordBatch,
+        index: usize,
+        scratch: &'a mut Vec<f64>,
+    ) -> Result<&'a [f64], StageError> {
+        let array = self.column(batch, index)?;
         if array.null_count() == 0 {
             return Ok(&array.values()[..]);
         }
         scratch.clear();
         scratch.extend(array.iter().map(|v: Option<f64>| v.unwrap_or(f64::NAN)));
         Ok(&scratch[..])
+    }
+
+    /// Channel `index`'s values in a batch as a shared buffer: the batch's own (no copy), or,
+    /// when it has nulls, a buffer from `pool` with NaN in their place.
+    fn values_buffer(
+        &self,
+        batch: &RecordBatch,
+        index: usize,
+        pool: &crate::pool::BufferPool<f64>,
+    ) -> Result<arrow_buffer::ScalarBuffer<f64>, StageError> {
+        let array = self.column(batch, index)?;
+        if array.null_count() == 0 {
+            return Ok(array.values().clone());
+        }
+        let mut v = pool.take();
+        v.extend(array.iter().map(|v: Option<f64>| v.unwrap_or(f64::NAN)));
+        Ok(v.into_scalar_buffer())
+    }
+
+    /// The timestamps of a batch of this input as a shared buffer (no copy).
+    fn timestamp_buffer(
+        &self,
+        batch: &RecordBatch,
+    ) -> Result<arrow_buffer::ScalarBuffer<i64>, StageError> {
+        self.timestamp_array(batch).map(|a| a.values().clone())
     }
 }
 

@@ -13,8 +13,9 @@
 //! A stage that fails (it rejects a batch, or its actor dies) is handled per its `on_failure`:
 //! - `restart`: a new stage is built on a new arbiter and continues the same stream at the next
 //!   `seq`. The failed stage's window state (a partial FFT or statistics window, the filter's
-//!   history) is lost; the `restarted` event in the manifest says so. The batch that made it
-//!   fail is lost too; the batches after it wait in the input link for the new stage.
+//!   history) is lost; the `restarted` event in the manifest says so. A batch the stage
+//!   rejected (an error) is lost with it; a batch it panicked on was never answered, so the
+//!   feeder delivers it again to the new stage. The batches after it wait in the input link.
 //! - `continue`: the stage's stream ends there (its consumers finish), and its input link is
 //!   closed (what its producer still sends it is counted as dropped).
 //! - `abort` (or too many restarts): the same, and the run stops with status `failed`.
@@ -28,13 +29,14 @@ use std::time::Instant;
 use actix::prelude::*;
 use ensemble_actors::batch::StreamEvent;
 use ensemble_actors::control::ComponentExited;
+use ensemble_actors::instruments::sim::SimFault;
 use ensemble_actors::link::LinkReceiver;
 use ensemble_actors::outputs::Outputs;
 use ensemble_actors::stages::decimate::DecimateStage;
 use ensemble_actors::stages::fft::FftStage;
 use ensemble_actors::stages::fir::FirStage;
 use ensemble_actors::stages::stats::StatsStage;
-use ensemble_actors::stages::{Stage, StageActor, StageError, StageInput};
+use ensemble_actors::stages::{Faulty, Stage, StageActor, StageError, StageInput};
 use ensemble_actors::stats::LinkStats;
 use tokio::sync::watch;
 
@@ -138,66 +140,49 @@ impl Stages {
     }
 }
 
-/// Builds the stage `kind` for `input`, makes its stream continue at `next_seq`, and starts its
-/// actor on `arbiter`.
-fn spawn_stage(
-    kind: &StageKind,
-    input: &StageInput,
-    arbiter: &Arbiter,
-    name: &str,
+/// What a stage actor needs besides the stage itself.
+struct Launch<'a> {
+    /// The thread it runs on.
+    arbiter: &'a Arbiter,
+    /// The component's name.
+    name: &'a str,
+    /// `seq` of its first output row: the stream continues where the failed stage left it.
     next_seq: u64,
+    /// Restarts so far, for a fault's `times`.
+    restarts: u64,
+    /// The stage's injected fault, if its table has one.
+    fault: Option<&'a SimFault>,
+    /// Where its output goes.
     outputs: Outputs,
+    /// Who is told when it ends.
     exited: Recipient<ComponentExited>,
-) -> Result<Recipient<StreamEvent>, StageError> {
-    fn start<S: Stage + Send>(
-        mut stage: S,
-        arbiter: &Arbiter,
-        name: &str,
-        next_seq: u64,
-        outputs: Outputs,
-        exited: Recipient<ComponentExited>,
-    ) -> Recipient<StreamEvent> {
-        stage.continue_at(next_seq);
-        let name = name.to_string();
-        StageActor::start_in_arbiter(&arbiter.handle(), move |_| {
+}
+
+impl Launch<'_> {
+    /// Builds the stage `kind` for `input` and starts its actor.
+    fn spawn(
+        self,
+        kind: &StageKind,
+        input: &StageInput,
+    ) -> Result<Recipient<StreamEvent>, StageError> {
+        Ok(match kind {
+            StageKind::Fft(c) => self.start(FftStage::new(c, input)?),
+            StageKind::Fir(c) => self.start(FirStage::new(c, input)?),
+            StageKind::Decimate(c) => self.start(DecimateStage::new(c, input)?),
+            StageKind::Stats(c) => self.start(StatsStage::new(c, input)?),
+        })
+    }
+
+    /// Makes `stage`'s stream continue at `next_seq` and starts its actor on the arbiter.
+    fn start<S: Stage + Send>(self, stage: S) -> Recipient<StreamEvent> {
+        let mut stage = Faulty::new(stage, self.fault, self.restarts);
+        stage.continue_at(self.next_seq);
+        let (name, outputs, exited) = (self.name.to_string(), self.outputs, self.exited);
+        StageActor::start_in_arbiter(&self.arbiter.handle(), move |_| {
             StageActor::new(name, stage, outputs, exited)
         })
         .recipient()
     }
-    Ok(match kind {
-        StageKind::Fft(c) => start(
-            FftStage::new(c, input)?,
-            arbiter,
-            name,
-            next_seq,
-            outputs,
-            exited,
-        ),
-        StageKind::Fir(c) => start(
-            FirStage::new(c, input)?,
-            arbiter,
-            name,
-            next_seq,
-            outputs,
-            exited,
-        ),
-        StageKind::Decimate(c) => start(
-            DecimateStage::new(c, input)?,
-            arbiter,
-            name,
-            next_seq,
-            outputs,
-            exited,
-        ),
-        StageKind::Stats(c) => start(
-            StatsStage::new(c, input)?,
-            arbiter,
-            name,
-            next_seq,
-            outputs,
-            exited,
-        ),
-    })
 }
 
 /// Delivers a stage's input link to whichever actor runs the stage now, in order, one event at a
@@ -267,18 +252,17 @@ impl Coordinator {
         let stream = &self.streams[slot.stream];
         let upstream = &self.streams[slot.upstream];
         let arbiter = Arbiter::new();
-        let started =
-            StageInput::from_schema(&slot.spec.selection, &upstream.schema).and_then(|input| {
-                spawn_stage(
-                    &slot.spec.kind,
-                    &input,
-                    &arbiter,
-                    name,
-                    stream.stats.rows(),
-                    stream.outputs(),
-                    me,
-                )
-            });
+        let launch = Launch {
+            arbiter: &arbiter,
+            name,
+            next_seq: stream.stats.rows(),
+            restarts: stream.stats.restarts(),
+            fault: slot.spec.fault.as_ref(),
+            outputs: stream.outputs(),
+            exited: me,
+        };
+        let started = StageInput::from_schema(&slot.spec.selection, &upstream.schema)
+            .and_then(|input| launch.spawn(&slot.spec.kind, &input));
         if let Some(old) = slot.arbiter.replace(arbiter) {
             self.stages.retired.push(old);
         }

@@ -46,7 +46,8 @@ pub struct SimInstrumentConfig {
     pub fault: Option<SimFault>,
 }
 
-/// A failure injected into a simulated instrument.
+/// A failure injected into a simulated instrument, or into any stage (`[stages.NAME] fault`,
+/// where `after_rows` counts input rows; see [`Faulty`](crate::stages::Faulty)).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SimFault {

@@ -4,13 +4,14 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow_array::{ArrayRef, FixedSizeListArray, Float64Array, RecordBatch};
+use arrow_buffer::ScalarBuffer;
 use arrow_schema::{DataType, Field, FieldRef, SchemaRef};
-use realfft::num_complex::Complex;
-use realfft::{RealFftPlanner, RealToComplex};
 
 use super::config::{FftConfig, SpectrumOutput};
+use super::spectrum::WindowSpectrum;
 use crate::batch::{DataBatch, UNIT_METADATA_KEY};
 use crate::pool::BufferPool;
+use crate::stages::carry::Carry;
 use crate::stages::{LeadingColumns, Stage, StageError, StageInput, make_batch, output_schema};
 
 /// Field metadata key of the FFT output: bin width in Hz (bin `k` is at `k · bin_width_hz`).
@@ -20,13 +21,17 @@ pub const BINS_METADATA_KEY: &str = "bins";
 
 /// Spectra of windowed blocks of every selected channel, with a real-input FFT planned once.
 ///
-/// Windows start every `hop` samples and span batch boundaries: the stage keeps the samples of
-/// the window in progress (fewer than `size`) between batches. Each complete window gives one
-/// output row: `timestamp` of the window's first sample, `seq` (from 0), then per channel a
-/// `FixedSizeList<Float64>` of `size / 2 + 1` bins from 0 Hz to Nyquist. The field metadata
-/// carries `unit` (the input's unit, or unit²/Hz for PSD), [`BIN_WIDTH_METADATA_KEY`],
-/// [`BINS_METADATA_KEY`], `fft_size`, `window` and `output`; the schema metadata's `rate_hz` is
-/// the number of windows per second.
+/// Windows start every `hop` samples and span batch boundaries: the stage holds the input
+/// buffers of the window in progress (shared with the input batches, not copied) until no later
+/// window needs them. Each complete window gives one output row: `timestamp` of the window's
+/// first sample, `seq` (from 0), then per channel a `FixedSizeList<Float64>` of `size / 2 + 1`
+/// bins from 0 Hz to Nyquist. The field metadata carries `unit` (the input's unit, or unit²/Hz
+/// for PSD), [`BIN_WIDTH_METADATA_KEY`], [`BINS_METADATA_KEY`], `fft_size`, `window` and
+/// `output`; the schema metadata's `rate_hz` is the number of windows per second.
+///
+/// The per-window work (taper, transform, modulus) is [`WindowSpectrum`]'s; the stage reads each
+/// window straight from the input buffers (one pass that copies and tapers), and writes each
+/// spectrum straight into the output column.
 ///
 /// # Limits
 ///
@@ -34,32 +39,18 @@ pub const BINS_METADATA_KEY: &str = "bins";
 pub struct FftStage {
     /// What the stage reads.
     input: StageInput,
-    /// Samples per window.
-    size: usize,
     /// Samples between window starts.
     hop: usize,
-    /// Bins per spectrum.
-    bins: usize,
-    /// Magnitude or PSD.
-    output: SpectrumOutput,
-    /// The window coefficients.
-    window: Vec<f64>,
-    /// Per-bin factor applied to |X| (magnitude) or |X|² (PSD).
-    scale: Vec<f64>,
-    /// The plan, made once.
-    fft: Arc<dyn RealToComplex<f64>>,
-    /// Windowed input of one transform (the transform overwrites it).
-    fft_in: Vec<f64>,
-    /// Output of one transform.
-    spectrum: Vec<Complex<f64>>,
-    /// Scratch of the transform.
-    scratch: Vec<Complex<f64>>,
-    /// One spectrum's output values before they are appended to the output buffer.
-    bins_scratch: Vec<f64>,
-    /// Per channel: samples not yet consumed by a complete window (fewer than `size`).
-    pending: Vec<Vec<f64>>,
-    /// Timestamps of the pending samples.
-    pending_ts: Vec<i64>,
+    /// The per-window work, planned once.
+    spectrum: WindowSpectrum,
+    /// Per channel: the samples not yet consumed by a complete window.
+    carry: Vec<Carry<f64>>,
+    /// The timestamps of those samples.
+    carry_ts: Carry<i64>,
+    /// One batch's channel buffers, all taken before any state changes (reused per batch).
+    values: Vec<ScalarBuffer<f64>>,
+    /// Buffers for inputs with nulls (replaced by NaN).
+    nan_pool: BufferPool<f64>,
     /// The item field of the spectrum lists.
     item: FieldRef,
     /// The output schema, built once.
@@ -68,8 +59,6 @@ pub struct FftStage {
     leading: LeadingColumns,
     /// Output spectrum buffers.
     pool: BufferPool<f64>,
-    /// Per channel: where null inputs are replaced by NaN.
-    nulls: Vec<Vec<f64>>,
 }
 
 impl FftStage {
@@ -81,26 +70,9 @@ impl FftStage {
         input.check_rate()?;
         let size = config.size;
         let hop = config.hop();
-        let bins = size / 2 + 1;
-        let window = config.window.coefficients(size, true);
         let rate = input.rate_hz;
-        let sum_w: f64 = window.iter().sum();
-        let sum_w2: f64 = window.iter().map(|w| w * w).sum();
-        let scale = (0..bins)
-            .map(|k| {
-                // Single-sided: every bin but DC and (for even sizes) Nyquist holds both halves.
-                let one_sided = if k == 0 || (size % 2 == 0 && k == bins - 1) {
-                    1.0
-                } else {
-                    2.0
-                };
-                match config.output {
-                    SpectrumOutput::Magnitude => one_sided / sum_w,
-                    SpectrumOutput::Psd => one_sided / (rate * sum_w2),
-                }
-            })
-            .collect();
-        let fft = RealFftPlanner::<f64>::new().plan_fft_forward(size);
+        let spectrum = WindowSpectrum::new(size, config.window, config.output, rate);
+        let bins = spectrum.bins();
         let item: FieldRef = Arc::new(Field::new("item", DataType::Float64, false));
         let bin_width = rate / size as f64;
         let fields = input
@@ -130,31 +102,23 @@ impl FftStage {
             .collect();
         let channels = input.channels.len();
         Ok(Self {
-            fft_in: fft.make_input_vec(),
-            spectrum: fft.make_output_vec(),
-            scratch: fft.make_scratch_vec(),
-            bins_scratch: vec![0.0; bins],
-            fft,
-            size,
             hop,
-            bins,
-            output: config.output,
-            window,
-            scale,
-            pending: vec![Vec::with_capacity(size); channels],
-            pending_ts: Vec::with_capacity(size),
+            spectrum,
+            carry: (0..channels).map(|_| Carry::new()).collect(),
+            carry_ts: Carry::new(),
+            values: Vec::with_capacity(channels),
+            nan_pool: BufferPool::new(0),
             item,
             schema: output_schema(fields, rate / hop as f64),
             leading: LeadingColumns::new(),
             pool: BufferPool::new(2 * channels),
-            nulls: vec![Vec::new(); channels],
             input: input.clone(),
         })
     }
 
     /// Bins per spectrum (`size / 2 + 1`).
     pub fn bins(&self) -> usize {
-        self.bins
+        self.spectrum.bins()
     }
 
     /// Samples between window starts.
@@ -162,28 +126,55 @@ impl FftStage {
         self.hop
     }
 
-    /// Windows `logical[start..start + size]` (pending then `x`) into `fft_in` and transforms it.
-    fn transform(&mut self, pending: &[f64], x: &[f64], start: usize) {
-        let size = self.size;
-        let plen = pending.len();
-        let split = plen.saturating_sub(start).min(size);
-        let (win_a, win_b) = self.window.split_at(split);
-        let (in_a, in_b) = self.fft_in.split_at_mut(split);
-        if split > 0 {
-            let src = &pending[start..start + split];
-            for ((d, s), w) in in_a.iter_mut().zip(src).zip(win_a) {
-                *d = s * w;
+    /// Takes the batch's timestamps and every channel's values, or nothing if one is missing.
+    fn take_inputs(&mut self, input: &DataBatch) -> Result<ScalarBuffer<i64>, StageError> {
+        let batch = &input.batch;
+        self.values.clear();
+        let ts = self.input.timestamp_buffer(batch)?;
+        for i in 0..self.input.channels.len() {
+            match self.input.values_buffer(batch, i, &self.nan_pool) {
+                Ok(v) => self.values.push(v),
+                Err(e) => {
+                    self.values.clear();
+                    return Err(e);
+                }
             }
         }
-        let from = start + split - plen;
-        let src = &x[from..from + (size - split)];
-        for ((d, s), w) in in_b.iter_mut().zip(src).zip(win_b) {
-            *d = s * w;
+        Ok(ts)
+    }
+
+    /// The spectra of `windows` windows of `carry`, one after the other, as a list column.
+    fn spectra(&mut self, channel: usize, windows: usize) -> ArrayRef {
+        let bins = self.spectrum.bins();
+        let size = self.spectrum.size();
+        let carry = &self.carry[channel];
+        let mut out = self.pool.take();
+        out.reserve(windows * bins);
+        let mut loaded = false;
+        for k in 0..windows {
+            if !loaded {
+                carry.for_each_slice(k * self.hop, size, |at, s| self.spectrum.load(at, s));
+            }
+            let at = out.len();
+            // Zeroes one spectrum's worth in cache, then overwrites it.
+            out.resize(at + bins, 0.0);
+            // When the next window lies in one input buffer, it is loaded in the same pass.
+            let next = (k + 1 < windows)
+                .then(|| carry.contiguous((k + 1) * self.hop, size))
+                .flatten();
+            loaded = next.is_some();
+            match next {
+                Some(next) => self.spectrum.spectrum_into_and_load(&mut out[at..], next),
+                None => self.spectrum.spectrum_into(&mut out[at..]),
+            }
         }
-        // Lengths come from the plan itself, so the transform cannot fail.
-        let _ =
-            self.fft
-                .process_with_scratch(&mut self.fft_in, &mut self.spectrum, &mut self.scratch);
+        let values = Arc::new(Float64Array::new(out.into_scalar_buffer(), None));
+        Arc::new(FixedSizeListArray::new(
+            self.item.clone(),
+            bins as i32,
+            values,
+            None,
+        ))
     }
 }
 
@@ -193,90 +184,31 @@ impl Stage for FftStage {
     }
 
     fn process(&mut self, input: &DataBatch, out: &mut Vec<RecordBatch>) -> Result<(), StageError> {
-        let batch = &input.batch;
-        let n = batch.num_rows();
-        let ts = self.input.timestamps(batch)?;
-        let mut nulls = std::mem::take(&mut self.nulls);
-        let mut values = Vec::with_capacity(nulls.len());
-        let mut failed = None;
-        for (i, scratch) in nulls.iter_mut().enumerate() {
-            match self.input.values(batch, i, scratch) {
-                Ok(v) => values.push(v),
-                Err(e) => {
-                    failed = Some(e);
-                    break;
-                }
-            }
+        let ts = self.take_inputs(input)?;
+        self.carry_ts.push(ts);
+        for (carry, values) in self.carry.iter_mut().zip(self.values.drain(..)) {
+            carry.push(values);
         }
-        if let Some(e) = failed {
-            drop(values);
-            self.nulls = nulls;
-            return Err(e);
+        let size = self.spectrum.size();
+        let total = self.carry_ts.len();
+        if total < size {
+            return Ok(());
         }
-        let plen = self.pending_ts.len();
-        let total = plen + n;
-        let windows = if total >= self.size {
-            (total - self.size) / self.hop + 1
-        } else {
-            0
-        };
+        let windows = (total - size) / self.hop + 1;
+        let mut columns: Vec<ArrayRef> = Vec::with_capacity(self.carry.len() + 2);
+        let mut t = self.leading.timestamps.take();
+        t.extend((0..windows).map(|k| self.carry_ts.get(k * self.hop)));
+        columns.push(self.leading.timestamp_column(t));
+        columns.push(self.leading.seq_column(windows));
+        for channel in 0..self.carry.len() {
+            columns.push(self.spectra(channel, windows));
+        }
         let consumed = windows * self.hop;
-        let mut columns: Vec<ArrayRef> = Vec::with_capacity(values.len() + 2);
-        if windows > 0 {
-            let mut t = self.leading.timestamps.take();
-            t.extend((0..windows).map(|k| {
-                let s = k * self.hop;
-                if s < plen {
-                    self.pending_ts[s]
-                } else {
-                    ts[s - plen]
-                }
-            }));
-            columns.push(self.leading.timestamp_column(t));
-            columns.push(self.leading.seq_column(windows));
+        self.carry_ts.consume(consumed);
+        for carry in &mut self.carry {
+            carry.consume(consumed);
         }
-        let mut pending_all = std::mem::take(&mut self.pending);
-        for (pending, x) in pending_all.iter_mut().zip(&values) {
-            if windows > 0 {
-                let mut spectra = self.pool.take();
-                spectra.reserve(windows * self.bins);
-                for k in 0..windows {
-                    self.transform(pending, x, k * self.hop);
-                    // Into an in-cache scratch first (a plain slice loop the compiler
-                    // vectorises), then one copy into the output buffer.
-                    let bins = &mut self.bins_scratch;
-                    let pairs = bins.iter_mut().zip(&self.spectrum).zip(&self.scale);
-                    match self.output {
-                        SpectrumOutput::Magnitude => {
-                            for ((d, c), s) in pairs {
-                                *d = (c.re * c.re + c.im * c.im).sqrt() * s;
-                            }
-                        }
-                        SpectrumOutput::Psd => {
-                            for ((d, c), s) in pairs {
-                                *d = (c.re * c.re + c.im * c.im) * s;
-                            }
-                        }
-                    }
-                    spectra.extend_from_slice(bins);
-                }
-                let values = Arc::new(Float64Array::new(spectra.into_scalar_buffer(), None));
-                columns.push(Arc::new(FixedSizeListArray::new(
-                    self.item.clone(),
-                    self.bins as i32,
-                    values,
-                    None,
-                )));
-            }
-            keep_tail(pending, x, consumed);
-        }
-        keep_tail(&mut self.pending_ts, ts, consumed);
-        self.pending = pending_all;
-        drop(values);
-        self.nulls = nulls;
-        if windows > 0 {
-            out.push(make_batch(&self.schema, columns)?);
-        }
+        out.push(make_batch(&self.schema, columns)?);
         Ok(())
     }
 
@@ -287,17 +219,5 @@ impl Stage for FftStage {
 
     fn continue_at(&mut self, seq: u64) {
         self.leading.next_seq = seq;
-    }
-}
-
-/// Keeps `(pending ++ x)[consumed..]` in `pending`.
-fn keep_tail<T: Copy>(pending: &mut Vec<T>, x: &[T], consumed: usize) {
-    let plen = pending.len();
-    if consumed >= plen {
-        pending.clear();
-        pending.extend_from_slice(&x[consumed - plen..]);
-    } else {
-        pending.drain(..consumed);
-        pending.extend_from_slice(x);
     }
 }
