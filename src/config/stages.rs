@@ -16,7 +16,7 @@ use std::collections::{HashMap, HashSet};
 
 use arrow_schema::SchemaRef;
 use ensemble_actors::batch::{ChannelSpec, stream_schema};
-use ensemble_actors::instruments::sim::{SimFault, SimGenerator};
+use ensemble_actors::instruments::sim::{SimFault, SimFaultKind, SimGenerator};
 use ensemble_actors::stages::decimate::{DecimateConfig, DecimateStage};
 use ensemble_actors::stages::fft::{FftConfig, FftStage};
 use ensemble_actors::stages::fir::{FirConfig, FirStage};
@@ -324,9 +324,19 @@ fn take_fault(
     d: &mut Diagnostics,
 ) -> Option<SimFault> {
     let value = rest.remove("fault")?;
-    SimFault::deserialize(value.into_deserializer())
+    let span = value.span();
+    let fault = SimFault::deserialize(value.into_deserializer())
         .map_err(|e| report_serde_error(section, path, &[], &e, d))
-        .ok()
+        .ok()?;
+    if fault.kind == SimFaultKind::Stall {
+        d.at(
+            span,
+            &format!("{path}.fault.kind"),
+            "`stall` is for instruments (stall_timeout watches them); a stage can \"panic\" or \"error\"",
+        );
+        return None;
+    }
+    Some(fault)
 }
 
 /// The schema of each instrument's stream (and of the `primary` stream of a point plan), as
@@ -532,6 +542,13 @@ inputs = ["summary", "dmm"]
         );
         let e = errors(&format!("{stage}fault = {{ kind = \"error\" }}\n"));
         assert!(e.contains("stages.f.fault.after_rows: missing"), "{e}");
+        let e = errors(&format!(
+            "{stage}fault = {{ kind = \"stall\", after_rows = 10 }}\n"
+        ));
+        assert!(
+            e.contains("stages.f.fault.kind: `stall` is for instruments"),
+            "{e}"
+        );
     }
 
     #[test]

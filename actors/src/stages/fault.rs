@@ -68,7 +68,9 @@ impl<S: Stage> Stage for Faulty<S> {
             let error = StageError::InjectedFault { rows: self.rows };
             match fault.kind {
                 SimFaultKind::Panic => panic!("{error}"),
-                SimFaultKind::Error => return Err(error),
+                // `stall` is refused for stages by the config compiler; built by hand, it fails
+                // like `error` rather than hang a stage nobody watches for stalls.
+                SimFaultKind::Error | SimFaultKind::Stall => return Err(error),
             }
         }
         self.inner.process(input, out)?;
