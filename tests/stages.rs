@@ -316,13 +316,13 @@ fn a_stage_that_errors_once_is_restarted_and_only_the_failing_batch_is_lost() {
         ["injected fault after 500 input rows; its input batch (seq 500, 100 rows) is lost"]
     );
     // The stage rejected rows 500..600 and failed with them; the new stage continues the
-    // output at seq 500 with input row 600. The loss shows as rows short of expected (the
-    // link delivered those rows, so they are not counted as dropped on it).
+    // output at seq 500 with input row 600. The loss shows as rows short of expected, and the
+    // rejected batch is counted as dropped on the link into the stage.
     let lowpass = &m.streams["lowpass"];
     assert_eq!(lowpass.rows, 1900);
     assert_eq!(lowpass.expected_rows, Some(2000));
     assert_eq!(lowpass.sinks["store"].rows_written, 1900);
-    assert_eq!(m.streams["sig"].dropped_rows, 0);
+    assert_eq!(m.streams["sig"].dropped_rows, 100);
     assert_eq!(y[499], 0.5 * (x[499] + x[498]));
     assert_eq!(y[500], 0.5 * x[600], "row 600 first, from silence");
     assert_eq!(y[1899], 0.5 * (x[1999] + x[1998]));

@@ -1,5 +1,7 @@
 //! [`StageActor`]: the actix shell around any [`Stage`].
 
+use std::sync::Arc;
+
 use actix::prelude::*;
 use arrow_array::RecordBatch;
 use arrow_array::cast::AsArray;
@@ -9,6 +11,7 @@ use super::Stage;
 use crate::batch::StreamEvent;
 use crate::control::{ComponentExited, ExitOutcome};
 use crate::outputs::Outputs;
+use crate::stats::LinkStats;
 
 /// Runs a [`Stage`] in the graph: receives its input stream, emits its output stream.
 ///
@@ -41,6 +44,9 @@ pub struct StageActor<S: Stage> {
     scratch: Vec<RecordBatch>,
     /// Set once the stage has ended (flushed or failed); later events are ignored.
     done: bool,
+    /// The counters of the link into the stage: a batch the stage rejects is counted there as
+    /// dropped, so that the loss is in the manifest, not only in the failure's text.
+    input: Option<Arc<LinkStats>>,
 }
 
 impl<S: Stage> StageActor<S> {
@@ -58,7 +64,14 @@ impl<S: Stage> StageActor<S> {
             exited,
             scratch: Vec::new(),
             done: false,
+            input: None,
         }
+    }
+
+    /// Counts a batch the stage rejects as dropped on `input` (the link into the stage).
+    pub fn counting_losses_on(mut self, input: Arc<LinkStats>) -> Self {
+        self.input = Some(input);
+        self
     }
 
     /// Emits `batches` in order, then (if `outcome` is set) reports it; a finished stage also
@@ -131,6 +144,9 @@ impl<S: Stage> Handler<StreamEvent> for StageActor<S> {
             Err(e) => {
                 self.done = true;
                 tracing::error!(component_id = %self.component, error = %e, "Stage failed.");
+                if let (StreamEvent::Data(b), Some(input)) = (&event, &self.input) {
+                    input.record_drop(b.batch.num_rows() as u64);
+                }
                 let reason = match &event {
                     StreamEvent::Data(b) => format!(
                         "{e}; its input batch (seq {}, {} rows) is lost",

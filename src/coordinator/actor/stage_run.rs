@@ -156,6 +156,8 @@ struct Launch<'a> {
     outputs: Outputs,
     /// Who is told when it ends.
     exited: Recipient<ComponentExited>,
+    /// The counters of the link into the stage, where a rejected batch is counted as dropped.
+    input: Option<Arc<LinkStats>>,
 }
 
 impl Launch<'_> {
@@ -178,8 +180,13 @@ impl Launch<'_> {
         let mut stage = Faulty::new(stage, self.fault, self.restarts);
         stage.continue_at(self.next_seq);
         let (name, outputs, exited) = (self.name.to_string(), self.outputs, self.exited);
+        let input = self.input;
         StageActor::start_in_arbiter(&self.arbiter.handle(), move |_| {
-            StageActor::new(name, stage, outputs, exited)
+            let actor = StageActor::new(name, stage, outputs, exited);
+            match input {
+                Some(stats) => actor.counting_losses_on(stats),
+                None => actor,
+            }
         })
         .recipient()
     }
@@ -260,6 +267,11 @@ impl Coordinator {
             fault: slot.spec.fault.as_ref(),
             outputs: stream.outputs(),
             exited: me,
+            input: upstream
+                .links
+                .iter()
+                .find(|l| l.to_stage && l.sink == name)
+                .map(|l| l.stats.clone()),
         };
         let started = StageInput::from_schema(&slot.spec.selection, &upstream.schema)
             .and_then(|input| launch.spawn(&slot.spec.kind, &input));
