@@ -7,13 +7,13 @@ use std::time::{Duration, Instant};
 
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
-use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::{WriterProperties, WriterPropertiesBuilder};
 use parquet::schema::types::ColumnPath;
 
 use super::config::{Codec, ParquetSinkConfig};
+use super::encoder::PartEncoder;
 use super::wal::{WAL_EXTENSION, WalWriter};
 use crate::batch::{DataBatch, StreamId};
 use crate::control::{PartFile, StreamWriteReport};
@@ -44,13 +44,6 @@ pub enum SinkError {
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> SinkError + '_ {
     move |source| SinkError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
-}
-
-fn pq_err(path: &Path) -> impl FnOnce(parquet::errors::ParquetError) -> SinkError + '_ {
-    move |source| SinkError::Parquet {
         path: path.to_path_buf(),
         source,
     }
@@ -142,8 +135,21 @@ pub struct Rotation {
     pub interval: Option<Duration>,
 }
 
+/// A part's rows are held as Arrow batches, not encoded, until it has a row group's worth or
+/// this many bytes (with a write-ahead log only: the log keeps them durable meanwhile).
+const HOLD_BYTES: usize = 256 * 1024;
+/// Held batches smaller than this are merged with their neighbours (see `OpenPart::add`).
+const COMPACT_BELOW: usize = 64 * 1024;
+
 struct OpenPart {
-    writer: ArrowWriter<File>,
+    /// The Parquet encoder; opened only once the part has enough rows to be worth it (see
+    /// [`HOLD_BYTES`]), so a slow stream costs no open file and no encoder buffers until then.
+    encoder: Option<PartEncoder>,
+    /// Rows not encoded yet, oldest first, as few batches as cheaply possible: a 10-row batch
+    /// costs about 1 KiB of array headers, more than its values.
+    held: Vec<RecordBatch>,
+    held_rows: usize,
+    held_bytes: usize,
     wal: Option<WalWriter>,
     partial_path: PathBuf,
     final_path: PathBuf,
@@ -151,6 +157,108 @@ struct OpenPart {
     rows: u64,
     first_seq: u64,
     opened_at: Instant,
+}
+
+impl OpenPart {
+    /// Takes `rows` of the part: holds them while that is allowed, otherwise encodes them.
+    fn add(
+        &mut self,
+        rows: RecordBatch,
+        settings: &PartSettings,
+        schema: &SchemaRef,
+    ) -> Result<(), SinkError> {
+        let row_group_rows = settings
+            .props
+            .max_row_group_row_count()
+            .unwrap_or(usize::MAX);
+        let bytes = rows.get_array_memory_size();
+        if self.encoder.is_none()
+            && self.wal.is_some()
+            && self.held_rows + rows.num_rows() < row_group_rows
+            && self.held_bytes + bytes < HOLD_BYTES
+        {
+            self.held_rows += rows.num_rows();
+            self.held_bytes += bytes;
+            self.held.push(rows);
+            // Merge the last two while the older is small and no bigger than the newer: like a
+            // binary counter, at most about log2(batches) remain and each row is copied about
+            // log2(COMPACT_BELOW / batch size) times.
+            while let [.., older, newer] = self.held.as_slice() {
+                if older.num_rows() > newer.num_rows()
+                    || older.get_array_memory_size() >= COMPACT_BELOW
+                {
+                    break;
+                }
+                let tail = self.held.split_off(self.held.len() - 2);
+                let joined = arrow_select::concat::concat_batches(schema, &tail).map_err(|e| {
+                    SinkError::Io {
+                        path: self.partial_path.clone(),
+                        source: std::io::Error::other(e),
+                    }
+                })?;
+                self.held.push(joined);
+            }
+            return Ok(());
+        }
+        self.encoder(settings, schema)?.write(&rows)
+    }
+
+    /// The encoder, opened now (with every held row written to it) if it was not yet.
+    fn encoder(
+        &mut self,
+        settings: &PartSettings,
+        schema: &SchemaRef,
+    ) -> Result<&mut PartEncoder, SinkError> {
+        let encoder = match &mut self.encoder {
+            Some(e) => e,
+            none => none.insert(PartEncoder::create(
+                &self.partial_path,
+                schema.clone(),
+                settings.props.clone(),
+            )?),
+        };
+        for batch in self.held.drain(..) {
+            encoder.write(&batch)?;
+        }
+        (self.held_rows, self.held_bytes) = (0, 0);
+        Ok(encoder)
+    }
+}
+
+/// A finished part whose footer is written but which is neither synced nor renamed yet:
+/// [`seal_parts`] does that for many parts at once. Until then its write-ahead log stays, so a
+/// crash in between recovers it.
+#[derive(Debug)]
+pub struct UnsealedPart {
+    partial_path: PathBuf,
+    final_path: PathBuf,
+    wal_path: Option<PathBuf>,
+}
+
+/// Makes finished parts durable under their final names with two `syncfs` calls in all (one
+/// for their bytes, one for the renames) instead of an `fsync` per file and per directory, then
+/// deletes their logs. `run_dir` names the file system. On this kind of VM an `fdatasync` costs
+/// about 3.6 ms, so sealing 10,000 parts one by one took 70–90 s.
+pub fn seal_parts(run_dir: &Path, parts: Vec<UnsealedPart>) -> Result<(), SinkError> {
+    if parts.is_empty() {
+        return Ok(());
+    }
+    let fs = File::open(run_dir).map_err(io_err(run_dir))?;
+    let syncfs = || {
+        nix::unistd::syncfs(&fs).map_err(|errno| SinkError::Io {
+            path: run_dir.to_path_buf(),
+            source: errno.into(),
+        })
+    };
+    syncfs()?;
+    for part in &parts {
+        fs::rename(&part.partial_path, &part.final_path).map_err(io_err(&part.final_path))?;
+    }
+    syncfs()?;
+    for wal in parts.iter().filter_map(|p| p.wal_path.as_ref()) {
+        fs::remove_file(wal).map_err(io_err(wal))?;
+    }
+    Ok(())
 }
 
 /// Writes one stream into `<run_dir>/<directory>/part-NNNNNN.parquet` files, where
@@ -215,12 +323,18 @@ impl StreamPartWriter {
     /// Finishes the open part now (footer written, synced, renamed); the next row opens a new
     /// one. Nothing happens if no part is open.
     pub fn close_part(&mut self) -> Result<(), SinkError> {
-        self.finish_part()
+        self.finish_part(false).map(drop)
     }
 
     /// The parts finished so far.
     pub fn parts(&self) -> &[PartFile] {
         &self.parts
+    }
+
+    /// Whether each part keeps a write-ahead log (so its rows are durable before it is
+    /// finished).
+    pub fn logs_ahead(&self) -> bool {
+        self.settings.write_ahead_log
     }
 
     /// The stream written.
@@ -231,7 +345,7 @@ impl StreamPartWriter {
     /// Appends a batch, starting new parts where the rotation says so.
     pub fn write(&mut self, batch: &DataBatch) -> Result<(), SinkError> {
         if self.open.as_ref().is_some_and(|p| self.interval_due(p)) {
-            self.finish_part()?;
+            self.finish_part(false)?;
         }
         let total = batch.rows();
         let mut offset = 0;
@@ -254,13 +368,11 @@ impl StreamPartWriter {
             if let Some(wal) = part.wal.as_mut() {
                 wal.append(&slice)?;
             }
-            part.writer
-                .write(&slice)
-                .map_err(pq_err(&part.partial_path))?;
+            part.add(slice, &self.settings, &self.schema)?;
             part.rows += take as u64;
             offset += take;
             if self.settings.rotation.rows.is_some_and(|r| part.rows >= r) {
-                self.finish_part()?;
+                self.finish_part(false)?;
             }
         }
         Ok(())
@@ -270,23 +382,26 @@ impl StreamPartWriter {
     /// the writer is idle.
     pub fn tick(&mut self) -> Result<(), SinkError> {
         if self.open.as_ref().is_some_and(|p| self.interval_due(p)) {
-            self.finish_part()?;
+            self.finish_part(false)?;
         }
         Ok(())
     }
 
-    /// Closes the open row group and makes every byte written so far durable.
+    /// Closes the open row group and makes every byte written so far durable (rows still held
+    /// unencoded are durable in the write-ahead log).
     pub fn flush(&mut self) -> Result<(), SinkError> {
         if let Some(part) = self.open.as_mut() {
             if let Some(wal) = part.wal.as_mut() {
                 wal.sync()?;
             }
-            part.writer.flush().map_err(pq_err(&part.partial_path))?;
-            part.writer.sync().map_err(io_err(&part.partial_path))?;
-            part.writer
-                .inner()
-                .sync_data()
-                .map_err(io_err(&part.partial_path))?;
+            if let Some(encoder) = part.encoder.as_mut() {
+                encoder.flush()?;
+                encoder.flush_to_os()?;
+                encoder
+                    .file()
+                    .sync_data()
+                    .map_err(io_err(&part.partial_path))?;
+            }
         }
         Ok(())
     }
@@ -302,21 +417,37 @@ impl StreamPartWriter {
         if part.wal.is_some() {
             return Ok(true);
         }
-        part.writer.flush().map_err(pq_err(&part.partial_path))?;
-        part.writer.sync().map_err(io_err(&part.partial_path))?;
+        let encoder = part.encoder(&self.settings, &self.schema)?;
+        encoder.flush()?;
+        encoder.flush_to_os()?;
         Ok(true)
     }
 
     /// Finishes the open part and reports every part written.
     pub fn finish(mut self) -> Result<StreamWriteReport, SinkError> {
-        self.finish_part()?;
-        Ok(StreamWriteReport {
+        self.finish_part(false)?;
+        Ok(self.report())
+    }
+
+    /// Finishes the open part but leaves it to the caller to seal (sync and rename) with
+    /// [`seal_parts`], together with other streams' parts. Only parts with a write-ahead log
+    /// are left unsealed (a crash before sealing recovers them from it); without one the part
+    /// is sealed here.
+    pub fn finish_unsealed(
+        mut self,
+    ) -> Result<(StreamWriteReport, Option<UnsealedPart>), SinkError> {
+        let unsealed = self.finish_part(self.settings.write_ahead_log)?;
+        Ok((self.report(), unsealed))
+    }
+
+    fn report(self) -> StreamWriteReport {
+        StreamWriteReport {
             stream: self.stream,
             rows: self.rows_finished,
             parts: self.parts,
             rows_lost: 0,
             error: None,
-        })
+        }
     }
 
     /// Rows in finished parts plus rows in the open part.
@@ -347,13 +478,12 @@ impl StreamPartWriter {
         } else {
             None
         };
-        let file = File::create(&partial_path).map_err(io_err(&partial_path))?;
-        let writer =
-            ArrowWriter::try_new(file, self.schema.clone(), Some(self.settings.props.clone()))
-                .map_err(pq_err(&partial_path))?;
         self.next_part += 1;
         self.open = Some(OpenPart {
-            writer,
+            encoder: None,
+            held: Vec::new(),
+            held_rows: 0,
+            held_bytes: 0,
             wal,
             partial_path,
             final_path,
@@ -365,14 +495,30 @@ impl StreamPartWriter {
         Ok(())
     }
 
-    fn finish_part(&mut self) -> Result<(), SinkError> {
-        let Some(part) = self.open.take() else {
-            return Ok(());
+    /// Encodes what the open part still holds and writes its footer. Unless `defer_seal`, the
+    /// part is then synced, renamed and its log deleted; otherwise that is returned for
+    /// [`seal_parts`].
+    fn finish_part(&mut self, defer_seal: bool) -> Result<Option<UnsealedPart>, SinkError> {
+        let Some(mut part) = self.open.take() else {
+            return Ok(None);
         };
-        let file = part
-            .writer
-            .into_inner()
-            .map_err(pq_err(&part.partial_path))?;
+        part.encoder(&self.settings, &self.schema)?;
+        let encoder = part.encoder.take().expect("`encoder` opened it just above");
+        let file = encoder.finish()?;
+        self.rows_finished += part.rows;
+        self.parts.push(PartFile {
+            path: part.relative_path,
+            rows: part.rows,
+            first_seq: part.first_seq,
+        });
+        if defer_seal {
+            drop(file);
+            return Ok(Some(UnsealedPart {
+                partial_path: part.partial_path,
+                final_path: part.final_path,
+                wal_path: part.wal.map(WalWriter::into_path),
+            }));
+        }
         file.sync_all().map_err(io_err(&part.partial_path))?;
         drop(file);
         fs::rename(&part.partial_path, &part.final_path).map_err(io_err(&part.final_path))?;
@@ -380,13 +526,7 @@ impl StreamPartWriter {
         if let Some(wal) = part.wal {
             wal.remove()?;
         }
-        self.rows_finished += part.rows;
-        self.parts.push(PartFile {
-            path: part.relative_path,
-            rows: part.rows,
-            first_seq: part.first_seq,
-        });
-        Ok(())
+        Ok(None)
     }
 }
 
