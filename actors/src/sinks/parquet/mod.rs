@@ -1,6 +1,7 @@
 //! The Parquet sink (`type = "parquet"`): one directory per stream, rotated part files.
 
 mod actor;
+mod c_heap;
 mod config;
 mod durability;
 mod encoder;

@@ -26,6 +26,10 @@ use crate::latency::LatencyHistogram;
 const WORKER_QUEUE: usize = 32;
 /// How often an idle writer thread checks whether a part is due for rotation.
 const IDLE_TICK: Duration = Duration::from_millis(100);
+/// Unsealed parts that make a group commit seal them; fewer wait for the pool to finish (their
+/// rows are durable in their logs meanwhile). Each seal costs two `syncfs`, which on a shared
+/// disk wait for everybody's dirty pages.
+const SEAL_AT: usize = 4096;
 /// Ended streams whose last part is encoded between two looks at the queue.
 const ENDED_PER_TURN: usize = 16;
 
@@ -92,6 +96,7 @@ impl WriterPool {
         context: &SinkContext,
         inputs: &[SinkInput],
     ) -> Result<(Self, FailureFeed), SinkError> {
+        super::c_heap::keep_c_heap();
         let (failures, feed) = flume::unbounded();
         let threads = config
             .writer_threads
@@ -262,8 +267,8 @@ struct Worker {
     /// is empty, so that other streams' batches never wait behind it (their rows are durable in
     /// the write-ahead log meanwhile).
     ending: Vec<(StreamId, StreamPartWriter)>,
-    /// Parts of ended streams, finished but not yet synced and renamed: sealed together at
-    /// the next group commit or when the pool finishes.
+    /// Parts of ended streams, finished but not yet synced and renamed: sealed together when
+    /// the pool finishes (or at a group commit once there are [`SEAL_AT`] of them).
     unsealed: Vec<(StreamId, UnsealedPart)>,
     failures: flume::Sender<WriteFailure>,
     throttle: Option<Throttle>,
@@ -390,7 +395,9 @@ impl Worker {
             self.fail(stream, e);
         }
         self.commit.sync_in_background();
-        self.seal();
+        if self.unsealed.len() >= SEAL_AT {
+            self.seal();
+        }
         self.tick();
     }
 

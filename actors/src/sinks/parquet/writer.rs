@@ -251,15 +251,32 @@ pub fn seal_parts(run_dir: &Path, parts: Vec<UnsealedPart>) -> Result<(), SinkEr
         })
     };
     syncfs()?;
-    for part in &parts {
-        fs::rename(&part.partial_path, &part.final_path).map_err(io_err(&part.final_path))?;
-    }
+    // Renames and unlinks wait on the file system's journal, not the CPU: a few threads keep
+    // several in flight (unlinking 10,000 logs one by one took tens of seconds here).
+    let chunk = parts.len().div_ceil(SEAL_THREADS);
+    let each = |f: &(dyn Fn(&UnsealedPart) -> Result<(), SinkError> + Sync)| {
+        std::thread::scope(|scope| {
+            let workers: Vec<_> = parts
+                .chunks(chunk)
+                .map(|c| scope.spawn(move || c.iter().try_for_each(f)))
+                .collect();
+            workers
+                .into_iter()
+                .try_for_each(|w| w.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+        })
+    };
+    each(&|part| {
+        fs::rename(&part.partial_path, &part.final_path).map_err(io_err(&part.final_path))
+    })?;
     syncfs()?;
-    for wal in parts.iter().filter_map(|p| p.wal_path.as_ref()) {
-        fs::remove_file(wal).map_err(io_err(wal))?;
-    }
-    Ok(())
+    each(&|part| match &part.wal_path {
+        Some(wal) => fs::remove_file(wal).map_err(io_err(wal)),
+        None => Ok(()),
+    })
 }
+
+/// Threads that rename and unlink in [`seal_parts`].
+const SEAL_THREADS: usize = 4;
 
 /// Writes one stream into `<run_dir>/<directory>/part-NNNNNN.parquet` files, where
 /// `directory` is the stream's name (or `<subdirectory>/<stream>` for a sink that has one).
