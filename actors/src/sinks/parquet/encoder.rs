@@ -32,9 +32,11 @@ pub(super) const PARALLEL_MIN_ROWS: usize = 4096;
 const DISPATCH_ROWS: usize = 32_768;
 
 /// Writes one Parquet file from Arrow batches, closing a row group every `row_group_rows` rows
-/// (the writer properties' `max_row_group_row_count`).
+/// (the writer properties' `max_row_group_row_count`) or once its encoded pages take about
+/// `max_row_group_bytes` (when set), whichever comes first: the open row group's pages are held
+/// in memory until it closes.
 ///
-/// The verbs are those of [`ArrowWriter`]: [`write`](Self::write) buffers encoded pages,
+/// The verbs are those of [`ArrowWriter`]: [`write`](Self::write) queues or encodes,
 /// [`flush`](Self::flush) closes the row group, [`finish`](Self::finish) writes the footer.
 pub(super) struct PartEncoder {
     /// The file, named in errors.
@@ -50,6 +52,7 @@ pub(super) struct PartEncoder {
     queued: Vec<RecordBatch>,
     queued_rows: usize,
     row_group_rows: usize,
+    row_group_bytes: usize,
     /// Row groups closed so far (the index of the next one).
     row_groups: usize,
 }
@@ -62,6 +65,7 @@ impl PartEncoder {
         props: WriterProperties,
     ) -> Result<Self, SinkError> {
         let row_group_rows = props.max_row_group_row_count().unwrap_or(usize::MAX).max(1);
+        let row_group_bytes = props.max_row_group_bytes().unwrap_or(usize::MAX);
         let file = File::create(path).map_err(|source| SinkError::Io {
             path: path.to_path_buf(),
             source,
@@ -81,12 +85,14 @@ impl PartEncoder {
             queued: Vec::new(),
             queued_rows: 0,
             row_group_rows,
+            row_group_bytes,
             row_groups: 0,
         })
     }
 
-    /// Takes a batch: queues it, encodes the queue once it is long enough, and closes row
-    /// groups as they fill.
+    /// Takes a batch and closes row groups as they fill. A large batch is queued and encoded in
+    /// parallel once the queue is long enough; a small one is encoded at once on this thread
+    /// (queueing the 100-row batches of 1,000 streams would hold their raw rows in memory).
     pub(super) fn write(&mut self, batch: &RecordBatch) -> Result<(), SinkError> {
         let mut offset = 0;
         while offset < batch.num_rows() {
@@ -100,13 +106,25 @@ impl PartEncoder {
             self.queued_rows += take;
             self.buffered_rows += take;
             offset += take;
-            if self.buffered_rows >= self.row_group_rows {
-                self.flush()?;
-            } else if self.queued_rows >= DISPATCH_ROWS {
+            if take < PARALLEL_MIN_ROWS || self.queued_rows >= DISPATCH_ROWS {
                 self.encode_queued()?;
+            }
+            if self.buffered_rows >= self.row_group_rows
+                || self.encoded_bytes() >= self.row_group_bytes
+            {
+                self.flush()?;
             }
         }
         Ok(())
+    }
+
+    /// Estimated encoded size of the open row group.
+    fn encoded_bytes(&self) -> usize {
+        self.columns.as_ref().map_or(0, |c| {
+            c.iter()
+                .map(ArrowColumnWriter::get_estimated_total_bytes)
+                .sum()
+        })
     }
 
     /// Encodes the queued batches, each column on its own task when there are enough rows.

@@ -26,6 +26,12 @@ use crate::latency::LatencyHistogram;
 const WORKER_QUEUE: usize = 32;
 /// How often an idle writer thread checks whether a part is due for rotation.
 const IDLE_TICK: Duration = Duration::from_millis(100);
+/// Memory a sink's open row groups may take together (their encoded pages stay in memory until
+/// the row group closes): each stream's row groups close at this divided by the number of
+/// streams, or at `row_group_rows`, whichever comes first. One fast stream keeps full row
+/// groups; 1,000 streams close theirs at 128 KiB (without the limit, 1,000 streams × 4 channels
+/// × 1 kHz held 3.9 GiB after 60 s).
+const ROW_GROUP_BUDGET: usize = 128 << 20;
 /// Unsealed parts that make a group commit seal them; fewer wait for the pool to finish (their
 /// rows are durable in their logs meanwhile). Each seal costs two `syncfs`, which on a shared
 /// disk wait for everybody's dirty pages.
@@ -104,8 +110,9 @@ impl WriterPool {
             .clamp(1, inputs.len().max(1));
         let mut assigned: Vec<Vec<StreamAssignment>> = (0..threads).map(|_| Vec::new()).collect();
         let mut route = HashMap::new();
+        let row_group_bytes = ROW_GROUP_BUDGET / inputs.len().max(1);
         for (i, input) in inputs.iter().enumerate() {
-            let settings = PartSettings::from_config(
+            let mut settings = PartSettings::from_config(
                 config,
                 file_metadata(
                     &context.run_id,
@@ -114,6 +121,11 @@ impl WriterPool {
                     &input.component,
                 ),
             )?;
+            settings.props = settings
+                .props
+                .into_builder()
+                .set_max_row_group_bytes(Some(row_group_bytes))
+                .build();
             let directory = match &config.subdirectory {
                 Some(sub) => PathBuf::from(sub).join(&*input.stream),
                 None => PathBuf::from(&*input.stream),

@@ -137,7 +137,7 @@ pub struct Rotation {
 
 /// A part's rows are held as Arrow batches, not encoded, until it has a row group's worth or
 /// this many bytes (with a write-ahead log only: the log keeps them durable meanwhile).
-const HOLD_BYTES: usize = 256 * 1024;
+const HOLD_BYTES: usize = 64 * 1024;
 /// Held batches smaller than this are merged with their neighbours (see `OpenPart::add`).
 const COMPACT_BELOW: usize = 64 * 1024;
 
