@@ -31,6 +31,9 @@ pub(super) const PARALLEL_MIN_ROWS: usize = 4096;
 /// parallel run: one hand-over to the pool per 32,768 rows, not per batch.
 const DISPATCH_ROWS: usize = 32_768;
 
+/// Work run beside an encoding (see [`PartEncoder::write_beside`]).
+type Beside<'a> = &'a mut (dyn FnMut() -> Result<(), SinkError> + Send);
+
 /// Writes one Parquet file from Arrow batches, closing a row group every `row_group_rows` rows
 /// (the writer properties' `max_row_group_row_count`) or once its encoded pages take about
 /// `max_row_group_bytes` (when set), whichever comes first: the open row group's pages are held
@@ -94,6 +97,17 @@ impl PartEncoder {
     /// parallel once the queue is long enough; a small one is encoded at once on this thread
     /// (queueing the 100-row batches of 1,000 streams would hold their raw rows in memory).
     pub(super) fn write(&mut self, batch: &RecordBatch) -> Result<(), SinkError> {
+        self.write_beside(batch, &mut || Ok(()))
+    }
+
+    /// [`write`](Self::write), running `beside` in parallel with the encoding if this batch
+    /// starts one (not at all otherwise): the sink appends the write-ahead log there, so that
+    /// logging and encoding overlap instead of taking turns on the writer thread.
+    pub(super) fn write_beside(
+        &mut self,
+        batch: &RecordBatch,
+        beside: &mut (dyn FnMut() -> Result<(), SinkError> + Send),
+    ) -> Result<(), SinkError> {
         let mut offset = 0;
         while offset < batch.num_rows() {
             let take = (self.row_group_rows - self.buffered_rows).min(batch.num_rows() - offset);
@@ -107,7 +121,7 @@ impl PartEncoder {
             self.buffered_rows += take;
             offset += take;
             if take < PARALLEL_MIN_ROWS || self.queued_rows >= DISPATCH_ROWS {
-                self.encode_queued()?;
+                self.encode_queued(&mut *beside)?;
             }
             if self.buffered_rows >= self.row_group_rows
                 || self.encoded_bytes() >= self.row_group_bytes
@@ -127,8 +141,9 @@ impl PartEncoder {
         })
     }
 
-    /// Encodes the queued batches, each column on its own task when there are enough rows.
-    fn encode_queued(&mut self) -> Result<(), SinkError> {
+    /// Encodes the queued batches, each column on its own task when there are enough rows, and
+    /// runs `beside` meanwhile (on the pool too).
+    fn encode_queued(&mut self, beside: Beside<'_>) -> Result<(), SinkError> {
         if self.queued.is_empty() {
             return Ok(());
         }
@@ -167,11 +182,16 @@ impl PartEncoder {
             leaves.iter().try_for_each(|leaf| w.write(leaf))
         };
         if self.queued_rows >= PARALLEL_MIN_ROWS {
-            columns
-                .par_iter_mut()
-                .zip(leaves.par_iter())
-                .try_for_each(write)
+            let (done, encoded) = rayon::join(beside, || {
+                columns
+                    .par_iter_mut()
+                    .zip(leaves.par_iter())
+                    .try_for_each(write)
+            });
+            done?;
+            encoded
         } else {
+            beside()?;
             columns.iter_mut().zip(leaves.iter()).try_for_each(write)
         }
         .map_err(pq_err(path))?;
@@ -183,7 +203,7 @@ impl PartEncoder {
     /// Closes the open row group (its last pages are compressed in parallel when it is large)
     /// and writes it to the file. Nothing happens between row groups.
     pub(super) fn flush(&mut self) -> Result<(), SinkError> {
-        self.encode_queued()?;
+        self.encode_queued(&mut || Ok(()))?;
         let Some(columns) = self.columns.take() else {
             return Ok(());
         };

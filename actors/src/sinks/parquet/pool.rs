@@ -465,11 +465,12 @@ impl Worker {
         let Some(slot) = self.slots.get_mut(stream) else {
             return;
         };
-        let Some(writer) = slot.writer.take() else {
+        let Some(mut writer) = slot.writer.take() else {
             return;
         };
-        if writer.logs_ahead() {
-            // Its rows are in its log: durable with the next group commit's `syncfs`.
+        // With a log, its rows are durable with the next group commit's `syncfs` once handed to
+        // the OS (a failure here shows again when the part is finished).
+        if writer.logs_ahead() && writer.flush_to_os().is_ok() {
             self.commit.hand_off(&mut slot.pending);
         }
         self.ending.push((stream.clone(), writer));

@@ -151,6 +151,9 @@ struct OpenPart {
     held_rows: usize,
     held_bytes: usize,
     wal: Option<WalWriter>,
+    /// Rows taken but not yet appended to the log: appended while the encoder works (see
+    /// `PartEncoder::write_beside`), and always before they are reported handed to the OS.
+    unlogged: Vec<RecordBatch>,
     partial_path: PathBuf,
     final_path: PathBuf,
     relative_path: PathBuf,
@@ -160,6 +163,11 @@ struct OpenPart {
 }
 
 impl OpenPart {
+    /// Appends every unlogged batch to the log.
+    fn log(&mut self) -> Result<(), SinkError> {
+        log_all(&mut self.wal, &mut self.unlogged)
+    }
+
     /// Takes `rows` of the part: holds them while that is allowed, otherwise encodes them.
     fn add(
         &mut self,
@@ -172,11 +180,15 @@ impl OpenPart {
             .max_row_group_row_count()
             .unwrap_or(usize::MAX);
         let bytes = rows.get_array_memory_size();
+        if self.wal.is_some() {
+            self.unlogged.push(rows.clone());
+        }
         if self.encoder.is_none()
             && self.wal.is_some()
             && self.held_rows + rows.num_rows() < row_group_rows
             && self.held_bytes + bytes < HOLD_BYTES
         {
+            self.log()?;
             self.held_rows += rows.num_rows();
             self.held_bytes += bytes;
             self.held.push(rows);
@@ -200,7 +212,13 @@ impl OpenPart {
             }
             return Ok(());
         }
-        self.encoder(settings, schema)?.write(&rows)
+        self.encoder(settings, schema)?;
+        let (wal, unlogged) = (&mut self.wal, &mut self.unlogged);
+        let encoder = self
+            .encoder
+            .as_mut()
+            .expect("`encoder` opened it just above");
+        encoder.write_beside(&rows, &mut || log_all(wal, unlogged))
     }
 
     /// The encoder, opened now (with every held row written to it) if it was not yet.
@@ -223,6 +241,17 @@ impl OpenPart {
         (self.held_rows, self.held_bytes) = (0, 0);
         Ok(encoder)
     }
+}
+
+/// Appends `batches` to `wal` (if there is one) and empties them.
+fn log_all(wal: &mut Option<WalWriter>, batches: &mut Vec<RecordBatch>) -> Result<(), SinkError> {
+    if let Some(wal) = wal {
+        for batch in batches.iter() {
+            wal.append(batch)?;
+        }
+    }
+    batches.clear();
+    Ok(())
 }
 
 /// A finished part whose footer is written but which is neither synced nor renamed yet:
@@ -382,9 +411,6 @@ impl StreamPartWriter {
             } else {
                 batch.batch.slice(offset, take)
             };
-            if let Some(wal) = part.wal.as_mut() {
-                wal.append(&slice)?;
-            }
             part.add(slice, &self.settings, &self.schema)?;
             part.rows += take as u64;
             offset += take;
@@ -408,6 +434,7 @@ impl StreamPartWriter {
     /// unencoded are durable in the write-ahead log).
     pub fn flush(&mut self) -> Result<(), SinkError> {
         if let Some(part) = self.open.as_mut() {
+            part.log()?;
             if let Some(wal) = part.wal.as_mut() {
                 wal.sync()?;
             }
@@ -432,6 +459,7 @@ impl StreamPartWriter {
             return Ok(false);
         };
         if part.wal.is_some() {
+            part.log()?;
             return Ok(true);
         }
         let encoder = part.encoder(&self.settings, &self.schema)?;
@@ -502,6 +530,7 @@ impl StreamPartWriter {
             held_rows: 0,
             held_bytes: 0,
             wal,
+            unlogged: Vec::new(),
             partial_path,
             final_path,
             relative_path,
@@ -519,6 +548,7 @@ impl StreamPartWriter {
         let Some(mut part) = self.open.take() else {
             return Ok(None);
         };
+        part.log()?;
         part.encoder(&self.settings, &self.schema)?;
         let encoder = part.encoder.take().expect("`encoder` opened it just above");
         let file = encoder.finish()?;
