@@ -633,9 +633,9 @@ mod tests {
         write_rows(&mut w, &mut g, 100);
         write_rows(&mut w, &mut g, 400);
         write_rows(&mut w, &mut g, 10);
-        assert!(dir.path().join("s/part-000002.parquet.partial").exists());
+        // The open part's 10 rows are held in memory and in its log; no Parquet file yet.
         assert!(dir.path().join("s/part-000002.wal").exists());
-        assert!(dir.path().join("s/part-000002.wal").exists());
+        assert!(!dir.path().join("s/part-000002.parquet.partial").exists());
         let report = w.finish().expect("finish");
         assert_eq!(report.rows, 510);
         let rows: Vec<u64> = report.parts.iter().map(|p| p.rows).collect();
@@ -656,6 +656,48 @@ mod tests {
             })
             .count();
         assert_eq!(leftovers, 0);
+    }
+
+    #[test]
+    fn unsealed_parts_keep_their_logs_until_sealed_together() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut unsealed = Vec::new();
+        for name in ["a", "b"] {
+            let mut g = sim();
+            let settings =
+                PartSettings::from_config(&ParquetSinkConfig::default(), vec![]).expect("ok");
+            let mut w = StreamPartWriter::new(
+                dir.path(),
+                name.into(),
+                name.into(),
+                g.schema().clone(),
+                settings,
+            )
+            .expect("writer");
+            write_rows(&mut w, &mut g, 30);
+            let (report, part) = w.finish_unsealed().expect("finish");
+            assert_eq!(report.rows, 30);
+            unsealed.push(part.expect("with a log, the part is left unsealed"));
+            assert!(
+                dir.path()
+                    .join(name)
+                    .join("part-000000.parquet.partial")
+                    .exists()
+            );
+            assert!(dir.path().join(name).join("part-000000.wal").exists());
+        }
+        seal_parts(dir.path(), unsealed).expect("seal");
+        for name in ["a", "b"] {
+            let part = dir.path().join(name).join("part-000000.parquet");
+            assert_eq!(read_rows(&part), 30);
+            assert!(!dir.path().join(name).join("part-000000.wal").exists());
+            assert!(
+                !dir.path()
+                    .join(name)
+                    .join("part-000000.parquet.partial")
+                    .exists()
+            );
+        }
     }
 
     #[test]
