@@ -3,11 +3,20 @@
 //! `cargo bench --bench writers` prints, for each variant, rows/s (min, median, max over the
 //! repetitions, interleaved so that a noisy neighbour hits every variant alike) and file size:
 //!
+//! CPU time (user + system, this process and its children) is printed beside wall-clock rates:
+//! on a machine shared with busy neighbours it tells what each variant costs, independent of how
+//! much of the CPU it got.
+//!
 //! - `bare/<encodings>`: one `ArrowWriter` on one thread, zstd-1, no dictionary, with plain or
 //!   BYTE_STREAM_SPLIT floats and plain or DELTA_BINARY_PACKED `timestamp`/`seq`;
 //! - `pipeline`: the whole `ensemble` pipeline (a `pace = "max"` simulated instrument, link,
 //!   sink actor, writer thread) with the sink's default properties (DELTA_BINARY_PACKED
-//!   `timestamp`/`seq`, PLAIN floats, i.e. `bare/delta-ints`), generating the same rows.
+//!   `timestamp`/`seq`, PLAIN floats, i.e. `bare/delta-ints`), generating the same rows, with
+//!   the sink's defaults (`pipeline/default`, write-ahead log on) and with
+//!   `write_ahead_log = false` (`pipeline/no-wal`), to show what the log costs.
+//!
+//! With `PYARROW=1`, every repetition also runs `scripts/pyarrow_baseline.py --repeat 1` on the
+//! same batches (written once as Arrow IPC), so pyarrow is timed interleaved with the rest.
 //!
 //! `cargo bench --bench writers -- --ipc FILE` instead writes the batches to an Arrow IPC file,
 //! for `scripts/pyarrow_baseline.py` to time pyarrow on identical data.
@@ -32,6 +41,22 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const BATCH_ROWS: usize = 8192;
 const SIGNAL: &str = "{ shape = \"sine\", frequency_hz = 50, amplitude = 1.0, noise = 0.01 }";
+
+/// CPU seconds (user + system) used so far by this process and its finished children.
+fn cpu_seconds() -> f64 {
+    use nix::sys::resource::{UsageWho, getrusage};
+    [UsageWho::RUSAGE_SELF, UsageWho::RUSAGE_CHILDREN]
+        .into_iter()
+        .filter_map(|who| getrusage(who).ok())
+        .map(|u| {
+            let (a, b) = (u.user_time(), u.system_time());
+            a.tv_sec() as f64
+                + a.tv_usec() as f64 / 1e6
+                + b.tv_sec() as f64
+                + b.tv_usec() as f64 / 1e6
+        })
+        .sum()
+}
 
 fn env_usize(key: &str, default: usize) -> usize {
     std::env::var(key)
@@ -92,12 +117,12 @@ fn bare(dir: &Path, batches: &[RecordBatch], v: Variant) -> (f64, u64) {
     (secs, std::fs::metadata(&path).map_or(0, |m| m.len()))
 }
 
-fn pipeline(dir: &Path, rows: usize) -> (f64, u64) {
+fn pipeline(dir: &Path, rows: usize, wal: bool) -> (f64, u64) {
     let text = format!(
         "[experiment]\nname = \"bench\"\nduration = \"1s\"\n\
          [instruments.daq]\ntype = \"sim\"\nrate_hz = {rows}\nchannels = [\"a\", \"b\", \"c\", \"d\"]\n\
          pace = \"max\"\nmax_batch_rows = {BATCH_ROWS}\nsignal = {SIGNAL}\n\
-         [sinks.store]\ntype = \"parquet\"\ninputs = [\"daq\"]\n"
+         [sinks.store]\ntype = \"parquet\"\ninputs = [\"daq\"]\nwrite_ahead_log = {wal}\n"
     );
     let mut experiment = compile(Path::new("bench.toml"), &text).expect("bench compiles");
     experiment.output = dir.to_path_buf();
@@ -123,6 +148,30 @@ fn write_ipc(path: &Path, batches: &[RecordBatch]) {
         writer.write(b).expect("IPC write");
     }
     writer.finish().expect("IPC finish");
+}
+
+/// Runs `scripts/pyarrow_baseline.py` once on `ipc`: rows/s and file bytes.
+fn pyarrow(ipc: &Path) -> Option<(f64, u64)> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/pyarrow_baseline.py");
+    let out = std::process::Command::new("python3")
+        .arg(script)
+        .arg(ipc)
+        .args(["--repeat", "1"])
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("pyarrow/write_table"))?;
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let after = |key: &str| -> Option<&str> {
+        let i = words.iter().position(|w| *w == key)?;
+        words.get(i + 1).copied()
+    };
+    Some((
+        after("median")?.parse().ok()?,
+        after("bytes")?.parse().ok()?,
+    ))
 }
 
 fn main() {
@@ -159,35 +208,62 @@ fn main() {
         },
     ];
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut results: Vec<(&str, Vec<f64>, u64)> = variants
+    let ipc = (std::env::var("PYARROW").as_deref() == Ok("1")).then(|| {
+        let path = dir.path().join("batches.arrow");
+        write_ipc(&path, &batches);
+        path
+    });
+    // Per variant: rows/s and CPU seconds per million rows of each repetition, and file bytes.
+    let mut results: Vec<(&str, Vec<f64>, Vec<f64>, u64)> = variants
         .iter()
-        .map(|v| (v.name, Vec::new(), 0))
-        .chain(std::iter::once(("pipeline/default", Vec::new(), 0)))
+        .map(|v| v.name)
+        .chain(["pipeline/default", "pipeline/no-wal", "pyarrow/write_table"])
+        .map(|name| (name, Vec::new(), Vec::new(), 0))
         .collect();
+    let mut record = |i: usize, run: &mut dyn FnMut() -> Option<(f64, u64)>| {
+        let cpu = cpu_seconds();
+        if let Some((rate, bytes)) = run() {
+            results[i].1.push(rate);
+            results[i]
+                .2
+                .push((cpu_seconds() - cpu) / (rows as f64 / 1e6));
+            results[i].3 = bytes;
+        }
+    };
     for _ in 0..repeat {
         for (i, v) in variants.iter().enumerate() {
-            let (secs, bytes) = bare(dir.path(), &batches, *v);
-            results[i].1.push(rows as f64 / secs);
-            results[i].2 = bytes;
+            record(i, &mut || {
+                let (secs, bytes) = bare(dir.path(), &batches, *v);
+                Some((rows as f64 / secs, bytes))
+            });
         }
-        let (secs, bytes) = pipeline(dir.path(), rows);
-        let last = results.len() - 1;
-        results[last].1.push(rows as f64 / secs);
-        results[last].2 = bytes;
+        for (i, wal) in [(variants.len(), true), (variants.len() + 1, false)] {
+            record(i, &mut || {
+                let (secs, bytes) = pipeline(dir.path(), rows, wal);
+                Some((rows as f64 / secs, bytes))
+            });
+        }
+        record(variants.len() + 2, &mut || ipc.as_deref().and_then(pyarrow));
     }
-    println!("rows={rows} repeat={repeat} codec=zstd-1 dictionary=off");
+    results.retain(|r| !r.1.is_empty());
     println!(
-        "{:<30} {:>12} {:>12} {:>12} {:>12}",
-        "variant", "min rows/s", "median", "max", "bytes"
+        "rows={rows} repeat={repeat} codec=zstd-1 dictionary=off rayon_threads={}",
+        rayon::current_num_threads()
     );
-    for (name, mut rates, bytes) in results {
+    println!(
+        "{:<30} {:>12} {:>12} {:>12} {:>16} {:>12}",
+        "variant", "min rows/s", "median", "max", "cpu s/Mrow med", "bytes"
+    );
+    for (name, mut rates, mut cpu, bytes) in results {
         rates.sort_by(f64::total_cmp);
+        cpu.sort_by(f64::total_cmp);
         println!(
-            "{:<30} {:>12.0} {:>12.0} {:>12.0} {:>12}",
+            "{:<30} {:>12.0} {:>12.0} {:>12.0} {:>16.3} {:>12}",
             name,
             rates[0],
             rates[rates.len() / 2],
             rates[rates.len() - 1],
+            cpu[cpu.len() / 2],
             bytes
         );
     }

@@ -1,7 +1,7 @@
 //! The input bookkeeping every sink shares: which inputs have ended, and the order reports
 //! follow. A plain struct, so each sink's actor shell stays thin.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use crate::batch::StreamId;
 use crate::control::StreamWriteReport;
@@ -37,9 +37,13 @@ impl SinkInputs {
         &self.order
     }
 
-    /// Sorts per-stream reports into declaration order.
+    /// Sorts per-stream reports into declaration order (reports of unknown streams first).
     pub fn sort(&self, reports: &mut [StreamWriteReport]) {
-        reports.sort_by_key(|r| self.order.iter().position(|i| *i == r.stream));
+        // An index, not a search per comparison: with 10,000 inputs the search made this
+        // quadratic (seconds at the end of a run).
+        let index: HashMap<&StreamId, usize> =
+            self.order.iter().enumerate().map(|(i, s)| (s, i)).collect();
+        reports.sort_by_cached_key(|r| index.get(&r.stream).copied());
     }
 }
 

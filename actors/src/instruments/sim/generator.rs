@@ -5,6 +5,8 @@ use std::sync::Arc;
 
 use arrow_array::{ArrayRef, Float64Array, RecordBatch, TimestampNanosecondArray, UInt64Array};
 use arrow_schema::SchemaRef;
+use rand_core::RngCore;
+use rand_distr::{Distribution, StandardNormal};
 
 use super::config::{Shape, SignalConfig, SimInstrumentConfig};
 use crate::batch::{ChannelSpec, stream_schema_with_rate};
@@ -19,6 +21,9 @@ pub struct SimGenerator {
     schema: SchemaRef,
     /// Per channel: the phase in radians.
     phases: Vec<f64>,
+    /// `(sin, cos)` of `k` sine steps for `k` in `0..SINE_ANCHOR` (see `fill_channel`); follows
+    /// the signal's frequency.
+    sine_steps: Vec<(f64, f64)>,
     /// Wall-clock time of row 0, ns since the Unix epoch.
     start_ns: i64,
     /// `seq` of the next row to generate.
@@ -38,6 +43,7 @@ impl SimGenerator {
             phases: (0..config.channels.len())
                 .map(|i| config.phase_of(i))
                 .collect(),
+            sine_steps: sine_steps(&config.signal, config.rate_hz),
             config: config.clone(),
             start_ns,
             next_seq,
@@ -98,6 +104,7 @@ impl SimGenerator {
     /// Replaces the signal (a scan changed `offset`, `amplitude` or `frequency_hz`); rows made
     /// from now on follow the new one.
     pub fn set_signal(&mut self, signal: SignalConfig) {
+        self.sine_steps = sine_steps(&signal, self.config.rate_hz);
         self.config.signal = signal;
     }
 
@@ -123,30 +130,31 @@ impl SimGenerator {
 
     /// Appends the values of channel `channel` for rows `first..first + rows` to `out`.
     ///
-    /// The same numbers as [`value`](Self::value), made faster: a sine advances by rotation
-    /// from an exact anchor every [`SINE_ANCHOR`] rows (absolute `seq`, so batch boundaries do
-    /// not change a value; the drift stays below 1e-13), and one Box–Muller draw gives the noise
-    /// of two rows.
+    /// The same numbers as [`value`](Self::value), made faster: a sine is computed exactly at
+    /// an anchor every [`SINE_ANCHOR`] rows (absolute `seq`, so batch boundaries do not change a
+    /// value) and from there by the angle-sum identity with the precomputed `sine_steps`, so the
+    /// rows of a block do not depend on each other and vectorize; the noise is [`gaussian`] of
+    /// each row.
     fn fill_channel(&self, channel: usize, first: u64, rows: usize, out: &mut Vec<f64>) {
         let signal = &self.config.signal;
         let end = first + rows as u64;
         match signal.shape {
             Shape::Sine => {
-                let step = TAU * signal.frequency_hz / self.config.rate_hz;
-                let (sin_step, cos_step) = step.sin_cos();
+                let (offset, amplitude) = (signal.offset, signal.amplitude);
                 let mut seq = first;
                 while seq < end {
                     let anchor = seq - seq % SINE_ANCHOR;
                     let block_end = (anchor + SINE_ANCHOR).min(end);
                     let t = anchor as f64 / self.config.rate_hz;
                     let x = TAU * signal.frequency_hz * t + self.phases[channel];
-                    let (mut s, mut c) = x.sin_cos();
-                    for i in anchor..block_end {
-                        if i >= seq {
-                            out.push(signal.offset + signal.amplitude * s);
-                        }
-                        (s, c) = (s * cos_step + c * sin_step, c * cos_step - s * sin_step);
-                    }
+                    let (s, c) = x.sin_cos();
+                    let steps =
+                        &self.sine_steps[(seq - anchor) as usize..(block_end - anchor) as usize];
+                    out.extend(
+                        steps
+                            .iter()
+                            .map(|&(sk, ck)| offset + amplitude * (s * ck + c * sk)),
+                    );
                     seq = block_end;
                 }
             }
@@ -156,14 +164,8 @@ impl SimGenerator {
         }
         if signal.noise > 0.0 {
             let base = out.len() - rows;
-            let mut pair = (0.0, 0.0);
-            for (i, v) in out[base..].iter_mut().enumerate() {
-                let seq = first + i as u64;
-                if i == 0 || seq % 2 == 0 {
-                    pair = gaussian_pair(self.config.seed, channel as u64, seq / 2);
-                }
-                let z = if seq % 2 == 0 { pair.0 } else { pair.1 };
-                *v += signal.noise * z;
+            for (v, seq) in out[base..].iter_mut().zip(first..) {
+                *v += signal.noise * gaussian(self.config.seed, channel as u64, seq);
             }
         }
     }
@@ -200,37 +202,53 @@ impl SimGenerator {
     }
 }
 
-/// Rows between exact anchors of a rotated sine (see `SimGenerator::fill_channel`).
+/// Rows between exact anchors of a sine (see `SimGenerator::fill_channel`).
 const SINE_ANCHOR: u64 = 64;
 
-/// A standard normal sample determined by `(seed, channel, seq)` alone: one of the two values
-/// of the Box–Muller draw of the pair `seq / 2`.
-fn gaussian(seed: u64, channel: u64, seq: u64) -> f64 {
-    let (even, odd) = gaussian_pair(seed, channel, seq / 2);
-    if seq % 2 == 0 { even } else { odd }
+/// `(sin, cos)` of `k` steps of `signal`'s sine at `rate_hz`, for `k` in `0..SINE_ANCHOR`.
+fn sine_steps(signal: &SignalConfig, rate_hz: f64) -> Vec<(f64, f64)> {
+    let step = TAU * signal.frequency_hz / rate_hz;
+    (0..SINE_ANCHOR)
+        .map(|k| (k as f64 * step).sin_cos())
+        .collect()
 }
 
-/// Two independent standard normal samples determined by `(seed, channel, pair)` alone
-/// (SplitMix64 + Box–Muller).
-fn gaussian_pair(seed: u64, channel: u64, pair: u64) -> (f64, f64) {
+/// A standard normal sample determined by `(seed, channel, seq)` alone.
+///
+/// A ziggurat draw (`rand_distr::StandardNormal`) from a SplitMix64 stream keyed by the three:
+/// one 64-bit hash per sample on its fast path (about 99% of draws), no `ln`, `sqrt` or
+/// `sin_cos`. Measured against the Box–Muller draw it replaced in `benches/pipeline.rs`
+/// (`batch_building`, BENCHMARKS.md).
+fn gaussian(seed: u64, channel: u64, seq: u64) -> f64 {
     let key = seed
         ^ channel.wrapping_mul(0x9E37_79B9_7F4A_7C15)
-        ^ pair.wrapping_mul(0xD1B5_4A32_D192_ED03);
-    let a = splitmix64(key);
-    let b = splitmix64(a);
-    // Top 53 bits as a uniform in (0, 1]; never 0, so the logarithm is finite.
-    let u1 = ((a >> 11) + 1) as f64 / (1u64 << 53) as f64;
-    let u2 = (b >> 11) as f64 / (1u64 << 53) as f64;
-    let r = (-2.0 * u1.ln()).sqrt();
-    let (s, c) = (TAU * u2).sin_cos();
-    (r * c, r * s)
+        ^ seq.wrapping_mul(0xD1B5_4A32_D192_ED03);
+    StandardNormal.sample(&mut SplitMix64(key))
 }
 
-fn splitmix64(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    x ^ (x >> 31)
+/// SplitMix64 as a random source: a counter through a 64-bit mixer, so a fresh stream per key
+/// costs nothing to set up.
+struct SplitMix64(u64);
+
+impl RngCore for SplitMix64 {
+    fn next_u32(&mut self) -> u32 {
+        (self.next_u64() >> 32) as u32
+    }
+
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut x = self.0;
+        x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        x ^ (x >> 31)
+    }
+
+    fn fill_bytes(&mut self, dest: &mut [u8]) {
+        for chunk in dest.chunks_mut(8) {
+            let bytes = self.next_u64().to_le_bytes();
+            chunk.copy_from_slice(&bytes[..chunk.len()]);
+        }
+    }
 }
 
 #[cfg(test)]

@@ -20,7 +20,8 @@ pub struct ParquetSinkConfig {
     /// zstd level (1 is fast and compresses noisy floats about as well as higher levels).
     #[serde(default = "default_zstd_level")]
     pub zstd_level: i32,
-    /// Rows per row group.
+    /// Rows per row group, at most: with many streams a row group also closes when the open
+    /// row groups of the sink together take about 128 MiB (their pages wait in memory).
     #[serde(default = "default_row_group_rows")]
     pub row_group_rows: usize,
     /// Start a new part file after this many rows.

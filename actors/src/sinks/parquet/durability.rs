@@ -114,16 +114,19 @@ impl GroupCommit {
         self.handed.append(&mut pending.newest_ns);
     }
 
-    /// Starts a background sync of everything handed off, unless one is still running (then
-    /// the next commit takes it along).
+    /// Hands everything handed off to the syncer: synced by its next `syncfs`, which starts at
+    /// once or, if one is running, right after it (then covering everything queued meanwhile).
+    /// Queueing behind a slow `syncfs` instead of waiting for the next commit saves up to one
+    /// interval of latency when a `syncfs` takes longer than the interval (a shared disk).
     pub(super) fn sync_in_background(&mut self) {
         if self.handed.is_empty() {
             return;
         }
-        // Without a syncer (it could not start) the batches become durable when parts finish.
+        // Without a syncer (it could not start or has ended) the batches become durable when
+        // parts finish.
         if let Some((tx, _)) = &self.syncer {
             let batch = std::mem::take(&mut self.handed);
-            if let Err(flume::TrySendError::Full(batch)) = tx.try_send(batch) {
+            if let Err(flume::SendError(batch)) = tx.send(batch) {
                 self.handed = batch;
             }
         }
@@ -156,13 +159,18 @@ fn spawn_syncer(
 ) -> Option<(flume::Sender<Vec<i64>>, JoinHandle<LatencyHistogram>)> {
     let dir = File::open(run_dir).ok()?;
     let path = run_dir.to_path_buf();
-    let (tx, rx) = flume::bounded::<Vec<i64>>(1);
+    // Unbounded, but at most one entry per commit interval waits while a `syncfs` runs.
+    let (tx, rx) = flume::unbounded::<Vec<i64>>();
     let thread = std::thread::Builder::new()
         .name("parquet-syncer".into())
         .spawn(move || {
             let mut histogram = LatencyHistogram::default();
             let mut reported = false;
-            for batch in rx.iter() {
+            for mut batch in rx.iter() {
+                // Everything queued so far was handed to the OS before this `syncfs` starts.
+                for more in rx.try_iter() {
+                    batch.extend(more);
+                }
                 match nix::unistd::syncfs(&dir) {
                     Ok(()) => {
                         let now = now_ns();

@@ -1,8 +1,10 @@
 //! The Parquet sink (`type = "parquet"`): one directory per stream, rotated part files.
 
 mod actor;
+mod c_heap;
 mod config;
 mod durability;
+mod encoder;
 mod pool;
 mod recover;
 mod wal;
@@ -14,6 +16,6 @@ pub use pool::{FailureFeed, PoolClosed, SinkContext, SinkInput, WriteFailure, Wr
 pub use recover::{DirectoryRecovery, FILE_METADATA_KEYS, file_metadata, recover_directory};
 pub use wal::{WAL_EXTENSION, WalContents, WalWriter, read_wal};
 pub use writer::{
-    PartSettings, Rotation, SinkError, StreamPartWriter, sync_dir, writer_properties,
-    writer_properties_builder,
+    PartSettings, Rotation, SinkError, StreamPartWriter, UnsealedPart, seal_parts, sync_dir,
+    writer_properties, writer_properties_builder,
 };

@@ -157,7 +157,8 @@ mod tests {
         // Killed: no finish, no footer. Part 0 (300 rows) is finished, part 1 is open.
         std::mem::forget(w);
         let dir = run.path().join("s");
-        assert!(dir.join("part-000001.parquet.partial").exists());
+        // Its rows are held unencoded (and logged): only the log is on disk.
+        assert!(dir.join("part-000001.wal").exists());
         let report = recover_directory(&dir, &config).expect("recover");
         assert_eq!(report.rows_recovered, 200);
         assert_eq!(

@@ -70,6 +70,11 @@ impl WalWriter {
             })
     }
 
+    /// Closes the log and returns its path, for deleting it later (see `seal_parts`).
+    pub fn into_path(self) -> PathBuf {
+        self.path
+    }
+
     /// Deletes the log: its part is safely finished.
     pub fn remove(self) -> Result<(), SinkError> {
         let path = self.path.clone();

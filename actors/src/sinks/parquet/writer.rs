@@ -7,13 +7,13 @@ use std::time::{Duration, Instant};
 
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
-use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::{WriterProperties, WriterPropertiesBuilder};
 use parquet::schema::types::ColumnPath;
 
 use super::config::{Codec, ParquetSinkConfig};
+use super::encoder::PartEncoder;
 use super::wal::{WAL_EXTENSION, WalWriter};
 use crate::batch::{DataBatch, StreamId};
 use crate::control::{PartFile, StreamWriteReport};
@@ -44,13 +44,6 @@ pub enum SinkError {
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> SinkError + '_ {
     move |source| SinkError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
-}
-
-fn pq_err(path: &Path) -> impl FnOnce(parquet::errors::ParquetError) -> SinkError + '_ {
-    move |source| SinkError::Parquet {
         path: path.to_path_buf(),
         source,
     }
@@ -142,9 +135,25 @@ pub struct Rotation {
     pub interval: Option<Duration>,
 }
 
+/// A part's rows are held as Arrow batches, not encoded, until it has a row group's worth or
+/// this many bytes (with a write-ahead log only: the log keeps them durable meanwhile).
+const HOLD_BYTES: usize = 64 * 1024;
+/// Held batches smaller than this are merged with their neighbours (see `OpenPart::add`).
+const COMPACT_BELOW: usize = 64 * 1024;
+
 struct OpenPart {
-    writer: ArrowWriter<File>,
+    /// The Parquet encoder; opened only once the part has enough rows to be worth it (see
+    /// [`HOLD_BYTES`]), so a slow stream costs no open file and no encoder buffers until then.
+    encoder: Option<PartEncoder>,
+    /// Rows not encoded yet, oldest first, as few batches as cheaply possible: a 10-row batch
+    /// costs about 1 KiB of array headers, more than its values.
+    held: Vec<RecordBatch>,
+    held_rows: usize,
+    held_bytes: usize,
     wal: Option<WalWriter>,
+    /// Rows taken but not yet appended to the log: appended while the encoder works (see
+    /// `PartEncoder::write_beside`), and always before they are reported handed to the OS.
+    unlogged: Vec<RecordBatch>,
     partial_path: PathBuf,
     final_path: PathBuf,
     relative_path: PathBuf,
@@ -152,6 +161,151 @@ struct OpenPart {
     first_seq: u64,
     opened_at: Instant,
 }
+
+impl OpenPart {
+    /// Appends every unlogged batch to the log.
+    fn log(&mut self) -> Result<(), SinkError> {
+        log_all(&mut self.wal, &mut self.unlogged)
+    }
+
+    /// Takes `rows` of the part: holds them while that is allowed, otherwise encodes them.
+    fn add(
+        &mut self,
+        rows: RecordBatch,
+        settings: &PartSettings,
+        schema: &SchemaRef,
+    ) -> Result<(), SinkError> {
+        let row_group_rows = settings
+            .props
+            .max_row_group_row_count()
+            .unwrap_or(usize::MAX);
+        let bytes = rows.get_array_memory_size();
+        if self.wal.is_some() {
+            self.unlogged.push(rows.clone());
+        }
+        if self.encoder.is_none()
+            && self.wal.is_some()
+            && self.held_rows + rows.num_rows() < row_group_rows
+            && self.held_bytes + bytes < HOLD_BYTES
+        {
+            self.log()?;
+            self.held_rows += rows.num_rows();
+            self.held_bytes += bytes;
+            self.held.push(rows);
+            // Merge the last two while the older is small and no bigger than the newer: like a
+            // binary counter, at most about log2(batches) remain and each row is copied about
+            // log2(COMPACT_BELOW / batch size) times.
+            while let [.., older, newer] = self.held.as_slice() {
+                if older.num_rows() > newer.num_rows()
+                    || older.get_array_memory_size() >= COMPACT_BELOW
+                {
+                    break;
+                }
+                let tail = self.held.split_off(self.held.len() - 2);
+                let joined = arrow_select::concat::concat_batches(schema, &tail).map_err(|e| {
+                    SinkError::Io {
+                        path: self.partial_path.clone(),
+                        source: std::io::Error::other(e),
+                    }
+                })?;
+                self.held.push(joined);
+            }
+            return Ok(());
+        }
+        self.encoder(settings, schema)?;
+        let (wal, unlogged) = (&mut self.wal, &mut self.unlogged);
+        let encoder = self
+            .encoder
+            .as_mut()
+            .expect("`encoder` opened it just above");
+        encoder.write_beside(&rows, &mut || log_all(wal, unlogged))
+    }
+
+    /// The encoder, opened now (with every held row written to it) if it was not yet.
+    fn encoder(
+        &mut self,
+        settings: &PartSettings,
+        schema: &SchemaRef,
+    ) -> Result<&mut PartEncoder, SinkError> {
+        let encoder = match &mut self.encoder {
+            Some(e) => e,
+            none => none.insert(PartEncoder::create(
+                &self.partial_path,
+                schema.clone(),
+                settings.props.clone(),
+            )?),
+        };
+        for batch in self.held.drain(..) {
+            encoder.write(&batch)?;
+        }
+        (self.held_rows, self.held_bytes) = (0, 0);
+        Ok(encoder)
+    }
+}
+
+/// Appends `batches` to `wal` (if there is one) and empties them.
+fn log_all(wal: &mut Option<WalWriter>, batches: &mut Vec<RecordBatch>) -> Result<(), SinkError> {
+    if let Some(wal) = wal {
+        for batch in batches.iter() {
+            wal.append(batch)?;
+        }
+    }
+    batches.clear();
+    Ok(())
+}
+
+/// A finished part whose footer is written but which is neither synced nor renamed yet:
+/// [`seal_parts`] does that for many parts at once. Until then its write-ahead log stays, so a
+/// crash in between recovers it.
+#[derive(Debug)]
+pub struct UnsealedPart {
+    partial_path: PathBuf,
+    final_path: PathBuf,
+    wal_path: Option<PathBuf>,
+}
+
+/// Makes finished parts durable under their final names with two `syncfs` calls in all (one
+/// for their bytes, one for the renames) instead of an `fsync` per file and per directory, then
+/// deletes their logs. `run_dir` names the file system. On this kind of VM an `fdatasync` costs
+/// about 3.6 ms, so sealing 10,000 parts one by one took 70–90 s.
+pub fn seal_parts(run_dir: &Path, parts: Vec<UnsealedPart>) -> Result<(), SinkError> {
+    if parts.is_empty() {
+        return Ok(());
+    }
+    let fs = File::open(run_dir).map_err(io_err(run_dir))?;
+    let syncfs = || {
+        nix::unistd::syncfs(&fs).map_err(|errno| SinkError::Io {
+            path: run_dir.to_path_buf(),
+            source: errno.into(),
+        })
+    };
+    syncfs()?;
+    // Renames and unlinks wait on the file system's journal, not the CPU: a few threads keep
+    // several in flight (unlinking 10,000 logs one by one took tens of seconds here).
+    let chunk = parts.len().div_ceil(SEAL_THREADS);
+    let each = |f: &(dyn Fn(&UnsealedPart) -> Result<(), SinkError> + Sync)| {
+        std::thread::scope(|scope| {
+            let workers: Vec<_> = parts
+                .chunks(chunk)
+                .map(|c| scope.spawn(move || c.iter().try_for_each(f)))
+                .collect();
+            workers
+                .into_iter()
+                .try_for_each(|w| w.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+        })
+    };
+    each(&|part| {
+        fs::rename(&part.partial_path, &part.final_path).map_err(io_err(&part.final_path))
+    })?;
+    syncfs()?;
+    each(&|part| match &part.wal_path {
+        Some(wal) => fs::remove_file(wal).map_err(io_err(wal)),
+        None => Ok(()),
+    })
+}
+
+/// Threads that rename and unlink in [`seal_parts`].
+const SEAL_THREADS: usize = 4;
 
 /// Writes one stream into `<run_dir>/<directory>/part-NNNNNN.parquet` files, where
 /// `directory` is the stream's name (or `<subdirectory>/<stream>` for a sink that has one).
@@ -215,12 +369,18 @@ impl StreamPartWriter {
     /// Finishes the open part now (footer written, synced, renamed); the next row opens a new
     /// one. Nothing happens if no part is open.
     pub fn close_part(&mut self) -> Result<(), SinkError> {
-        self.finish_part()
+        self.finish_part(false).map(drop)
     }
 
     /// The parts finished so far.
     pub fn parts(&self) -> &[PartFile] {
         &self.parts
+    }
+
+    /// Whether each part keeps a write-ahead log (so its rows are durable before it is
+    /// finished).
+    pub fn logs_ahead(&self) -> bool {
+        self.settings.write_ahead_log
     }
 
     /// The stream written.
@@ -231,7 +391,7 @@ impl StreamPartWriter {
     /// Appends a batch, starting new parts where the rotation says so.
     pub fn write(&mut self, batch: &DataBatch) -> Result<(), SinkError> {
         if self.open.as_ref().is_some_and(|p| self.interval_due(p)) {
-            self.finish_part()?;
+            self.finish_part(false)?;
         }
         let total = batch.rows();
         let mut offset = 0;
@@ -251,16 +411,11 @@ impl StreamPartWriter {
             } else {
                 batch.batch.slice(offset, take)
             };
-            if let Some(wal) = part.wal.as_mut() {
-                wal.append(&slice)?;
-            }
-            part.writer
-                .write(&slice)
-                .map_err(pq_err(&part.partial_path))?;
+            part.add(slice, &self.settings, &self.schema)?;
             part.rows += take as u64;
             offset += take;
             if self.settings.rotation.rows.is_some_and(|r| part.rows >= r) {
-                self.finish_part()?;
+                self.finish_part(false)?;
             }
         }
         Ok(())
@@ -270,23 +425,27 @@ impl StreamPartWriter {
     /// the writer is idle.
     pub fn tick(&mut self) -> Result<(), SinkError> {
         if self.open.as_ref().is_some_and(|p| self.interval_due(p)) {
-            self.finish_part()?;
+            self.finish_part(false)?;
         }
         Ok(())
     }
 
-    /// Closes the open row group and makes every byte written so far durable.
+    /// Closes the open row group and makes every byte written so far durable (rows still held
+    /// unencoded are durable in the write-ahead log).
     pub fn flush(&mut self) -> Result<(), SinkError> {
         if let Some(part) = self.open.as_mut() {
+            part.log()?;
             if let Some(wal) = part.wal.as_mut() {
                 wal.sync()?;
             }
-            part.writer.flush().map_err(pq_err(&part.partial_path))?;
-            part.writer.sync().map_err(io_err(&part.partial_path))?;
-            part.writer
-                .inner()
-                .sync_data()
-                .map_err(io_err(&part.partial_path))?;
+            if let Some(encoder) = part.encoder.as_mut() {
+                encoder.flush()?;
+                encoder.flush_to_os()?;
+                encoder
+                    .file()
+                    .sync_data()
+                    .map_err(io_err(&part.partial_path))?;
+            }
         }
         Ok(())
     }
@@ -300,23 +459,40 @@ impl StreamPartWriter {
             return Ok(false);
         };
         if part.wal.is_some() {
+            part.log()?;
             return Ok(true);
         }
-        part.writer.flush().map_err(pq_err(&part.partial_path))?;
-        part.writer.sync().map_err(io_err(&part.partial_path))?;
+        let encoder = part.encoder(&self.settings, &self.schema)?;
+        encoder.flush()?;
+        encoder.flush_to_os()?;
         Ok(true)
     }
 
     /// Finishes the open part and reports every part written.
     pub fn finish(mut self) -> Result<StreamWriteReport, SinkError> {
-        self.finish_part()?;
-        Ok(StreamWriteReport {
+        self.finish_part(false)?;
+        Ok(self.report())
+    }
+
+    /// Finishes the open part but leaves it to the caller to seal (sync and rename) with
+    /// [`seal_parts`], together with other streams' parts. Only parts with a write-ahead log
+    /// are left unsealed (a crash before sealing recovers them from it); without one the part
+    /// is sealed here.
+    pub fn finish_unsealed(
+        mut self,
+    ) -> Result<(StreamWriteReport, Option<UnsealedPart>), SinkError> {
+        let unsealed = self.finish_part(self.settings.write_ahead_log)?;
+        Ok((self.report(), unsealed))
+    }
+
+    fn report(self) -> StreamWriteReport {
+        StreamWriteReport {
             stream: self.stream,
             rows: self.rows_finished,
             parts: self.parts,
             rows_lost: 0,
             error: None,
-        })
+        }
     }
 
     /// Rows in finished parts plus rows in the open part.
@@ -347,14 +523,14 @@ impl StreamPartWriter {
         } else {
             None
         };
-        let file = File::create(&partial_path).map_err(io_err(&partial_path))?;
-        let writer =
-            ArrowWriter::try_new(file, self.schema.clone(), Some(self.settings.props.clone()))
-                .map_err(pq_err(&partial_path))?;
         self.next_part += 1;
         self.open = Some(OpenPart {
-            writer,
+            encoder: None,
+            held: Vec::new(),
+            held_rows: 0,
+            held_bytes: 0,
             wal,
+            unlogged: Vec::new(),
             partial_path,
             final_path,
             relative_path,
@@ -365,14 +541,31 @@ impl StreamPartWriter {
         Ok(())
     }
 
-    fn finish_part(&mut self) -> Result<(), SinkError> {
-        let Some(part) = self.open.take() else {
-            return Ok(());
+    /// Encodes what the open part still holds and writes its footer. Unless `defer_seal`, the
+    /// part is then synced, renamed and its log deleted; otherwise that is returned for
+    /// [`seal_parts`].
+    fn finish_part(&mut self, defer_seal: bool) -> Result<Option<UnsealedPart>, SinkError> {
+        let Some(mut part) = self.open.take() else {
+            return Ok(None);
         };
-        let file = part
-            .writer
-            .into_inner()
-            .map_err(pq_err(&part.partial_path))?;
+        part.log()?;
+        part.encoder(&self.settings, &self.schema)?;
+        let encoder = part.encoder.take().expect("`encoder` opened it just above");
+        let file = encoder.finish()?;
+        self.rows_finished += part.rows;
+        self.parts.push(PartFile {
+            path: part.relative_path,
+            rows: part.rows,
+            first_seq: part.first_seq,
+        });
+        if defer_seal {
+            drop(file);
+            return Ok(Some(UnsealedPart {
+                partial_path: part.partial_path,
+                final_path: part.final_path,
+                wal_path: part.wal.map(WalWriter::into_path),
+            }));
+        }
         file.sync_all().map_err(io_err(&part.partial_path))?;
         drop(file);
         fs::rename(&part.partial_path, &part.final_path).map_err(io_err(&part.final_path))?;
@@ -380,13 +573,7 @@ impl StreamPartWriter {
         if let Some(wal) = part.wal {
             wal.remove()?;
         }
-        self.rows_finished += part.rows;
-        self.parts.push(PartFile {
-            path: part.relative_path,
-            rows: part.rows,
-            first_seq: part.first_seq,
-        });
-        Ok(())
+        Ok(None)
     }
 }
 
@@ -446,9 +633,9 @@ mod tests {
         write_rows(&mut w, &mut g, 100);
         write_rows(&mut w, &mut g, 400);
         write_rows(&mut w, &mut g, 10);
-        assert!(dir.path().join("s/part-000002.parquet.partial").exists());
+        // The open part's 10 rows are held in memory and in its log; no Parquet file yet.
         assert!(dir.path().join("s/part-000002.wal").exists());
-        assert!(dir.path().join("s/part-000002.wal").exists());
+        assert!(!dir.path().join("s/part-000002.parquet.partial").exists());
         let report = w.finish().expect("finish");
         assert_eq!(report.rows, 510);
         let rows: Vec<u64> = report.parts.iter().map(|p| p.rows).collect();
@@ -469,6 +656,48 @@ mod tests {
             })
             .count();
         assert_eq!(leftovers, 0);
+    }
+
+    #[test]
+    fn unsealed_parts_keep_their_logs_until_sealed_together() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut unsealed = Vec::new();
+        for name in ["a", "b"] {
+            let mut g = sim();
+            let settings =
+                PartSettings::from_config(&ParquetSinkConfig::default(), vec![]).expect("ok");
+            let mut w = StreamPartWriter::new(
+                dir.path(),
+                name.into(),
+                name.into(),
+                g.schema().clone(),
+                settings,
+            )
+            .expect("writer");
+            write_rows(&mut w, &mut g, 30);
+            let (report, part) = w.finish_unsealed().expect("finish");
+            assert_eq!(report.rows, 30);
+            unsealed.push(part.expect("with a log, the part is left unsealed"));
+            assert!(
+                dir.path()
+                    .join(name)
+                    .join("part-000000.parquet.partial")
+                    .exists()
+            );
+            assert!(dir.path().join(name).join("part-000000.wal").exists());
+        }
+        seal_parts(dir.path(), unsealed).expect("seal");
+        for name in ["a", "b"] {
+            let part = dir.path().join(name).join("part-000000.parquet");
+            assert_eq!(read_rows(&part), 30);
+            assert!(!dir.path().join(name).join("part-000000.wal").exists());
+            assert!(
+                !dir.path()
+                    .join(name)
+                    .join("part-000000.parquet.partial")
+                    .exists()
+            );
+        }
     }
 
     #[test]

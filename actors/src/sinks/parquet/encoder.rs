@@ -1,0 +1,309 @@
+//! The Parquet encoder of one part file: Arrow batches in, row groups out, with the columns of
+//! a large batch encoded (and compressed) in parallel. Plain, no actors; it runs on a writer
+//! thread and borrows the rayon pool for the columns.
+//!
+//! Built on arrow-rs's column-writer API (`ArrowRowGroupWriterFactory`, one
+//! `ArrowColumnWriter` per leaf column, `compute_leaves`, `SerializedFileWriter::next_row_group`)
+//! instead of [`ArrowWriter`], which encodes the columns of a batch one after another: for one
+//! fast stream that leaves every core but one idle.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use arrow_array::RecordBatch;
+use arrow_schema::SchemaRef;
+use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_writer::{
+    ArrowColumnWriter, ArrowLeafColumn, ArrowRowGroupWriterFactory, compute_leaves,
+};
+use parquet::errors::ParquetError;
+use parquet::file::properties::WriterProperties;
+use parquet::file::writer::SerializedFileWriter;
+use rayon::prelude::*;
+
+use super::writer::SinkError;
+
+/// Runs of at least this many rows have their columns encoded in parallel; smaller ones are
+/// encoded on the calling thread (handing 100 rows to other threads costs more than encoding
+/// them).
+pub(super) const PARALLEL_MIN_ROWS: usize = 4096;
+/// Batches are queued (not copied) until this many rows are waiting, then encoded in one
+/// parallel run: one hand-over to the pool per 32,768 rows, not per batch.
+const DISPATCH_ROWS: usize = 32_768;
+
+/// Work run beside an encoding (see [`PartEncoder::write_beside`]).
+type Beside<'a> = &'a mut (dyn FnMut() -> Result<(), SinkError> + Send);
+
+/// Writes one Parquet file from Arrow batches, closing a row group every `row_group_rows` rows
+/// (the writer properties' `max_row_group_row_count`) or once its encoded pages take about
+/// `max_row_group_bytes` (when set), whichever comes first: the open row group's pages are held
+/// in memory until it closes.
+///
+/// The verbs are those of [`ArrowWriter`]: [`write`](Self::write) queues or encodes,
+/// [`flush`](Self::flush) closes the row group, [`finish`](Self::finish) writes the footer.
+pub(super) struct PartEncoder {
+    /// The file, named in errors.
+    path: PathBuf,
+    file: SerializedFileWriter<File>,
+    factory: ArrowRowGroupWriterFactory,
+    schema: SchemaRef,
+    /// Column writers of the open row group (none between row groups).
+    columns: Option<Vec<ArrowColumnWriter>>,
+    /// Rows in the open row group, encoded or queued.
+    buffered_rows: usize,
+    /// Batches of the open row group not encoded yet, and their rows.
+    queued: Vec<RecordBatch>,
+    queued_rows: usize,
+    row_group_rows: usize,
+    row_group_bytes: usize,
+    /// Row groups closed so far (the index of the next one).
+    row_groups: usize,
+}
+
+impl PartEncoder {
+    /// Creates `path` and writes the Parquet header; `props` as for an [`ArrowWriter`].
+    pub(super) fn create(
+        path: &Path,
+        schema: SchemaRef,
+        props: WriterProperties,
+    ) -> Result<Self, SinkError> {
+        let row_group_rows = props.max_row_group_row_count().unwrap_or(usize::MAX).max(1);
+        let row_group_bytes = props.max_row_group_bytes().unwrap_or(usize::MAX);
+        let file = File::create(path).map_err(|source| SinkError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        // `ArrowWriter` converts the schema and stores it in the file metadata the way readers
+        // expect; we then take its file writer and column-writer factory over.
+        let (file, factory) = ArrowWriter::try_new(file, schema.clone(), Some(props))
+            .and_then(ArrowWriter::into_serialized_writer)
+            .map_err(pq_err(path))?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            file,
+            factory,
+            schema,
+            columns: None,
+            buffered_rows: 0,
+            queued: Vec::new(),
+            queued_rows: 0,
+            row_group_rows,
+            row_group_bytes,
+            row_groups: 0,
+        })
+    }
+
+    /// Takes a batch and closes row groups as they fill. A large batch is queued and encoded in
+    /// parallel once the queue is long enough; a small one is encoded at once on this thread
+    /// (queueing the 100-row batches of 1,000 streams would hold their raw rows in memory).
+    pub(super) fn write(&mut self, batch: &RecordBatch) -> Result<(), SinkError> {
+        self.write_beside(batch, &mut || Ok(()))
+    }
+
+    /// [`write`](Self::write), running `beside` in parallel with the encoding if this batch
+    /// starts one (not at all otherwise): the sink appends the write-ahead log there, so that
+    /// logging and encoding overlap instead of taking turns on the writer thread.
+    pub(super) fn write_beside(
+        &mut self,
+        batch: &RecordBatch,
+        beside: &mut (dyn FnMut() -> Result<(), SinkError> + Send),
+    ) -> Result<(), SinkError> {
+        let mut offset = 0;
+        while offset < batch.num_rows() {
+            let take = (self.row_group_rows - self.buffered_rows).min(batch.num_rows() - offset);
+            self.queued
+                .push(if offset == 0 && take == batch.num_rows() {
+                    batch.clone()
+                } else {
+                    batch.slice(offset, take)
+                });
+            self.queued_rows += take;
+            self.buffered_rows += take;
+            offset += take;
+            if take < PARALLEL_MIN_ROWS || self.queued_rows >= DISPATCH_ROWS {
+                self.encode_queued(&mut *beside)?;
+            }
+            if self.buffered_rows >= self.row_group_rows
+                || self.encoded_bytes() >= self.row_group_bytes
+            {
+                self.flush()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Estimated encoded size of the open row group.
+    fn encoded_bytes(&self) -> usize {
+        self.columns.as_ref().map_or(0, |c| {
+            c.iter()
+                .map(ArrowColumnWriter::get_estimated_total_bytes)
+                .sum()
+        })
+    }
+
+    /// Encodes the queued batches, each column on its own task when there are enough rows, and
+    /// runs `beside` meanwhile (on the pool too).
+    fn encode_queued(&mut self, beside: Beside<'_>) -> Result<(), SinkError> {
+        if self.queued.is_empty() {
+            return Ok(());
+        }
+        let path = &self.path;
+        let columns = match &mut self.columns {
+            Some(c) => c,
+            none => none.insert(
+                self.factory
+                    .create_column_writers(self.row_groups)
+                    .map_err(pq_err(path))?,
+            ),
+        };
+        // Per column, its leaves of every queued batch, in order.
+        let mut leaves: Vec<Vec<ArrowLeafColumn>> = (0..columns.len())
+            .map(|_| Vec::with_capacity(self.queued.len()))
+            .collect();
+        for batch in &self.queued {
+            let mut column = 0;
+            for (field, array) in self.schema.fields().iter().zip(batch.columns()) {
+                for leaf in compute_leaves(field, array).map_err(pq_err(path))? {
+                    leaves
+                        .get_mut(column)
+                        .ok_or_else(|| SinkError::Parquet {
+                            path: path.clone(),
+                            source: ParquetError::General(format!(
+                                "more leaf columns than the {} column writers",
+                                columns.len()
+                            )),
+                        })?
+                        .push(leaf);
+                    column += 1;
+                }
+            }
+        }
+        let write = |(w, leaves): (&mut ArrowColumnWriter, &Vec<ArrowLeafColumn>)| {
+            leaves.iter().try_for_each(|leaf| w.write(leaf))
+        };
+        if self.queued_rows >= PARALLEL_MIN_ROWS {
+            let (done, encoded) = rayon::join(beside, || {
+                columns
+                    .par_iter_mut()
+                    .zip(leaves.par_iter())
+                    .try_for_each(write)
+            });
+            done?;
+            encoded
+        } else {
+            beside()?;
+            columns.iter_mut().zip(leaves.iter()).try_for_each(write)
+        }
+        .map_err(pq_err(path))?;
+        self.queued.clear();
+        self.queued_rows = 0;
+        Ok(())
+    }
+
+    /// Closes the open row group (its last pages are compressed in parallel when it is large)
+    /// and writes it to the file. Nothing happens between row groups.
+    pub(super) fn flush(&mut self) -> Result<(), SinkError> {
+        self.encode_queued(&mut || Ok(()))?;
+        let Some(columns) = self.columns.take() else {
+            return Ok(());
+        };
+        let path = &self.path;
+        let chunks = if self.buffered_rows >= PARALLEL_MIN_ROWS {
+            columns
+                .into_par_iter()
+                .map(ArrowColumnWriter::close)
+                .collect::<Result<Vec<_>, _>>()
+        } else {
+            columns.into_iter().map(ArrowColumnWriter::close).collect()
+        }
+        .map_err(pq_err(path))?;
+        let mut row_group = self.file.next_row_group().map_err(pq_err(path))?;
+        for chunk in chunks {
+            chunk
+                .append_to_row_group(&mut row_group)
+                .map_err(pq_err(path))?;
+        }
+        row_group.close().map_err(pq_err(path))?;
+        self.buffered_rows = 0;
+        self.row_groups += 1;
+        Ok(())
+    }
+
+    /// Hands the bytes written so far to the OS (no sync).
+    pub(super) fn flush_to_os(&mut self) -> Result<(), SinkError> {
+        self.file.flush().map_err(|source| SinkError::Io {
+            path: self.path.clone(),
+            source,
+        })
+    }
+
+    /// The file being written.
+    pub(super) fn file(&self) -> &File {
+        self.file.inner()
+    }
+
+    /// Closes the open row group, writes the footer and returns the file (not synced).
+    pub(super) fn finish(mut self) -> Result<File, SinkError> {
+        self.flush()?;
+        let path = self.path;
+        self.file.into_inner().map_err(pq_err(&path))
+    }
+}
+
+fn pq_err(path: &Path) -> impl FnOnce(ParquetError) -> SinkError + '_ {
+    move |source| SinkError::Parquet {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::instruments::sim::{SimGenerator, SimInstrumentConfig};
+    use crate::sinks::parquet::{ParquetSinkConfig, writer_properties};
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+    #[test]
+    fn parallel_and_serial_batches_read_back_equal_with_row_groups_cut_at_the_limit() {
+        let cfg: SimInstrumentConfig = serde_json::from_str(
+            r#"{"rate_hz": 1000.0, "channels": ["a", "b", "c"], "signal": {"noise": 0.1}}"#,
+        )
+        .expect("valid");
+        let mut g = SimGenerator::new(&cfg, 0, 0);
+        let batches: Vec<RecordBatch> = [10, PARALLEL_MIN_ROWS + 7, 3, 20_000]
+            .iter()
+            .map(|&n| g.generate(n))
+            .collect();
+        let config = ParquetSinkConfig {
+            row_group_rows: 10_000,
+            ..Default::default()
+        };
+        let props = writer_properties(&config, vec![("k".into(), "v".into())]).expect("props");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("p.parquet");
+        let mut encoder = PartEncoder::create(&path, g.schema().clone(), props).expect("create");
+        for b in &batches {
+            encoder.write(b).expect("write");
+        }
+        drop(encoder.finish().expect("finish"));
+        let builder =
+            ParquetRecordBatchReaderBuilder::try_new(File::open(&path).expect("open")).expect("ok");
+        let groups: Vec<i64> = builder
+            .metadata()
+            .row_groups()
+            .iter()
+            .map(|r| r.num_rows())
+            .collect();
+        let total: usize = batches.iter().map(|b| b.num_rows()).sum();
+        assert_eq!(groups, [10_000, 10_000, (total - 20_000) as i64]);
+        let read: Vec<RecordBatch> = builder
+            .build()
+            .expect("reader")
+            .map(|b| b.expect("batch"))
+            .collect();
+        let want = arrow_select::concat::concat_batches(g.schema(), &batches).expect("concat");
+        let got = arrow_select::concat::concat_batches(&read[0].schema(), &read).expect("concat");
+        assert_eq!(got.columns(), want.columns());
+    }
+}
