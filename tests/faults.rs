@@ -199,7 +199,7 @@ channels = ["x", "y", "z", "w"]
 type = "parquet"
 inputs = ["a"]
 compression = "none"
-rotate_rows = 10000
+rotate_rows = 2000
 
 [sinks.unbounded]
 type = "parquet"
@@ -238,7 +238,8 @@ row_group_rows = 10000
     assert!(reason.contains("unbounded"), "{reason}");
     // What was finished before the failure stays readable, in order.
     let a = seqs(&read_stream(&run_dir, "a"));
-    assert!(a.len() >= 10_000, "{} rows of a", a.len());
+    // `a` finishes a part every 0.1 s; `b` fills its 2 MB file in about 0.6 s.
+    assert!(a.len() >= 2_000, "{} rows of a", a.len());
     assert_contiguous(&a, a.len() as u64);
     assert_eq!(
         m.streams["a"].sinks["rotating"].rows_written,

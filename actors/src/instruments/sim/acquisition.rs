@@ -116,6 +116,9 @@ impl SimAcquisition {
         stop: &mut watch::Receiver<bool>,
     ) -> Result<(), InjectedFault> {
         let mut next_tick = Instant::now();
+        // The first batch goes at once; after it, this instrument's ticks are offset within the
+        // interval so that many instruments do not all emit in the same instant.
+        let mut phase = Some(tick_phase(self.outputs.stream(), self.batch_interval));
         loop {
             self.outputs.stats().heartbeat();
             let stopping = *stop.borrow();
@@ -125,7 +128,7 @@ impl SimAcquisition {
             if stopping || self.limit.is_some_and(|l| self.generator.next_seq() >= l) {
                 return Ok(());
             }
-            next_tick += self.batch_interval;
+            next_tick += phase.take().unwrap_or(self.batch_interval);
             if next_tick < Instant::now() {
                 next_tick = Instant::now();
             }
@@ -189,5 +192,43 @@ impl SimAcquisition {
             self.rows_this_start += rows as u64;
         }
         Ok(())
+    }
+}
+
+/// Where in each `interval` the ticks of `stream` fall: a fixed fraction of it, from the
+/// stream's name, so that instruments started together spread their batches over the interval
+/// (10,000 instruments emitting in the same instant queue behind each other for most of it).
+fn tick_phase(stream: &str, interval: Duration) -> Duration {
+    // FNV-1a: stable across runs and platforms.
+    let hash = stream.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    interval.mul_f64((hash % 1024) as f64 / 1024.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tick_phases_are_stable_within_the_interval_and_spread() {
+        let interval = Duration::from_secs(1);
+        let phases: Vec<Duration> = (0..1000)
+            .map(|i| tick_phase(&format!("inst-{i:05}"), interval))
+            .collect();
+        assert!(phases.iter().all(|p| *p < interval));
+        assert_eq!(
+            tick_phase("inst-00001", interval),
+            phases[1],
+            "same name, same phase"
+        );
+        // Spread: every tenth of the interval gets some instruments, none gets a third.
+        for decile in 0..10 {
+            let n = phases
+                .iter()
+                .filter(|p| (p.as_secs_f64() * 10.0) as usize == decile)
+                .count();
+            assert!((30..=330).contains(&n), "decile {decile}: {n}");
+        }
     }
 }
