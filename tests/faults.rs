@@ -222,12 +222,7 @@ row_group_rows = 10000
         .expect("bash runs");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
-    let run_dir = std::fs::read_dir(&out)
-        .expect("output")
-        .next()
-        .expect("a run directory")
-        .expect("entry")
-        .path();
+    let run_dir = only_run_dir(&out).expect("a run directory");
     let m = Manifest::read(&run_dir).expect("manifest");
     assert_eq!(m.status, "failed");
     let reason = m.stop_reason.clone().unwrap_or_default();
@@ -270,12 +265,7 @@ rotate_rows = 5000
     let mover = std::thread::spawn(move || {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
         while std::time::Instant::now() < deadline {
-            let run_dir = std::fs::read_dir(&watched)
-                .ok()
-                .and_then(|mut d| d.next())
-                .and_then(|e| e.ok())
-                .map(|e| e.path());
-            if let Some(run_dir) = run_dir {
+            if let Some(run_dir) = only_run_dir(&watched) {
                 if run_dir.join("b/part-000000.parquet").exists() {
                     std::fs::rename(run_dir.join("b"), run_dir.join("b-moved"))
                         .expect("move the directory");

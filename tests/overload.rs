@@ -2,7 +2,6 @@
 //!
 //! The run is a child process so that its resident memory can be watched from outside.
 
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -19,7 +18,7 @@ const CAP_MB_SETTING: u32 = 128;
 /// 40% of that: one lossless, one best-effort. Links are made long enough (`queue_batches`)
 /// that only the memory cap can bound what waits; without it the backlog would pass 190 MB in
 /// 20 s. The lossless instrument's device holds 1 s, so it overflows instead of draining long.
-fn overload_experiment() -> String {
+fn overload_experiment(cap_mb: u32) -> String {
     let channels: Vec<String> = (0..8).map(|c| format!("\"c{c}\"")).collect();
     let channels = channels.join(", ");
     let instrument = |name: &str| {
@@ -35,7 +34,7 @@ fn overload_experiment() -> String {
         )
     };
     format!(
-        "[experiment]\nname = \"overload\"\nduration = \"20s\"\nmax_memory_mb = {CAP_MB_SETTING}\n\n{}{}{}{}",
+        "[experiment]\nname = \"overload\"\nduration = \"20s\"\nmax_memory_mb = {cap_mb}\n\n{}{}{}{}",
         instrument("kept"),
         instrument("lossy"),
         sink("keep", "kept", "lossless"),
@@ -43,29 +42,12 @@ fn overload_experiment() -> String {
     )
 }
 
-/// Peak resident memory (`VmHWM`) of a process in MiB, while it runs.
-fn peak_rss_mib(pid: u32) -> Option<f64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib / 1024.0)
-}
-
-fn only_run_dir(out: &Path) -> std::path::PathBuf {
-    let mut dirs: Vec<_> = std::fs::read_dir(out)
-        .expect("output directory")
-        .map(|e| e.expect("entry").path())
-        .collect();
-    assert_eq!(dirs.len(), 1, "one run");
-    dirs.remove(0)
-}
-
-#[test]
-fn a_throttled_sink_keeps_memory_under_the_cap_loses_nothing_lossless_and_counts_every_drop() {
-    let work = tempfile::tempdir().expect("tempdir");
-    let file = work.path().join("overload.toml");
-    std::fs::write(&file, overload_experiment()).expect("write config");
-    let out = work.path().join("runs");
+/// Runs the overload experiment with cap `cap_mb` as a child process; returns its run
+/// directory (inside `work`) and the peak RSS seen from outside, in MiB.
+fn run_overloaded(work: &std::path::Path, cap_mb: u32) -> (std::path::PathBuf, f64) {
+    let file = work.join("overload.toml");
+    std::fs::write(&file, overload_experiment(cap_mb)).expect("write config");
+    let out = work.join("runs");
     let mut child = Command::new(ensemble_bin())
         .arg("run")
         .arg(&file)
@@ -82,7 +64,7 @@ fn a_throttled_sink_keeps_memory_under_the_cap_loses_nothing_lossless_and_counts
         if let Some(status) = child.try_wait().expect("child status") {
             break status;
         }
-        if let Some(peak) = peak_rss_mib(child.id()) {
+        if let Some(peak) = ensemble::loadtest::peak_rss_mib_of(child.id()) {
             peak_seen = peak_seen.max(peak);
         }
         assert!(
@@ -101,8 +83,13 @@ fn a_throttled_sink_keeps_memory_under_the_cap_loses_nothing_lossless_and_counts
         })
         .unwrap_or_default();
     assert!(status.success(), "run failed: {stderr}");
+    (only_run_dir(&out).expect("a run directory"), peak_seen)
+}
 
-    let run_dir = only_run_dir(&out);
+#[test]
+fn a_throttled_sink_keeps_memory_under_the_cap_loses_nothing_lossless_and_counts_every_drop() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let (run_dir, peak_seen) = run_overloaded(work.path(), CAP_MB_SETTING);
     let m = Manifest::read(&run_dir).expect("manifest");
     assert_eq!(m.status, "completed", "{:?}", m.events);
     let memory = m.memory.clone().expect("memory entry");
@@ -163,4 +150,15 @@ fn a_throttled_sink_keeps_memory_under_the_cap_loses_nothing_lossless_and_counts
     );
     let lossy_rows = seqs(&read_stream(&run_dir, "lossy")).len() as u64;
     assert_eq!(lossy_rows, lossy_sink.rows_written);
+}
+
+/// The control for the test above: the same overload with the cap lifted. Shows that the test
+/// can fail, i.e. that without the cap the backlog takes the process past 128 MiB.
+#[test]
+#[ignore = "a 50 s control run; cargo test --release --test tests overload -- --ignored --nocapture"]
+fn without_the_cap_the_same_overload_passes_128_mib() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let (_, peak_seen) = run_overloaded(work.path(), 100_000);
+    eprintln!("overload without a cap: peak RSS seen {peak_seen:.1} MiB");
+    assert!(peak_seen > CAP_MIB, "peak RSS {peak_seen:.1} MiB");
 }

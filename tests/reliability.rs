@@ -1,6 +1,6 @@
 //! Damage done on purpose: SIGKILL at random moments then `ensemble recover`, signals.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -44,15 +44,6 @@ fn spawn_run(file: &Path, out: &Path) -> Child {
         .stderr(Stdio::piped())
         .spawn()
         .expect("ensemble starts")
-}
-
-fn only_run_dir(out: &Path) -> Option<PathBuf> {
-    let dirs: Vec<PathBuf> = std::fs::read_dir(out)
-        .ok()?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .collect();
-    assert!(dirs.len() <= 1, "one run per output directory");
-    dirs.into_iter().next()
 }
 
 fn now_ns() -> i64 {
@@ -108,16 +99,9 @@ fn sigkill_at_random_moments_then_recover_loses_nothing_older_than_the_flush_int
             );
             continue;
         };
-        let recovered = Command::new(ensemble_bin())
-            .arg("recover")
-            .arg(&run_dir)
-            .output()
-            .expect("recover runs");
-        assert!(
-            recovered.status.success(),
-            "recover after {moment:?}: {}",
-            String::from_utf8_lossy(&recovered.stderr)
-        );
+        if let Err(stderr) = recover(&run_dir) {
+            panic!("recover after {moment:?}: {stderr}");
+        }
         let manifest = Manifest::read(&run_dir).expect("manifest after recovery");
         assert_eq!(manifest.status, "crashed");
         let start_ns = before.started_at.timestamp_nanos_opt().expect("in range");
@@ -225,16 +209,9 @@ fn a_second_sigint_exits_at_once_and_recover_still_yields_readable_data() {
     assert!(second.elapsed() < Duration::from_secs(3), "exited at once");
     assert_eq!(output.status.code(), Some(130));
     let run_dir = only_run_dir(&out).expect("run dir");
-    let recovered = Command::new(ensemble_bin())
-        .arg("recover")
-        .arg(&run_dir)
-        .output()
-        .expect("recover runs");
-    assert!(
-        recovered.status.success(),
-        "{}",
-        String::from_utf8_lossy(&recovered.stderr)
-    );
+    if let Err(stderr) = recover(&run_dir) {
+        panic!("recover: {stderr}");
+    }
     for stream in ["daq", "fast", "slow"] {
         let seq = seqs(&read_stream(&run_dir, stream));
         assert_contiguous(&seq, seq.len() as u64);

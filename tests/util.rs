@@ -183,3 +183,27 @@ pub fn nullable_values(batches: &[RecordBatch], column: &str) -> Vec<Option<f64>
         })
         .collect()
 }
+
+/// The one run directory under `out`, if the run has made it yet.
+pub fn only_run_dir(out: &Path) -> Option<PathBuf> {
+    let dirs: Vec<PathBuf> = std::fs::read_dir(out)
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    assert!(dirs.len() <= 1, "one run per output directory");
+    dirs.into_iter().next()
+}
+
+/// Runs `ensemble recover RUN_DIR` and returns what it printed on stderr if it failed.
+pub fn recover(run_dir: &Path) -> Result<(), String> {
+    let recovered = std::process::Command::new(ensemble_bin())
+        .arg("recover")
+        .arg(run_dir)
+        .output()
+        .expect("recover runs");
+    if recovered.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&recovered.stderr).into_owned())
+    }
+}

@@ -242,7 +242,7 @@ mod tests {
         // The consumer holds batch 1 and nothing is queued: batch 2 itself is dropped.
         outputs.emit(2000, rows(2000)).await;
         assert_eq!(link_stats.dropped_rows(), 2000);
-        assert_eq!(rx_depth(&outputs), 0);
+        assert_eq!(outputs.max_queue_depth(), 0);
         drop(held);
         outputs.emit(3000, rows(3000)).await;
         assert_eq!(first_seq(&rx.pop().await), Some(3000));
@@ -250,10 +250,6 @@ mod tests {
         assert_eq!(outputs.stats().rows(), 4000);
         assert_eq!(link_stats.dropped_rows() + 2000, 4000);
         assert_eq!(budget.waits(), 0, "best effort never waits");
-    }
-
-    fn rx_depth(outputs: &Outputs) -> usize {
-        outputs.max_queue_depth()
     }
 
     #[tokio::test]

@@ -44,8 +44,9 @@ pub struct StreamPlan {
     pub links: Vec<LinkPlan>,
     /// The producer's own report for the manifest (SCPI session, plan), once it has one.
     pub report: ReportSlot,
-    /// The run's memory budget and how this stream draws on it (set by [`plan_streams`]).
-    pub memory: Option<(Arc<MemoryBudget>, BudgetRole)>,
+    /// The run's memory budget (set by [`plan_streams`]); how the stream draws on it follows
+    /// from its producer (see [`StreamPlan::budget_role`]).
+    pub memory: Option<Arc<MemoryBudget>>,
 }
 
 /// Where a producer's own report lands, for the manifest's `instrument_report`: an SCPI
@@ -100,6 +101,21 @@ pub struct LinkPlan {
     pub receiver: Option<LinkReceiver>,
 }
 
+impl LinkPlan {
+    /// A new link of `capacity` batches to `consumer` (a stage when `to_stage`).
+    fn new(consumer: &str, to_stage: bool, capacity: usize, delivery: Delivery) -> Self {
+        let stats = Arc::new(LinkStats::default());
+        let (sender, receiver) = link(capacity, delivery, stats.clone());
+        Self {
+            sink: consumer.to_string(),
+            to_stage,
+            stats,
+            sender,
+            receiver: Some(receiver),
+        }
+    }
+}
+
 impl StreamPlan {
     /// The producer's view: its name, every link, and its counters.
     pub fn outputs(&self) -> Outputs {
@@ -109,8 +125,16 @@ impl StreamPlan {
             self.stats.clone(),
         );
         match &self.memory {
-            Some((budget, role)) => outputs.with_budget(budget.clone(), *role),
+            Some(budget) => outputs.with_budget(budget.clone(), self.budget_role()),
             None => outputs,
+        }
+    }
+
+    /// Instruments and the plan acquire (sources); stages derive from what others acquired.
+    fn budget_role(&self) -> BudgetRole {
+        match self.component_type {
+            "sim" | "scpi" | "plan" => BudgetRole::Source,
+            _ => BudgetRole::Derived,
         }
     }
 }
@@ -135,24 +159,6 @@ pub fn plan_streams(
     experiment: &Experiment,
     budget: &Arc<MemoryBudget>,
 ) -> Result<Vec<StreamPlan>, WiringError> {
-    let links_for = |name: &str| -> Vec<LinkPlan> {
-        experiment
-            .sinks
-            .iter()
-            .filter(|s| s.inputs.iter().any(|i| i == name))
-            .map(|sink| {
-                let stats = Arc::new(LinkStats::default());
-                let (sender, receiver) = link(sink.queue_batches, sink.delivery, stats.clone());
-                LinkPlan {
-                    sink: sink.name.clone(),
-                    to_stage: false,
-                    stats,
-                    sender,
-                    receiver: Some(receiver),
-                }
-            })
-            .collect()
-    };
     let mut streams = instrument_streams(experiment);
     if let Plan::Points(plan) = &experiment.plan {
         let layout = PrimaryLayout::new(plan, &experiment.instruments);
@@ -165,21 +171,17 @@ pub fn plan_streams(
             rate_hz: None,
             expected_rows: Some(plan.total_points()),
             stats: Arc::new(StreamStats::default()),
-            links: links_for(PRIMARY_STREAM),
+            links: sink_links(experiment, PRIMARY_STREAM),
             report: ReportSlot::default(),
             memory: None,
         });
     }
     for stage in &experiment.stages {
-        let plan = plan_stage(stage, &mut streams, links_for(&stage.name))?;
+        let plan = plan_stage(stage, &mut streams, sink_links(experiment, &stage.name))?;
         streams.push(plan);
     }
     for stream in &mut streams {
-        let role = match stream.component_type {
-            "sim" | "scpi" | "plan" => BudgetRole::Source,
-            _ => BudgetRole::Derived,
-        };
-        stream.memory = Some((budget.clone(), role));
+        stream.memory = Some(budget.clone());
     }
     Ok(streams)
 }
@@ -204,19 +206,12 @@ fn plan_stage(
     };
     let input = StageInput::from_schema(&stage.selection, &upstream.schema).map_err(err)?;
     let schema = stage.kind.output_schema(&input).map_err(err)?;
-    let stats = Arc::new(LinkStats::default());
-    let (sender, receiver) = link(
+    upstream.links.push(LinkPlan::new(
+        &stage.name,
+        true,
         crate::config::DEFAULT_QUEUE_BATCHES,
         Delivery::Lossless,
-        stats.clone(),
-    );
-    upstream.links.push(LinkPlan {
-        sink: stage.name.clone(),
-        to_stage: true,
-        stats,
-        sender,
-        receiver: Some(receiver),
-    });
+    ));
     let expected_rows = upstream
         .expected_rows
         .and_then(|n| stage.kind.expected_rows(&input, n));
@@ -239,6 +234,16 @@ fn plan_stage(
         report: ReportSlot::default(),
         memory: None,
     })
+}
+
+/// One link per sink that reads stream `name`, with that sink's capacity and delivery.
+fn sink_links(experiment: &Experiment, name: &str) -> Vec<LinkPlan> {
+    experiment
+        .sinks
+        .iter()
+        .filter(|s| s.inputs.iter().any(|i| i == name))
+        .map(|sink| LinkPlan::new(&sink.name, false, sink.queue_batches, sink.delivery))
+        .collect()
 }
 
 fn instrument_streams(experiment: &Experiment) -> Vec<StreamPlan> {
@@ -270,22 +275,7 @@ fn instrument_streams(experiment: &Experiment) -> Vec<StreamPlan> {
                 // Free-running until the plan ends.
                 Plan::Points(_) => None,
             };
-            let links = experiment
-                .sinks
-                .iter()
-                .filter(|s| s.inputs.contains(&instrument.name))
-                .map(|sink| {
-                    let stats = Arc::new(LinkStats::default());
-                    let (sender, receiver) = link(sink.queue_batches, sink.delivery, stats.clone());
-                    LinkPlan {
-                        sink: sink.name.clone(),
-                        to_stage: false,
-                        stats,
-                        sender,
-                        receiver: Some(receiver),
-                    }
-                })
-                .collect();
+            let links = sink_links(experiment, &instrument.name);
             StreamPlan {
                 name: instrument.name.as_str().into(),
                 component: instrument.name.clone(),

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 pub use args::LoadtestArgs;
 pub use build::{SINK_NAME, experiment, fault_time, instrument_name};
 pub use report::{LoadtestReport, Measured, THROUGHPUT_TOLERANCE};
-pub use resources::{RssSampler, cpu_seconds, peak_rss_mib, rss_mib};
+pub use resources::{RssSampler, cpu_seconds, peak_rss_mib, peak_rss_mib_of, rss_mib};
 pub use spec::{InstrumentGroup, LoadSink, LoadtestSpec, SpecError};
 
 use crate::coordinator::StopReason;

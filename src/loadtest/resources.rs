@@ -5,9 +5,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-/// A value of `/proc/self/status` in MiB (`VmHWM`: peak RSS; `VmRSS`: RSS now), if readable.
-fn status_mib(key: &str) -> Option<f64> {
-    let text = std::fs::read_to_string("/proc/self/status").ok()?;
+/// A value of `/proc/<process>/status` in MiB (`VmHWM`: peak RSS; `VmRSS`: RSS now), if
+/// readable; `process` is a pid or `self`.
+fn status_mib(process: &str, key: &str) -> Option<f64> {
+    let text = std::fs::read_to_string(format!("/proc/{process}/status")).ok()?;
     let line = text.lines().find(|l| l.starts_with(key))?;
     let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib / 1024.0)
@@ -15,12 +16,17 @@ fn status_mib(key: &str) -> Option<f64> {
 
 /// Peak resident memory of the process so far, in MiB (Linux only; `None` elsewhere).
 pub fn peak_rss_mib() -> Option<f64> {
-    status_mib("VmHWM:")
+    status_mib("self", "VmHWM:")
+}
+
+/// Peak resident memory of another process so far, in MiB, while it runs (Linux only).
+pub fn peak_rss_mib_of(pid: u32) -> Option<f64> {
+    status_mib(&pid.to_string(), "VmHWM:")
 }
 
 /// Resident memory now, in MiB (Linux only; `None` elsewhere).
 pub fn rss_mib() -> Option<f64> {
-    status_mib("VmRSS:")
+    status_mib("self", "VmRSS:")
 }
 
 /// CPU time used by the process so far: (user, system) seconds.

@@ -1,8 +1,10 @@
 //! Sinks: components that store streams.
 
+mod exit;
 mod inputs;
 pub mod nats;
 pub mod null;
 pub mod parquet;
 
+pub use exit::SinkExit;
 pub use inputs::SinkInputs;

@@ -2,11 +2,11 @@
 
 use actix::prelude::*;
 
-use crate::sinks::SinkInputs;
+use crate::sinks::{SinkExit, SinkInputs};
 
 use super::publisher::{PublisherFailures, PublisherHandle};
 use crate::batch::{StreamEvent, StreamId};
-use crate::control::{ComponentExited, ExitOutcome, Flush, SinkReport};
+use crate::control::{ComponentExited, Flush, SinkReport};
 use crate::sinks::parquet::WriteFailure;
 
 /// A NATS sink as an actor: hands batches to its publisher task (waiting while the publisher's
@@ -16,14 +16,11 @@ use crate::sinks::parquet::WriteFailure;
 /// Giving up on a message (JetStream unreachable for `retry_for`) is reported at once as
 /// [`ExitOutcome::Failed`]; the rows are counted as lost in the sink's report.
 pub struct NatsSinkActor {
-    name: String,
     publisher: PublisherHandle,
     /// Which inputs have ended, and the order of the report.
     inputs: SinkInputs,
     failures: Option<PublisherFailures>,
-    coordinator: Recipient<ComponentExited>,
-    /// Whether a failure was already reported (one report per sink).
-    failed: bool,
+    exit: SinkExit,
 }
 
 impl NatsSinkActor {
@@ -36,12 +33,10 @@ impl NatsSinkActor {
         coordinator: Recipient<ComponentExited>,
     ) -> Self {
         Self {
-            name,
             publisher,
             inputs: SinkInputs::new(inputs),
             failures: Some(failures),
-            coordinator,
-            failed: false,
+            exit: SinkExit::new(name, coordinator),
         }
     }
 
@@ -60,27 +55,20 @@ impl NatsSinkActor {
                         .as_ref()
                         .ok()
                         .and_then(|r| r.streams.iter().find_map(|s| s.error.clone()));
-                    if let (Some(message), false) = (error, act.failed) {
-                        act.failed = true;
-                        act.coordinator.do_send(ComponentExited {
-                            component: act.name.clone(),
-                            outcome: ExitOutcome::Failed(message),
-                        });
+                    if let Some(message) = error {
+                        act.exit.fail_once(message);
                     }
-                    let outcome = match result {
-                        Ok(mut report) => {
-                            act.inputs.sort(&mut report.streams);
-                            ExitOutcome::SinkFinished(SinkReport {
-                                streams: report.streams,
-                                latency: report.latency,
+                    act.exit.finished(
+                        result
+                            .map(|mut report| {
+                                act.inputs.sort(&mut report.streams);
+                                SinkReport {
+                                    streams: report.streams,
+                                    latency: report.latency,
+                                }
                             })
-                        }
-                        Err(e) => ExitOutcome::Failed(e.to_string()),
-                    };
-                    act.coordinator.do_send(ComponentExited {
-                        component: act.name.clone(),
-                        outcome,
-                    });
+                            .map_err(|e| e.to_string()),
+                    );
                     ctx.stop();
                 }),
         );
@@ -121,14 +109,7 @@ impl Handler<StreamEvent> for NatsSinkActor {
 
 impl StreamHandler<WriteFailure> for NatsSinkActor {
     fn handle(&mut self, failure: WriteFailure, _: &mut Self::Context) {
-        if self.failed {
-            return;
-        }
-        self.failed = true;
-        self.coordinator.do_send(ComponentExited {
-            component: self.name.clone(),
-            outcome: ExitOutcome::Failed(failure.message),
-        });
+        self.exit.fail_once(failure.message);
     }
 
     fn finished(&mut self, _: &mut Self::Context) {

@@ -2,20 +2,19 @@
 
 use actix::prelude::*;
 
-use crate::sinks::SinkInputs;
+use crate::sinks::{SinkExit, SinkInputs};
 
 use super::sink::NullSink;
 use crate::batch::{StreamEvent, StreamId};
-use crate::control::{ComponentExited, ExitOutcome, Flush};
+use crate::control::{ComponentExited, Flush};
 
 /// The null sink as an actor: counts batches, and reports to the coordinator with
 /// [`ComponentExited`] once every input has ended.
 pub struct NullSinkActor {
-    name: String,
     sink: NullSink,
     /// Which inputs have ended.
     inputs: SinkInputs,
-    coordinator: Recipient<ComponentExited>,
+    exit: SinkExit,
 }
 
 impl NullSinkActor {
@@ -26,10 +25,9 @@ impl NullSinkActor {
         coordinator: Recipient<ComponentExited>,
     ) -> Self {
         Self {
-            name,
             inputs: SinkInputs::new(inputs.clone()),
             sink: NullSink::new(inputs),
-            coordinator,
+            exit: SinkExit::new(name, coordinator),
         }
     }
 }
@@ -39,10 +37,7 @@ impl Actor for NullSinkActor {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         if self.inputs.all_ended() {
-            self.coordinator.do_send(ComponentExited {
-                component: self.name.clone(),
-                outcome: ExitOutcome::SinkFinished(self.sink.report()),
-            });
+            self.exit.finished(Ok(self.sink.report()));
             ctx.stop();
         }
     }
@@ -56,10 +51,7 @@ impl Handler<StreamEvent> for NullSinkActor {
             StreamEvent::Data(batch) => self.sink.write(&batch),
             StreamEvent::End(end) => {
                 if self.inputs.end(&end.stream) {
-                    self.coordinator.do_send(ComponentExited {
-                        component: self.name.clone(),
-                        outcome: ExitOutcome::SinkFinished(self.sink.report()),
-                    });
+                    self.exit.finished(Ok(self.sink.report()));
                     ctx.stop();
                 }
             }

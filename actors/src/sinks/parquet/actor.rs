@@ -2,11 +2,11 @@
 
 use actix::prelude::*;
 
-use crate::sinks::SinkInputs;
+use crate::sinks::{SinkExit, SinkInputs};
 
 use super::pool::{FailureFeed, WriteFailure, WriterPool};
 use crate::batch::{StreamEvent, StreamId};
-use crate::control::{ComponentExited, ExitOutcome, Flush, SinkReport};
+use crate::control::{ComponentExited, Flush, SinkReport};
 
 /// A Parquet sink as an actor: hands batches to its writer threads, finishes every file once all
 /// its inputs have ended, and reports to the coordinator with [`ComponentExited`].
@@ -14,14 +14,11 @@ use crate::control::{ComponentExited, ExitOutcome, Flush, SinkReport};
 /// A write error is reported at once as [`ExitOutcome::Failed`] (naming the file); the other
 /// streams of the sink keep being written until the run stops.
 pub struct ParquetSinkActor {
-    name: String,
     pool: WriterPool,
     /// Which inputs have ended, and the order of the report.
     inputs: SinkInputs,
     failures: Option<FailureFeed>,
-    coordinator: Recipient<ComponentExited>,
-    /// Whether a failure was already reported (one report per sink).
-    failed: bool,
+    exit: SinkExit,
 }
 
 impl ParquetSinkActor {
@@ -34,12 +31,10 @@ impl ParquetSinkActor {
         coordinator: Recipient<ComponentExited>,
     ) -> Self {
         Self {
-            name,
             pool,
             inputs: SinkInputs::new(inputs),
             failures: Some(failures),
-            coordinator,
-            failed: false,
+            exit: SinkExit::new(name, coordinator),
         }
     }
 
@@ -52,20 +47,17 @@ impl ParquetSinkActor {
             async move { pool.finish().await }
                 .into_actor(self)
                 .map(|result, act, ctx| {
-                    let outcome = match result {
-                        Ok(mut streams) => {
-                            act.inputs.sort(&mut streams);
-                            ExitOutcome::SinkFinished(SinkReport {
-                                streams,
-                                latency: Some(act.pool.latency()),
+                    act.exit.finished(
+                        result
+                            .map(|mut streams| {
+                                act.inputs.sort(&mut streams);
+                                SinkReport {
+                                    streams,
+                                    latency: Some(act.pool.latency()),
+                                }
                             })
-                        }
-                        Err(e) => ExitOutcome::Failed(e.to_string()),
-                    };
-                    act.coordinator.do_send(ComponentExited {
-                        component: act.name.clone(),
-                        outcome,
-                    });
+                            .map_err(|e| e.to_string()),
+                    );
                     ctx.stop();
                 }),
         );
@@ -124,14 +116,7 @@ impl Handler<StreamEvent> for ParquetSinkActor {
 
 impl StreamHandler<WriteFailure> for ParquetSinkActor {
     fn handle(&mut self, failure: WriteFailure, _: &mut Self::Context) {
-        if self.failed {
-            return;
-        }
-        self.failed = true;
-        self.coordinator.do_send(ComponentExited {
-            component: self.name.clone(),
-            outcome: ExitOutcome::Failed(failure.message),
-        });
+        self.exit.fail_once(failure.message);
     }
 
     fn finished(&mut self, _: &mut Self::Context) {
