@@ -38,8 +38,9 @@ pub struct ParquetSinkConfig {
     /// Encoding threads; streams are spread over them (default: the number of cores).
     #[serde(default)]
     pub writer_threads: Option<usize>,
-    /// Keep a write-ahead log of each open part (what makes `flush_interval` hold after a
-    /// crash; `ensemble recover` reads it). Turn off only where losing a whole part is fine.
+    /// Keep a write-ahead log and row-group checkpoints of each open part (what makes
+    /// `flush_interval` hold after a crash; `ensemble recover` reads them). Turn off only where
+    /// losing a whole part is fine.
     #[serde(default = "default_true")]
     pub write_ahead_log: bool,
     /// Testing aid: write at most this many rows per second per writer thread, to rehearse a

@@ -21,6 +21,7 @@ use parquet::file::properties::WriterProperties;
 use parquet::file::writer::SerializedFileWriter;
 use rayon::prelude::*;
 
+use super::checkpoint::CheckpointLog;
 use super::writer::SinkError;
 
 /// Runs of at least this many rows have their columns encoded in parallel; smaller ones are
@@ -29,10 +30,7 @@ use super::writer::SinkError;
 pub(super) const PARALLEL_MIN_ROWS: usize = 4096;
 /// Batches are queued (not copied) until this many rows are waiting, then encoded in one
 /// parallel run: one hand-over to the pool per 32,768 rows, not per batch.
-const DISPATCH_ROWS: usize = 32_768;
-
-/// Work run beside an encoding (see [`PartEncoder::write_beside`]).
-type Beside<'a> = &'a mut (dyn FnMut() -> Result<(), SinkError> + Send);
+const DISPATCH_ROWS: usize = 131_072;
 
 /// Writes one Parquet file from Arrow batches, closing a row group every `row_group_rows` rows
 /// (the writer properties' `max_row_group_row_count`) or once its encoded pages take about
@@ -58,14 +56,19 @@ pub(super) struct PartEncoder {
     row_group_bytes: usize,
     /// Row groups closed so far (the index of the next one).
     row_groups: usize,
+    /// Where closed row groups are recorded, if the part keeps checkpoints.
+    checkpoints: Option<CheckpointLog>,
 }
 
 impl PartEncoder {
-    /// Creates `path` and writes the Parquet header; `props` as for an [`ArrowWriter`].
+    /// Creates `path` and writes the Parquet header; `props` as for an [`ArrowWriter`]. With
+    /// `checkpoints`, every closed row group is handed to the kernel and recorded there (see
+    /// `checkpoint.rs`).
     pub(super) fn create(
         path: &Path,
         schema: SchemaRef,
         props: WriterProperties,
+        checkpoints: Option<PathBuf>,
     ) -> Result<Self, SinkError> {
         let row_group_rows = props.max_row_group_row_count().unwrap_or(usize::MAX).max(1);
         let row_group_bytes = props.max_row_group_bytes().unwrap_or(usize::MAX);
@@ -90,6 +93,7 @@ impl PartEncoder {
             row_group_rows,
             row_group_bytes,
             row_groups: 0,
+            checkpoints: checkpoints.map(CheckpointLog::new),
         })
     }
 
@@ -97,17 +101,6 @@ impl PartEncoder {
     /// parallel once the queue is long enough; a small one is encoded at once on this thread
     /// (queueing the 100-row batches of 1,000 streams would hold their raw rows in memory).
     pub(super) fn write(&mut self, batch: &RecordBatch) -> Result<(), SinkError> {
-        self.write_beside(batch, &mut || Ok(()))
-    }
-
-    /// [`write`](Self::write), running `beside` in parallel with the encoding if this batch
-    /// starts one (not at all otherwise): the sink appends the write-ahead log there, so that
-    /// logging and encoding overlap instead of taking turns on the writer thread.
-    pub(super) fn write_beside(
-        &mut self,
-        batch: &RecordBatch,
-        beside: &mut (dyn FnMut() -> Result<(), SinkError> + Send),
-    ) -> Result<(), SinkError> {
         let mut offset = 0;
         while offset < batch.num_rows() {
             let take = (self.row_group_rows - self.buffered_rows).min(batch.num_rows() - offset);
@@ -121,7 +114,7 @@ impl PartEncoder {
             self.buffered_rows += take;
             offset += take;
             if take < PARALLEL_MIN_ROWS || self.queued_rows >= DISPATCH_ROWS {
-                self.encode_queued(&mut *beside)?;
+                self.encode_queued()?;
             }
             if self.buffered_rows >= self.row_group_rows
                 || self.encoded_bytes() >= self.row_group_bytes
@@ -141,9 +134,8 @@ impl PartEncoder {
         })
     }
 
-    /// Encodes the queued batches, each column on its own task when there are enough rows, and
-    /// runs `beside` meanwhile (on the pool too).
-    fn encode_queued(&mut self, beside: Beside<'_>) -> Result<(), SinkError> {
+    /// Encodes the queued batches, each column on its own task when there are enough rows.
+    fn encode_queued(&mut self) -> Result<(), SinkError> {
         if self.queued.is_empty() {
             return Ok(());
         }
@@ -182,16 +174,11 @@ impl PartEncoder {
             leaves.iter().try_for_each(|leaf| w.write(leaf))
         };
         if self.queued_rows >= PARALLEL_MIN_ROWS {
-            let (done, encoded) = rayon::join(beside, || {
-                columns
-                    .par_iter_mut()
-                    .zip(leaves.par_iter())
-                    .try_for_each(write)
-            });
-            done?;
-            encoded
+            columns
+                .par_iter_mut()
+                .zip(leaves.par_iter())
+                .try_for_each(write)
         } else {
-            beside()?;
             columns.iter_mut().zip(leaves.iter()).try_for_each(write)
         }
         .map_err(pq_err(path))?;
@@ -203,7 +190,7 @@ impl PartEncoder {
     /// Closes the open row group (its last pages are compressed in parallel when it is large)
     /// and writes it to the file. Nothing happens between row groups.
     pub(super) fn flush(&mut self) -> Result<(), SinkError> {
-        self.encode_queued(&mut || Ok(()))?;
+        self.encode_queued()?;
         let Some(columns) = self.columns.take() else {
             return Ok(());
         };
@@ -226,7 +213,27 @@ impl PartEncoder {
         row_group.close().map_err(pq_err(path))?;
         self.buffered_rows = 0;
         self.row_groups += 1;
+        if let Some(checkpoints) = &mut self.checkpoints {
+            self.file.flush().map_err(|source| SinkError::Io {
+                path: self.path.clone(),
+                source,
+            })?;
+            checkpoints.record(&self.file)?;
+        }
         Ok(())
+    }
+
+    /// Rows in row groups recorded by the checkpoints (0 without them): a killed process leaves
+    /// them recoverable from the file alone.
+    pub(super) fn checkpointed_rows(&self) -> u64 {
+        self.checkpoints.as_ref().map_or(0, CheckpointLog::rows)
+    }
+
+    /// Makes the checkpoints durable.
+    pub(super) fn sync_checkpoints(&self) -> Result<(), SinkError> {
+        self.checkpoints
+            .as_ref()
+            .map_or(Ok(()), CheckpointLog::sync)
     }
 
     /// Hands the bytes written so far to the OS (no sync).
@@ -242,11 +249,13 @@ impl PartEncoder {
         self.file.inner()
     }
 
-    /// Closes the open row group, writes the footer and returns the file (not synced).
-    pub(super) fn finish(mut self) -> Result<File, SinkError> {
+    /// Closes the open row group, writes the footer and returns the file (not synced), with the
+    /// path of the checkpoints if any were written (to delete once the file is sealed).
+    pub(super) fn finish(mut self) -> Result<(File, Option<PathBuf>), SinkError> {
         self.flush()?;
         let path = self.path;
-        self.file.into_inner().map_err(pq_err(&path))
+        let file = self.file.into_inner().map_err(pq_err(&path))?;
+        Ok((file, self.checkpoints.and_then(CheckpointLog::into_path)))
     }
 }
 
@@ -282,7 +291,8 @@ mod tests {
         let props = writer_properties(&config, vec![("k".into(), "v".into())]).expect("props");
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("p.parquet");
-        let mut encoder = PartEncoder::create(&path, g.schema().clone(), props).expect("create");
+        let mut encoder =
+            PartEncoder::create(&path, g.schema().clone(), props, None).expect("create");
         for b in &batches {
             encoder.write(b).expect("write");
         }

@@ -2,6 +2,7 @@
 
 mod actor;
 mod c_heap;
+mod checkpoint;
 mod config;
 mod durability;
 mod encoder;
@@ -11,6 +12,7 @@ mod wal;
 mod writer;
 
 pub use actor::ParquetSinkActor;
+pub use checkpoint::{CHECKPOINT_EXTENSION, Checkpointed, finish_partial, read_checkpoints};
 pub use config::{Codec, ParquetSinkConfig};
 pub use pool::{FailureFeed, PoolClosed, SinkContext, SinkInput, WriteFailure, WriterPool};
 pub use recover::{DirectoryRecovery, FILE_METADATA_KEYS, file_metadata, recover_directory};

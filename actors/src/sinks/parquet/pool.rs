@@ -26,6 +26,11 @@ use crate::latency::LatencyHistogram;
 const WORKER_QUEUE: usize = 32;
 /// How often an idle writer thread checks whether a part is due for rotation.
 const IDLE_TICK: Duration = Duration::from_millis(100);
+/// The longest rows wait before they are written to their part's log (a quarter of the flush
+/// interval when that is shorter): long enough that a fast stream's rows mostly reach a
+/// checkpointed row group first, short enough that the kill test's promise (nothing older than
+/// `flush_interval` is lost) keeps its margin.
+const MAX_LOG_DELAY: Duration = Duration::from_millis(250);
 /// Memory a sink's open row groups may take together (their encoded pages stay in memory until
 /// the row group closes): each stream's row groups close at this divided by the number of
 /// streams, or at `row_group_rows`, whichever comes first. One fast stream keeps full row
@@ -145,6 +150,9 @@ impl WriterPool {
             let run_dir = context.run_dir.clone();
             let failures = failures.clone();
             let throttle = config.throttle_rows_per_s;
+            let log_every = config
+                .flush_interval
+                .map_or(MAX_LOG_DELAY, |f| (f / 4).min(MAX_LOG_DELAY));
             let commit = GroupCommit::new(
                 config.flush_interval,
                 &context.run_dir,
@@ -154,7 +162,8 @@ impl WriterPool {
             thread::Builder::new()
                 .name(format!("parquet-writer-{index}"))
                 .spawn(move || {
-                    let mut worker = Worker::new(&run_dir, streams, throttle, failures, commit);
+                    let mut worker =
+                        Worker::new(&run_dir, streams, throttle, failures, commit, log_every);
                     worker.run(rx);
                 })
                 .map_err(|source| SinkError::Io {
@@ -285,6 +294,9 @@ struct Worker {
     failures: flume::Sender<WriteFailure>,
     throttle: Option<Throttle>,
     commit: GroupCommit,
+    /// How often taken rows are written to the logs, and when next.
+    log_every: Duration,
+    next_log: Instant,
 }
 
 impl Worker {
@@ -294,6 +306,7 @@ impl Worker {
         throttle_rows_per_s: Option<f64>,
         failures: flume::Sender<WriteFailure>,
         commit: GroupCommit,
+        log_every: Duration,
     ) -> Self {
         let mut worker = Self {
             slots: HashMap::new(),
@@ -303,6 +316,8 @@ impl Worker {
             failures,
             throttle: throttle_rows_per_s.map(Throttle::new),
             commit,
+            log_every,
+            next_log: Instant::now() + log_every,
         };
         for StreamAssignment {
             stream,
@@ -382,7 +397,27 @@ impl Worker {
             }
             if self.commit.due() {
                 self.group_commit();
+            } else if Instant::now() >= self.next_log {
+                self.log_pending();
             }
+        }
+    }
+
+    /// Writes every stream's rows taken since the last time to its log (see
+    /// `StreamPartWriter::log_pending`).
+    fn log_pending(&mut self) {
+        self.next_log = Instant::now() + self.log_every;
+        let mut failed = Vec::new();
+        for (stream, slot) in &mut self.slots {
+            if let Some(w) = slot.writer.as_mut() {
+                if let Err(e) = w.log_pending() {
+                    slot.report.error.get_or_insert_with(|| e.to_string());
+                    failed.push((stream.clone(), e));
+                }
+            }
+        }
+        for (stream, e) in &failed {
+            self.fail(stream, e);
         }
     }
 
@@ -390,6 +425,7 @@ impl Worker {
     /// the syncer thread, which makes them durable with one `syncfs` (see `durability`).
     fn group_commit(&mut self) {
         self.commit.committed();
+        self.next_log = Instant::now() + self.log_every;
         let mut failed = Vec::new();
         for (stream, slot) in &mut self.slots {
             let Some(w) = slot.writer.as_mut().filter(|_| !slot.pending.is_empty()) else {

@@ -4,8 +4,11 @@
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 
+use arrow_array::RecordBatch;
 use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
+use super::checkpoint::{CHECKPOINT_EXTENSION, Checkpointed, finish_partial, read_checkpoints};
 use super::config::ParquetSinkConfig;
 use super::wal::{WAL_EXTENSION, read_wal};
 use super::writer::{SinkError, sync_dir, writer_properties};
@@ -40,7 +43,7 @@ pub struct DirectoryRecovery {
     pub parts_recovered: Vec<PathBuf>,
     /// Rows in those parts.
     pub rows_recovered: u64,
-    /// Logs whose last message was cut off by the kill (its rows were never acknowledged).
+    /// Logs whose last frame was cut off by the kill (its rows were never acknowledged).
     pub torn_logs: usize,
     /// Unfinished parts that had no log (written with `write_ahead_log = false`): removed.
     pub unrecoverable: Vec<PathBuf>,
@@ -55,10 +58,13 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> SinkError + '_ {
 
 /// Turns what a killed writer left in `dir` into finished parts.
 ///
-/// - `part-N.wal` with no `part-N.parquet`: its complete batches are written to `part-N.parquet`
-///   (through `.partial` and a rename, as the sink does), then the log and any old `.partial` go.
+/// - `part-N.wal` with no `part-N.parquet`: the row groups its checkpoints (`part-N.rowgroups`)
+///   record, as far as `part-N.parquet.partial` holds them, plus the logged rows after them
+///   become `part-N.parquet` (finished in place when the log adds nothing, rewritten otherwise,
+///   through `.partial` and a rename as the sink does); then the log, checkpoints and any
+///   `.partial` go.
 /// - `part-N.wal` beside a finished `part-N.parquet`: the kill came between rename and delete;
-///   the log goes.
+///   the log and checkpoints go.
 /// - `part-N.parquet.partial` with no log: nothing can restore it; it is removed and reported.
 pub fn recover_directory(
     dir: &Path,
@@ -76,49 +82,130 @@ pub fn recover_directory(
     {
         let finished = wal.with_extension("parquet");
         let partial = wal.with_extension("parquet.partial");
-        if finished.exists() {
-            fs::remove_file(wal).map_err(io(wal))?;
+        let checkpoints = wal.with_extension(CHECKPOINT_EXTENSION);
+        if !finished.exists() {
+            if let Some(rows) = recover_part(wal, &checkpoints, &partial, &finished, config)? {
+                report.torn_logs += usize::from(rows.torn_log);
+                report.parts_recovered.push(finished);
+                report.rows_recovered += rows.rows;
+            } else if partial.exists() {
+                fs::remove_file(&partial).map_err(io(&partial))?;
+            }
+        }
+        for log in [wal, &checkpoints] {
+            if log.exists() {
+                fs::remove_file(log).map_err(io(log))?;
+            }
+        }
+    }
+    for leftover in &entries {
+        let name = leftover.to_string_lossy();
+        if !leftover.exists() {
             continue;
         }
-        let contents = read_wal(wal, &FILE_METADATA_KEYS)?;
-        let rows: usize = contents
-            .as_ref()
-            .map_or(0, |c| c.batches.iter().map(|b| b.num_rows()).sum());
-        if let Some(contents) = contents.filter(|_| rows > 0) {
-            report.torn_logs += usize::from(contents.torn_tail);
-            let mut metadata: Vec<(String, String)> = contents.metadata.into_iter().collect();
-            metadata.sort();
-            let props = writer_properties(config, metadata)?;
-            let file = File::create(&partial).map_err(io(&partial))?;
-            let pq = |source| SinkError::Parquet {
-                path: partial.clone(),
-                source,
-            };
-            let mut writer =
-                ArrowWriter::try_new(file, contents.schema.clone(), Some(props)).map_err(pq)?;
-            for batch in &contents.batches {
-                writer.write(batch).map_err(pq)?;
-            }
-            let file = writer.into_inner().map_err(pq)?;
-            file.sync_all().map_err(io(&partial))?;
-            fs::rename(&partial, &finished).map_err(io(&finished))?;
-            report.parts_recovered.push(finished);
-            report.rows_recovered += rows as u64;
-        } else if partial.exists() {
-            fs::remove_file(&partial).map_err(io(&partial))?;
+        if name.ends_with(".parquet.partial") {
+            fs::remove_file(leftover).map_err(io(leftover))?;
+            report.unrecoverable.push(leftover.clone());
+        } else if leftover
+            .extension()
+            .is_some_and(|x| x == CHECKPOINT_EXTENSION || x == "rebuilt")
+        {
+            // Checkpoints of a part without a log (nothing to finish them with), or a rebuild
+            // that a killed recovery left unfinished (done again above).
+            fs::remove_file(leftover).map_err(io(leftover))?;
         }
-        fs::remove_file(wal).map_err(io(wal))?;
-    }
-    for partial in entries
-        .iter()
-        .filter(|p| p.to_string_lossy().ends_with(".parquet.partial"))
-        .filter(|p| p.exists())
-    {
-        fs::remove_file(partial).map_err(io(partial))?;
-        report.unrecoverable.push(partial.clone());
     }
     sync_dir(dir)?;
     Ok(report)
+}
+
+/// What one recovered part holds.
+struct RecoveredPart {
+    rows: u64,
+    /// The log's last frame was cut off by the kill (its rows were never acknowledged).
+    torn_log: bool,
+}
+
+/// Finishes one killed part into `finished` from its `.partial` file, checkpoints and log;
+/// `None` when they hold no row.
+fn recover_part(
+    wal: &Path,
+    checkpoints: &Path,
+    partial: &Path,
+    finished: &Path,
+    config: &ParquetSinkConfig,
+) -> Result<Option<RecoveredPart>, SinkError> {
+    let partial_len = fs::metadata(partial).map_or(0, |m| m.len());
+    let checkpointed = match partial_len {
+        0 => None,
+        len => read_checkpoints(checkpoints, len)?,
+    };
+    let covered = checkpointed.as_ref().map_or(0, Checkpointed::rows);
+    let contents = read_wal(wal, &FILE_METADATA_KEYS)?;
+    let torn_log = contents.as_ref().is_some_and(|c| c.torn_tail);
+    let tail = contents
+        .as_ref()
+        .map_or_else(Vec::new, |c| c.rows_from(covered));
+    let tail_rows: u64 = tail.iter().map(|b| b.num_rows() as u64).sum();
+    if covered + tail_rows == 0 {
+        return Ok(None);
+    }
+    if let Some(checkpointed) = &checkpointed {
+        finish_partial(partial, checkpointed)?;
+        if tail.is_empty() {
+            fs::rename(partial, finished).map_err(io(finished))?;
+            return Ok(Some(RecoveredPart {
+                rows: covered,
+                torn_log,
+            }));
+        }
+    }
+    // The logged rows after the checkpointed ones: the part is written anew, the finished
+    // `.partial` (if any) first, into a file beside it. (Rows beyond the checkpoints come from
+    // the log, so there is one.)
+    let Some(contents) = contents else {
+        return Ok(None);
+    };
+    let mut metadata: Vec<(String, String)> = contents.metadata.clone().into_iter().collect();
+    metadata.sort();
+    let props = writer_properties(config, metadata)?;
+    let rebuilt = partial.with_extension("partial.rebuilt");
+    let file = File::create(&rebuilt).map_err(io(&rebuilt))?;
+    let pq = |source| SinkError::Parquet {
+        path: rebuilt.clone(),
+        source,
+    };
+    let mut writer =
+        ArrowWriter::try_new(file, contents.schema.clone(), Some(props)).map_err(pq)?;
+    if checkpointed.is_some() {
+        let reader = File::open(partial).map_err(io(partial)).and_then(|f| {
+            ParquetRecordBatchReaderBuilder::try_new(f)
+                .and_then(|b| b.build())
+                .map_err(|source| SinkError::Parquet {
+                    path: partial.to_path_buf(),
+                    source,
+                })
+        })?;
+        for batch in reader {
+            let batch = batch.map_err(|e| pq(e.into()))?;
+            let batch = RecordBatch::try_new(contents.schema.clone(), batch.columns().to_vec())
+                .map_err(|e| pq(e.into()))?;
+            writer.write(&batch).map_err(pq)?;
+        }
+    }
+    for batch in &tail {
+        writer.write(batch).map_err(pq)?;
+    }
+    let file = writer.into_inner().map_err(pq)?;
+    file.sync_all().map_err(io(&rebuilt))?;
+    fs::rename(&rebuilt, finished).map_err(io(finished))?;
+    if partial.exists() {
+        fs::remove_file(partial).map_err(io(partial))?;
+    }
+    Ok(Some(RecoveredPart {
+        rows: covered + tail_rows,
+        torn_log,
+    }))
 }
 
 #[cfg(test)]
@@ -154,7 +241,9 @@ mod tests {
             w.write(&DataBatch::new("s".into(), first, g.generate(100)))
                 .expect("write");
         }
-        // Killed: no finish, no footer. Part 0 (300 rows) is finished, part 1 is open.
+        // The sink's log tick came, then the kill: no finish, no footer. Part 0 (300 rows) is
+        // finished, part 1 is open.
+        w.log_pending().expect("log");
         std::mem::forget(w);
         let dir = run.path().join("s");
         // Its rows are held unencoded (and logged): only the log is on disk.
@@ -188,5 +277,108 @@ mod tests {
             .filter_map(|e| e.ok())
             .collect();
         assert_eq!(left.len(), 2, "two finished parts and nothing else");
+    }
+
+    /// A writer of one stream whose row groups close every `row_group_rows` rows.
+    fn fast_writer(run: &Path, row_group_rows: usize) -> (StreamPartWriter, SimGenerator) {
+        let cfg: SimInstrumentConfig =
+            serde_json::from_str(r#"{"rate_hz": 1000.0, "channels": ["a", "b"]}"#).expect("valid");
+        let g = SimGenerator::new(&cfg, 0, 0);
+        let config = ParquetSinkConfig {
+            row_group_rows,
+            ..Default::default()
+        };
+        let settings = PartSettings::from_config(&config, vec![]).expect("settings");
+        let w = StreamPartWriter::new(run, "s".into(), "s".into(), g.schema().clone(), settings)
+            .expect("writer");
+        (w, g)
+    }
+
+    fn write(w: &mut StreamPartWriter, g: &mut SimGenerator, rows: usize) {
+        let first = g.next_seq();
+        w.write(&DataBatch::new("s".into(), first, g.generate(rows)))
+            .expect("write");
+    }
+
+    fn seqs_of(path: &Path) -> Vec<u64> {
+        let file = File::open(path).expect("part exists");
+        ParquetRecordBatchReaderBuilder::try_new(file)
+            .expect("valid parquet")
+            .build()
+            .expect("reader")
+            .flat_map(|b| {
+                let b = b.expect("batch");
+                let seq = b
+                    .column(1)
+                    .as_any()
+                    .downcast_ref::<arrow_array::UInt64Array>();
+                seq.expect("seq is u64").values().to_vec()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn checkpointed_row_groups_and_the_logged_rows_after_them_make_the_part() {
+        let run = tempfile::tempdir().expect("tempdir");
+        let (mut w, mut g) = fast_writer(run.path(), 100);
+        for _ in 0..7 {
+            write(&mut w, &mut g, 50);
+        }
+        // Row groups of rows 0..300 are closed and checkpointed; rows 300..350 are not in one.
+        w.log_pending().expect("log");
+        // Taken after the last log tick and before the kill: not promised (younger than the
+        // tick), and not recovered.
+        write(&mut w, &mut g, 20);
+        std::mem::forget(w);
+        let dir = run.path().join("s");
+        let logged = read_wal(&dir.join("part-000000.wal"), &[])
+            .expect("readable")
+            .expect("schema");
+        let logged_rows: Vec<(u64, usize)> = logged
+            .batches
+            .iter()
+            .map(|(first, b)| (*first, b.num_rows()))
+            .collect();
+        // The first batch was held before the encoder opened (held rows live in the log); rows
+        // 50..300 went straight into checkpointed row groups and were never logged.
+        assert_eq!(logged_rows, [(0, 50), (300, 50)]);
+        let report = recover_directory(&dir, &ParquetSinkConfig::default()).expect("recover");
+        assert_eq!(report.rows_recovered, 350);
+        assert_eq!(
+            seqs_of(&dir.join("part-000000.parquet")),
+            (0..350).collect::<Vec<u64>>()
+        );
+        let left = fs::read_dir(&dir).expect("dir").count();
+        assert_eq!(left, 1, "only the finished part is left");
+    }
+
+    #[test]
+    fn a_part_whose_rows_are_all_checkpointed_is_finished_in_place() {
+        let run = tempfile::tempdir().expect("tempdir");
+        let (mut w, mut g) = fast_writer(run.path(), 100);
+        for _ in 0..3 {
+            write(&mut w, &mut g, 100);
+        }
+        w.log_pending().expect("log");
+        std::mem::forget(w);
+        let dir = run.path().join("s");
+        let partial = dir.join("part-000000.parquet.partial");
+        // Killed while a row group was being written: a torn tail after the last checkpoint.
+        let mut torn = fs::OpenOptions::new()
+            .append(true)
+            .open(&partial)
+            .expect("open");
+        std::io::Write::write_all(&mut torn, &[7; 1000]).expect("append");
+        let report = recover_directory(&dir, &ParquetSinkConfig::default()).expect("recover");
+        assert_eq!(report.rows_recovered, 300);
+        let part = dir.join("part-000000.parquet");
+        assert_eq!(seqs_of(&part), (0..300).collect::<Vec<u64>>());
+        let builder = ParquetRecordBatchReaderBuilder::try_new(File::open(&part).expect("open"))
+            .expect("valid parquet");
+        assert_eq!(
+            builder.metadata().num_row_groups(),
+            3,
+            "the row groups as written"
+        );
     }
 }

@@ -1,6 +1,12 @@
-//! The write-ahead log of an open part: every batch is appended to `part-NNNNNN.wal` (an Arrow
-//! IPC stream) before it goes to the Parquet encoder, so that a killed process leaves its rows
-//! behind in a form `ensemble recover` can read.
+//! The write-ahead log of an open part (`part-NNNNNN.wal`): the rows of the part that are not
+//! yet in a row group recorded by its checkpoints (`checkpoint.rs`), so that a killed process
+//! leaves them behind in a form `ensemble recover` can read.
+//!
+//! Format: the magic `ENSWAL01`, then frames of `[u64 payload length][u64 first row][payload]`
+//! (little-endian; 16 bytes keep the payload 8-byte aligned). The first frame's payload is the
+//! Arrow IPC schema message, every later one an Arrow IPC record batch message holding rows
+//! `first row ..` of the part. Rows already in a checkpointed row group are not logged, so a
+//! log's rows can skip exactly what the Parquet file covers.
 //!
 //! Durability: each append is handed to the kernel at once (it survives a killed process); the
 //! sink's group commit (one `syncfs` per flush interval) makes it survive a power cut. A part's
@@ -8,7 +14,7 @@
 
 use std::collections::HashMap;
 use std::fs::{self, File};
-use std::io::{BufReader, BufWriter};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -22,15 +28,21 @@ use super::writer::SinkError;
 /// File extension of a write-ahead log.
 pub const WAL_EXTENSION: &str = "wal";
 
-/// The log's write buffer. Every append is flushed at once, so the buffer only gathers one IPC
-/// message's pieces into one `write`; larger writes bypass it. A small buffer matters with
-/// thousands of open logs (10,000 slow streams × std's default 8 KiB = 80 MB).
-const WAL_BUFFER_BYTES: usize = 2048;
+/// The first bytes of every log.
+const MAGIC: &[u8; 8] = b"ENSWAL01";
+/// Bytes before each frame's payload: its length and its first row.
+const FRAME_HEADER: usize = 16;
+/// An encoding buffer that grew past this is given back after its append (one large catch-up
+/// must not pin megabytes for the rest of the part).
+const KEEP_BUFFER_BYTES: usize = 1 << 20;
 
-/// Appends batches of one part to its log.
+/// Appends rows of one part to its log.
 pub struct WalWriter {
     path: PathBuf,
-    writer: StreamWriter<BufWriter<File>>,
+    file: File,
+    /// Encodes IPC messages into its in-memory buffer, which gathers a whole append (the
+    /// header and payload of every frame) for one `write`; reused between appends.
+    ipc: StreamWriter<Vec<u8>>,
 }
 
 impl WalWriter {
@@ -41,51 +53,79 @@ impl WalWriter {
         schema: &Schema,
         metadata: &[(String, String)],
     ) -> Result<Self, SinkError> {
+        let mut meta = schema.metadata().clone();
+        meta.extend(metadata.iter().cloned());
+        let logged = schema.clone().with_metadata(meta);
+        let mut head = MAGIC.to_vec();
+        head.extend_from_slice(&[0; FRAME_HEADER]);
+        // `try_new` writes the schema message into the buffer, after the frame header.
+        let ipc = StreamWriter::try_new(head, &logged).map_err(|e| wal_err(&path, e))?;
         let file = File::create(&path).map_err(|source| SinkError::Io {
             path: path.clone(),
             source,
         })?;
-        let mut meta = schema.metadata().clone();
-        meta.extend(metadata.iter().cloned());
-        let logged = schema.clone().with_metadata(meta);
-        let buffered = BufWriter::with_capacity(WAL_BUFFER_BYTES, file);
-        let writer = StreamWriter::try_new(buffered, &logged).map_err(|e| wal_err(&path, e))?;
-        let mut wal = Self { path, writer };
-        wal.writer.flush().map_err(|e| wal_err(&wal.path, e))?;
+        let mut wal = Self { path, file, ipc };
+        seal_frame(wal.ipc.get_mut(), MAGIC.len(), u64::MAX);
+        wal.write_out()?;
         Ok(wal)
     }
 
-    /// Appends a batch and hands it to the kernel.
-    pub fn append(&mut self, batch: &RecordBatch) -> Result<(), SinkError> {
-        self.writer
-            .write(batch)
-            .map_err(|e| wal_err(&self.path, e))?;
-        self.writer.flush().map_err(|e| wal_err(&self.path, e))
+    /// Appends `batches`, each with the part row of its first row, in one write that hands them
+    /// to the kernel.
+    pub fn append<'a>(
+        &mut self,
+        batches: impl IntoIterator<Item = (u64, &'a RecordBatch)>,
+    ) -> Result<(), SinkError> {
+        for (first_row, batch) in batches {
+            let start = self.ipc.get_ref().len();
+            self.ipc.get_mut().extend_from_slice(&[0; FRAME_HEADER]);
+            self.ipc.write(batch).map_err(|e| wal_err(&self.path, e))?;
+            seal_frame(self.ipc.get_mut(), start, first_row);
+        }
+        self.write_out()
+    }
+
+    /// Writes the buffer to the file and empties it.
+    fn write_out(&mut self) -> Result<(), SinkError> {
+        let buffer = self.ipc.get_mut();
+        if buffer.is_empty() {
+            return Ok(());
+        }
+        let written = self.file.write_all(buffer);
+        buffer.clear();
+        if buffer.capacity() > KEEP_BUFFER_BYTES {
+            *buffer = Vec::new();
+        }
+        written.map_err(|source| SinkError::Io {
+            path: self.path.clone(),
+            source,
+        })
+    }
+
+    /// Where the log is.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     /// Makes everything appended durable.
     pub fn sync(&mut self) -> Result<(), SinkError> {
-        self.writer
-            .get_ref()
-            .get_ref()
-            .sync_data()
-            .map_err(|source| SinkError::Io {
-                path: self.path.clone(),
-                source,
-            })
+        self.file.sync_data().map_err(|source| SinkError::Io {
+            path: self.path.clone(),
+            source,
+        })
     }
 
     /// Closes the log and returns its path, for deleting it later (see `seal_parts`).
     pub fn into_path(self) -> PathBuf {
         self.path
     }
+}
 
-    /// Deletes the log: its part is safely finished.
-    pub fn remove(self) -> Result<(), SinkError> {
-        let path = self.path.clone();
-        drop(self.writer);
-        fs::remove_file(&path).map_err(|source| SinkError::Io { path, source })
-    }
+/// Fills in the header of the frame that starts at `start` and runs to the end of `buffer`.
+fn seal_frame(buffer: &mut [u8], start: usize, first_row: u64) {
+    let payload = (buffer.len() - start - FRAME_HEADER) as u64;
+    buffer[start..start + 8].copy_from_slice(&payload.to_le_bytes());
+    buffer[start + 8..start + FRAME_HEADER].copy_from_slice(&first_row.to_le_bytes());
 }
 
 fn wal_err(path: &Path, e: arrow_schema::ArrowError) -> SinkError {
@@ -96,28 +136,65 @@ fn wal_err(path: &Path, e: arrow_schema::ArrowError) -> SinkError {
 }
 
 /// What a log holds: its schema (without the stored metadata), the metadata, and every complete
-/// batch. A torn last message (the process died while writing it) is left out and flagged.
+/// batch with the part row of its first row. A torn last frame (the process died while writing
+/// it) is left out and flagged.
 #[derive(Debug)]
 pub struct WalContents {
     /// The batches' schema, as the sink received them.
     pub schema: SchemaRef,
     /// Metadata stored with the log (run id, stream, ...).
     pub metadata: HashMap<String, String>,
-    /// Every complete batch, in order.
-    pub batches: Vec<RecordBatch>,
-    /// Whether the log ended in the middle of a message.
+    /// Every complete batch, in order, with the part row of its first row.
+    pub batches: Vec<(u64, RecordBatch)>,
+    /// Whether the log ended in the middle of a frame.
     pub torn_tail: bool,
+}
+
+impl WalContents {
+    /// The logged rows from part row `from` on, as long as they follow each other without a
+    /// gap: rows before `from` (already in the Parquet file) are skipped.
+    pub fn rows_from(&self, from: u64) -> Vec<RecordBatch> {
+        let mut next = from;
+        let mut rows = Vec::new();
+        for (first, batch) in &self.batches {
+            let end = first + batch.num_rows() as u64;
+            if end <= next {
+                continue;
+            }
+            if *first > next {
+                break;
+            }
+            let skip = (next - first) as usize;
+            rows.push(batch.slice(skip, batch.num_rows() - skip));
+            next = end;
+        }
+        rows
+    }
 }
 
 /// Reads a log, keeping every complete batch.
 ///
 /// Returns `Ok(None)` for a log that ended before its schema was complete (nothing to recover).
 pub fn read_wal(path: &Path, metadata_keys: &[&str]) -> Result<Option<WalContents>, SinkError> {
-    let file = File::open(path).map_err(|source| SinkError::Io {
+    let bytes = fs::read(path).map_err(|source| SinkError::Io {
         path: path.to_path_buf(),
         source,
     })?;
-    let Ok(reader) = StreamReader::try_new(BufReader::new(file), None) else {
+    let mut frames = Frames {
+        bytes: bytes.strip_prefix(MAGIC).unwrap_or_default(),
+    };
+    // The frames' payloads, joined, are an Arrow IPC stream: read it with the stream reader and
+    // pair its batches with the frames' first rows.
+    let mut stream = Vec::with_capacity(bytes.len());
+    let mut first_rows = Vec::new();
+    for (i, (first_row, payload)) in frames.by_ref().enumerate() {
+        stream.extend_from_slice(payload);
+        if i > 0 {
+            first_rows.push(first_row);
+        }
+    }
+    let cut = !frames.bytes.is_empty();
+    let Ok(reader) = StreamReader::try_new(std::io::Cursor::new(stream), None) else {
         return Ok(None);
     };
     let logged = reader.schema();
@@ -130,16 +207,10 @@ pub fn read_wal(path: &Path, metadata_keys: &[&str]) -> Result<Option<WalContent
     }
     let schema = Arc::new(logged.as_ref().clone().with_metadata(plain));
     let mut batches = Vec::new();
-    let mut torn_tail = false;
-    for item in reader {
-        match item {
-            Ok(batch) => match RecordBatch::try_new(schema.clone(), batch.columns().to_vec()) {
-                Ok(b) => batches.push(b),
-                Err(_) => {
-                    torn_tail = true;
-                    break;
-                }
-            },
+    let mut torn_tail = cut;
+    for (item, first_row) in reader.zip(first_rows) {
+        match item.and_then(|b| RecordBatch::try_new(schema.clone(), b.columns().to_vec())) {
+            Ok(batch) => batches.push((first_row, batch)),
             Err(_) => {
                 torn_tail = true;
                 break;
@@ -152,6 +223,27 @@ pub fn read_wal(path: &Path, metadata_keys: &[&str]) -> Result<Option<WalContent
         batches,
         torn_tail,
     }))
+}
+
+/// The complete frames of a log, after its magic; stops at a torn one (left in `bytes`).
+struct Frames<'a> {
+    bytes: &'a [u8],
+}
+
+impl<'a> Iterator for Frames<'a> {
+    type Item = (u64, &'a [u8]);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let header = self.bytes.get(..FRAME_HEADER)?;
+        let (len, first_row) = header.split_at(8);
+        let len = usize::try_from(u64::from_le_bytes(len.try_into().ok()?)).ok()?;
+        let first_row = u64::from_le_bytes(first_row.try_into().ok()?);
+        let payload = self
+            .bytes
+            .get(FRAME_HEADER..FRAME_HEADER.checked_add(len)?)?;
+        self.bytes = &self.bytes[FRAME_HEADER + len..];
+        Some((first_row, payload))
+    }
 }
 
 #[cfg(test)]
@@ -172,8 +264,8 @@ mod tests {
         let mut g = generator();
         let meta = vec![("ensemble.stream".to_string(), "s".to_string())];
         let mut wal = WalWriter::create(path.clone(), g.schema(), &meta).expect("create");
-        for _ in 0..3 {
-            wal.append(&g.generate(50)).expect("append");
+        for i in 0..3 {
+            wal.append([(i * 50, &g.generate(50))]).expect("append");
         }
         drop(wal);
         let whole = fs::read(&path).expect("read");
@@ -186,6 +278,39 @@ mod tests {
         assert!(contents.torn_tail);
         assert_eq!(contents.metadata["ensemble.stream"], "s");
         assert_eq!(contents.schema.as_ref(), g.schema().as_ref());
+        assert_eq!(contents.batches[1].0, 50);
+    }
+
+    #[test]
+    fn rows_from_skips_what_the_parquet_file_covers_and_stops_at_a_gap() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("part-000000.wal");
+        let mut g = generator();
+        let mut wal = WalWriter::create(path.clone(), g.schema(), &[]).expect("create");
+        let (a, b) = (g.generate(10), g.generate(10));
+        g.generate(10); // rows 20..30: in a checkpointed row group, never logged
+        let d = g.generate(10);
+        wal.append([(0, &a), (10, &b)]).expect("append");
+        wal.append([(30, &d)]).expect("append");
+        drop(wal);
+        let contents = read_wal(&path, &[]).expect("readable").expect("schema");
+        assert!(!contents.torn_tail);
+        let seqs = |batches: Vec<RecordBatch>| -> Vec<u64> {
+            batches
+                .iter()
+                .flat_map(|b| {
+                    let seq = b
+                        .column(1)
+                        .as_any()
+                        .downcast_ref::<arrow_array::UInt64Array>();
+                    seq.expect("seq is u64").values().to_vec()
+                })
+                .collect()
+        };
+        // From row 5: rows 5..20, then the gap at 20 ends the run.
+        assert_eq!(seqs(contents.rows_from(5)), (5..20).collect::<Vec<u64>>());
+        // From row 30 (rows up to 30 in the file): the last batch only.
+        assert_eq!(seqs(contents.rows_from(30)), (30..40).collect::<Vec<u64>>());
     }
 
     #[test]
