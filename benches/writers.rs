@@ -117,10 +117,10 @@ fn bare(dir: &Path, batches: &[RecordBatch], v: Variant) -> (f64, u64) {
     (secs, std::fs::metadata(&path).map_or(0, |m| m.len()))
 }
 
-/// Runs the pipeline as users do: `ensemble run` (the release binary) in its own process, so that
-/// its memory governor does not count the bare writers' ready batches that this process holds
-/// (4 M rows are 192 MB; 16 M rows 768 MB, which shrank the run's in-flight budget to its
-/// minimum). The time includes starting and ending the run (about 60 ms here).
+/// Runs the pipeline as users do: `ensemble run` (the release binary) in its own process. In this
+/// process it would share memory with the bare writers' ready batches (4 M rows are 192 MB,
+/// 16 M rows 768 MB, which its memory governor counts as the run's own), the rayon pool and the
+/// allocator's state. The time includes starting and ending the run (about 60 ms here).
 fn pipeline(dir: &Path, rows: usize, wal: bool) -> (f64, u64) {
     let text = format!(
         "[experiment]\nname = \"bench\"\nduration = \"1s\"\n\

@@ -88,11 +88,13 @@ mod tests {
     #[test]
     fn reads_memory_and_cpu_of_this_process() {
         if cfg!(target_os = "linux") {
-            // RSS first: the peak read after it can only be higher (other tests allocate too).
+            // RSS first: the peak read after it can only be higher (other tests allocate too),
+            // but within the kernel's per-thread counter caches (64 pages a thread), which
+            // both figures are summed from at different moments.
             let rss = rss_mib().expect("VmRSS");
             let peak = peak_rss_mib().expect("VmHWM on Linux");
             assert!(peak > 0.0);
-            assert!(rss <= peak);
+            assert!(rss <= peak + 8.0, "VmRSS {rss} MiB above VmHWM {peak} MiB");
         }
         let mut x = 0u64;
         for i in 0..2_000_000u64 {

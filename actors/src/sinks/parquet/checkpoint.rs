@@ -211,3 +211,86 @@ pub fn finish_partial(partial: &Path, checkpointed: &Checkpointed) -> Result<(),
         .and_then(|()| file.sync_all())
         .map_err(io_err(partial))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::instruments::sim::{SimGenerator, SimInstrumentConfig};
+    use crate::sinks::parquet::encoder::PartEncoder;
+    use crate::sinks::parquet::{ParquetSinkConfig, writer_properties};
+
+    /// Writes `groups` row groups of 100 rows with checkpoints; returns the `.partial` file and
+    /// the checkpoints' path (the encoder is dropped as a killed process would leave it).
+    fn killed_part(dir: &Path, groups: usize) -> (PathBuf, PathBuf) {
+        let cfg: SimInstrumentConfig =
+            serde_json::from_str(r#"{"rate_hz": 100.0, "channels": ["a"]}"#).expect("valid");
+        let mut g = SimGenerator::new(&cfg, 0, 0);
+        let config = ParquetSinkConfig {
+            row_group_rows: 100,
+            ..Default::default()
+        };
+        let props = writer_properties(&config, vec![]).expect("props");
+        let partial = dir.join("part-000000.parquet.partial");
+        let checkpoints = dir.join("part-000000.rowgroups");
+        let mut encoder = PartEncoder::create(
+            &partial,
+            g.schema().clone(),
+            props,
+            Some(checkpoints.clone()),
+        )
+        .expect("create");
+        for _ in 0..groups {
+            encoder.write(&g.generate(100)).expect("write");
+        }
+        assert_eq!(encoder.checkpointed_rows(), 100 * groups as u64);
+        std::mem::forget(encoder);
+        (partial, checkpoints)
+    }
+
+    #[test]
+    fn only_row_groups_the_file_holds_count() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (partial, checkpoints) = killed_part(dir.path(), 3);
+        let len = fs::metadata(&partial).expect("partial").len();
+        let all = read_checkpoints(&checkpoints, len)
+            .expect("readable")
+            .expect("records");
+        assert_eq!(all.rows(), 300);
+        // A file cut inside the third row group (as after a power cut) holds two of them.
+        let cut = read_checkpoints(&checkpoints, len - 10)
+            .expect("readable")
+            .expect("records");
+        assert_eq!(cut.rows(), 200);
+        // A torn last record is ignored too.
+        let bytes = fs::read(&checkpoints).expect("checkpoints");
+        fs::write(&checkpoints, &bytes[..bytes.len() - 5]).expect("truncate");
+        let torn = read_checkpoints(&checkpoints, len)
+            .expect("readable")
+            .expect("records");
+        assert_eq!(torn.rows(), 200);
+        assert!(
+            read_checkpoints(&dir.path().join("none.rowgroups"), len)
+                .expect("a missing file is no error")
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn a_finished_partial_reads_back_its_checkpointed_rows() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (partial, checkpoints) = killed_part(dir.path(), 2);
+        let len = fs::metadata(&partial).expect("partial").len();
+        let checkpointed = read_checkpoints(&checkpoints, len)
+            .expect("readable")
+            .expect("records");
+        finish_partial(&partial, &checkpointed).expect("finish");
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+            File::open(&partial).expect("open"),
+        )
+        .expect("a valid Parquet file")
+        .build()
+        .expect("reader");
+        let rows: usize = reader.map(|b| b.expect("batch").num_rows()).sum();
+        assert_eq!(rows, 200);
+    }
+}

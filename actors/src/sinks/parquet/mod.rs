@@ -8,6 +8,8 @@ mod durability;
 mod encoder;
 mod pool;
 mod recover;
+#[cfg(test)]
+mod test_util;
 mod wal;
 mod writer;
 

@@ -213,6 +213,7 @@ mod tests {
     use super::*;
     use crate::batch::DataBatch;
     use crate::instruments::sim::{SimGenerator, SimInstrumentConfig};
+    use crate::sinks::parquet::test_util::{seqs_of, sim_writer};
     use crate::sinks::parquet::{PartSettings, StreamPartWriter};
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
@@ -281,40 +282,17 @@ mod tests {
 
     /// A writer of one stream whose row groups close every `row_group_rows` rows.
     fn fast_writer(run: &Path, row_group_rows: usize) -> (StreamPartWriter, SimGenerator) {
-        let cfg: SimInstrumentConfig =
-            serde_json::from_str(r#"{"rate_hz": 1000.0, "channels": ["a", "b"]}"#).expect("valid");
-        let g = SimGenerator::new(&cfg, 0, 0);
         let config = ParquetSinkConfig {
             row_group_rows,
             ..Default::default()
         };
-        let settings = PartSettings::from_config(&config, vec![]).expect("settings");
-        let w = StreamPartWriter::new(run, "s".into(), "s".into(), g.schema().clone(), settings)
-            .expect("writer");
-        (w, g)
+        sim_writer(run, &config)
     }
 
     fn write(w: &mut StreamPartWriter, g: &mut SimGenerator, rows: usize) {
         let first = g.next_seq();
         w.write(&DataBatch::new("s".into(), first, g.generate(rows)))
             .expect("write");
-    }
-
-    fn seqs_of(path: &Path) -> Vec<u64> {
-        let file = File::open(path).expect("part exists");
-        ParquetRecordBatchReaderBuilder::try_new(file)
-            .expect("valid parquet")
-            .build()
-            .expect("reader")
-            .flat_map(|b| {
-                let b = b.expect("batch");
-                let seq = b
-                    .column(1)
-                    .as_any()
-                    .downcast_ref::<arrow_array::UInt64Array>();
-                seq.expect("seq is u64").values().to_vec()
-            })
-            .collect()
     }
 
     #[test]

@@ -32,9 +32,9 @@ pub const WAL_EXTENSION: &str = "wal";
 const MAGIC: &[u8; 8] = b"ENSWAL01";
 /// Bytes before each frame's payload: its length and its first row.
 const FRAME_HEADER: usize = 16;
-/// An encoding buffer that grew past this is given back after its append (one large catch-up
-/// must not pin megabytes for the rest of the part).
-const KEEP_BUFFER_BYTES: usize = 1 << 20;
+/// An encoding buffer that grew past this is given back after its append: 1,000 streams that
+/// each kept a 1 MiB buffer from one catch-up held a gigabyte. Larger appends allocate anew.
+const KEEP_BUFFER_BYTES: usize = 64 << 10;
 
 /// Appends rows of one part to its log.
 pub struct WalWriter {
@@ -250,6 +250,7 @@ impl<'a> Iterator for Frames<'a> {
 mod tests {
     use super::*;
     use crate::instruments::sim::{SimGenerator, SimInstrumentConfig};
+    use crate::sinks::parquet::test_util::seqs;
 
     fn generator() -> SimGenerator {
         let cfg: SimInstrumentConfig =
@@ -295,22 +296,13 @@ mod tests {
         drop(wal);
         let contents = read_wal(&path, &[]).expect("readable").expect("schema");
         assert!(!contents.torn_tail);
-        let seqs = |batches: Vec<RecordBatch>| -> Vec<u64> {
-            batches
-                .iter()
-                .flat_map(|b| {
-                    let seq = b
-                        .column(1)
-                        .as_any()
-                        .downcast_ref::<arrow_array::UInt64Array>();
-                    seq.expect("seq is u64").values().to_vec()
-                })
-                .collect()
-        };
         // From row 5: rows 5..20, then the gap at 20 ends the run.
-        assert_eq!(seqs(contents.rows_from(5)), (5..20).collect::<Vec<u64>>());
+        assert_eq!(seqs(&contents.rows_from(5)), (5..20).collect::<Vec<u64>>());
         // From row 30 (rows up to 30 in the file): the last batch only.
-        assert_eq!(seqs(contents.rows_from(30)), (30..40).collect::<Vec<u64>>());
+        assert_eq!(
+            seqs(&contents.rows_from(30)),
+            (30..40).collect::<Vec<u64>>()
+        );
     }
 
     #[test]

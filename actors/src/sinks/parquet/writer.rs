@@ -682,6 +682,7 @@ pub fn sync_dir(dir: &Path) -> Result<(), SinkError> {
 mod tests {
     use super::*;
     use crate::instruments::sim::{SimGenerator, SimInstrumentConfig};
+    use crate::sinks::parquet::test_util::{seqs_of, sim_writer};
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
     fn sim() -> SimGenerator {
@@ -792,6 +793,26 @@ mod tests {
                     .exists()
             );
         }
+    }
+
+    #[test]
+    fn a_slow_streams_held_rows_live_in_its_log_and_come_back_in_order() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (mut w, mut g) = sim_writer(dir.path(), &ParquetSinkConfig::default());
+        let log = dir.path().join("s/part-000000.wal");
+        let mut logged = 0;
+        for _ in 0..50 {
+            write_rows(&mut w, &mut g, 10);
+            w.log_pending().expect("log tick");
+            let size = fs::metadata(&log).expect("log").len();
+            assert!(size > logged, "every tick appends the new rows");
+            logged = size;
+        }
+        assert!(!dir.path().join("s/part-000000.parquet.partial").exists());
+        let report = w.finish().expect("finish");
+        assert_eq!(report.rows, 500);
+        let part = dir.path().join(&report.parts[0].path);
+        assert_eq!(seqs_of(&part), (0..500).collect::<Vec<u64>>());
     }
 
     #[test]
