@@ -28,7 +28,6 @@ use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use arrow_array::RecordBatch;
-use ensemble::config::compile;
 use ensemble::manifest::Manifest;
 use ensemble_actors::instruments::sim::{SimGenerator, SimInstrumentConfig};
 use ensemble_actors::sinks::parquet::{ParquetSinkConfig, writer_properties_builder};
@@ -128,7 +127,6 @@ fn pipeline(dir: &Path, rows: usize, wal: bool) -> (f64, u64) {
          pace = \"max\"\nmax_batch_rows = {BATCH_ROWS}\nsignal = {SIGNAL}\n\
          [sinks.store]\ntype = \"parquet\"\ninputs = [\"daq\"]\nwrite_ahead_log = {wal}\n"
     );
-    compile(Path::new("bench.toml"), &text).expect("bench compiles");
     let file = dir.join("bench.toml");
     std::fs::write(&file, text).expect("write the experiment");
     let out = dir.join(format!("run-{}", ulid::Ulid::new()));

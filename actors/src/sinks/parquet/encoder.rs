@@ -213,11 +213,10 @@ impl PartEncoder {
         row_group.close().map_err(pq_err(path))?;
         self.buffered_rows = 0;
         self.row_groups += 1;
+        if self.checkpoints.is_some() {
+            self.flush_to_os()?;
+        }
         if let Some(checkpoints) = &mut self.checkpoints {
-            self.file.flush().map_err(|source| SinkError::Io {
-                path: self.path.clone(),
-                source,
-            })?;
             checkpoints.record(&self.file)?;
         }
         Ok(())

@@ -24,8 +24,8 @@ use crate::latency::LatencyHistogram;
 
 /// Batches a writer thread may hold queued before the sender waits: this many, or one per
 /// stream it writes if that is more. With 10,000 slow streams a queue of 32 filled during every
-/// group commit, stalled the sink actor and with it every stream's delivery (p99 from sample to
-/// the writer thread 1.87 s; 1.28 s with a larger queue).
+/// group commit and stalled the sink actor, and with it every stream's delivery (BENCHMARKS.md,
+/// section 0).
 const WORKER_QUEUE: usize = 32;
 /// How often an idle writer thread checks whether a part is due for rotation.
 const IDLE_TICK: Duration = Duration::from_millis(100);
@@ -410,18 +410,7 @@ impl Worker {
     /// `StreamPartWriter::log_pending`).
     fn log_pending(&mut self) {
         self.next_log = Instant::now() + self.log_every;
-        let mut failed = Vec::new();
-        for (stream, slot) in &mut self.slots {
-            if let Some(w) = slot.writer.as_mut() {
-                if let Err(e) = w.log_pending() {
-                    slot.report.error.get_or_insert_with(|| e.to_string());
-                    failed.push((stream.clone(), e));
-                }
-            }
-        }
-        for (stream, e) in &failed {
-            self.fail(stream, e);
-        }
+        each_writer(&mut self.slots, &self.failures, |w, _| w.log_pending());
     }
 
     /// Closes the row groups of every stream written since the last commit and hands them to
@@ -429,22 +418,13 @@ impl Worker {
     fn group_commit(&mut self) {
         self.commit.committed();
         self.next_log = Instant::now() + self.log_every;
-        let mut failed = Vec::new();
-        for (stream, slot) in &mut self.slots {
-            let Some(w) = slot.writer.as_mut().filter(|_| !slot.pending.is_empty()) else {
-                continue;
-            };
-            match w.flush_to_os() {
-                Ok(_) => self.commit.hand_off(&mut slot.pending),
-                Err(e) => {
-                    slot.report.error.get_or_insert_with(|| e.to_string());
-                    failed.push((stream.clone(), e));
-                }
+        each_writer(&mut self.slots, &self.failures, |w, pending| {
+            if !pending.is_empty() {
+                w.flush_to_os()?;
+                self.commit.hand_off(pending);
             }
-        }
-        for (stream, e) in &failed {
-            self.fail(stream, e);
-        }
+            Ok(())
+        });
         self.commit.sync_in_background();
         if self.unsealed.len() >= SEAL_AT {
             self.seal();
@@ -561,28 +541,45 @@ impl Worker {
     }
 
     fn tick(&mut self) {
-        let mut failed = Vec::new();
-        for (stream, slot) in &mut self.slots {
-            if let Some(w) = slot.writer.as_mut() {
-                if let Err(e) = w.tick() {
-                    slot.report.error.get_or_insert_with(|| e.to_string());
-                    slot.writer = None;
-                    failed.push((stream.clone(), e));
-                }
+        for stream in each_writer(&mut self.slots, &self.failures, |w, _| w.tick()) {
+            if let Some(slot) = self.slots.get_mut(&stream) {
+                slot.writer = None;
             }
-        }
-        for (stream, e) in failed {
-            self.fail(&stream, &e);
         }
     }
 
     fn fail(&self, stream: &StreamId, error: &SinkError) {
-        tracing::error!(stream = %stream, "Writing failed: {error}.");
-        let _ = self.failures.send(WriteFailure {
-            stream: stream.clone(),
-            message: error.to_string(),
-        });
+        report_failure(&self.failures, stream, error);
     }
+}
+
+/// Logs a stream's write failure and sends it to the sink.
+fn report_failure(failures: &flume::Sender<WriteFailure>, stream: &StreamId, error: &SinkError) {
+    tracing::error!(stream = %stream, "Writing failed: {error}.");
+    let _ = failures.send(WriteFailure {
+        stream: stream.clone(),
+        message: error.to_string(),
+    });
+}
+
+/// Runs `op` on every stream's writer, with the stream's batches not yet durable; a failure is
+/// recorded in the stream's report and reported. Returns the streams that failed.
+fn each_writer(
+    slots: &mut HashMap<StreamId, Slot>,
+    failures: &flume::Sender<WriteFailure>,
+    mut op: impl FnMut(&mut StreamPartWriter, &mut Pending) -> Result<(), SinkError>,
+) -> Vec<StreamId> {
+    let mut failed = Vec::new();
+    for (stream, slot) in slots.iter_mut() {
+        if let Some(w) = slot.writer.as_mut() {
+            if let Err(e) = op(w, &mut slot.pending) {
+                slot.report.error.get_or_insert_with(|| e.to_string());
+                report_failure(failures, stream, &e);
+                failed.push(stream.clone());
+            }
+        }
+    }
+    failed
 }
 
 /// Limits a writer thread to a number of rows per second (a testing aid).

@@ -213,7 +213,7 @@ mod tests {
     use super::*;
     use crate::batch::DataBatch;
     use crate::instruments::sim::{SimGenerator, SimInstrumentConfig};
-    use crate::sinks::parquet::test_util::{seqs_of, sim_writer};
+    use crate::sinks::parquet::test_util::{seqs_of, sim_writer, write_rows};
     use crate::sinks::parquet::{PartSettings, StreamPartWriter};
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
@@ -289,24 +289,18 @@ mod tests {
         sim_writer(run, &config)
     }
 
-    fn write(w: &mut StreamPartWriter, g: &mut SimGenerator, rows: usize) {
-        let first = g.next_seq();
-        w.write(&DataBatch::new("s".into(), first, g.generate(rows)))
-            .expect("write");
-    }
-
     #[test]
     fn checkpointed_row_groups_and_the_logged_rows_after_them_make_the_part() {
         let run = tempfile::tempdir().expect("tempdir");
         let (mut w, mut g) = fast_writer(run.path(), 100);
         for _ in 0..7 {
-            write(&mut w, &mut g, 50);
+            write_rows(&mut w, &mut g, 50);
         }
         // Row groups of rows 0..300 are closed and checkpointed; rows 300..350 are not in one.
         w.log_pending().expect("log");
         // Taken after the last log tick and before the kill: not promised (younger than the
         // tick), and not recovered.
-        write(&mut w, &mut g, 20);
+        write_rows(&mut w, &mut g, 20);
         std::mem::forget(w);
         let dir = run.path().join("s");
         let logged = read_wal(&dir.join("part-000000.wal"), &[])
@@ -335,7 +329,7 @@ mod tests {
         let run = tempfile::tempdir().expect("tempdir");
         let (mut w, mut g) = fast_writer(run.path(), 100);
         for _ in 0..3 {
-            write(&mut w, &mut g, 100);
+            write_rows(&mut w, &mut g, 100);
         }
         w.log_pending().expect("log");
         std::mem::forget(w);

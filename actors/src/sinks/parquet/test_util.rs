@@ -7,6 +7,7 @@ use arrow_array::{RecordBatch, UInt64Array};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use super::{ParquetSinkConfig, PartSettings, StreamPartWriter};
+use crate::batch::DataBatch;
 use crate::instruments::sim::{SimGenerator, SimInstrumentConfig};
 
 /// A writer of stream `s` into `run/s` with `config`, and a 100 Hz generator of two channels
@@ -22,6 +23,14 @@ pub(super) fn sim_writer(
     let w = StreamPartWriter::new(run, "s".into(), "s".into(), g.schema().clone(), settings)
         .expect("writer");
     (w, g)
+}
+
+/// Writes the next `rows` rows of `g` to `writer`, as stream `s`.
+pub(super) fn write_rows(writer: &mut StreamPartWriter, g: &mut SimGenerator, rows: usize) {
+    let first = g.next_seq();
+    writer
+        .write(&DataBatch::new("s".into(), first, g.generate(rows)))
+        .expect("write");
 }
 
 /// The `seq` column of `batches`, in order.

@@ -211,19 +211,22 @@ impl OpenPart {
             .max_row_group_row_count()
             .unwrap_or(usize::MAX);
         let bytes = rows.get_array_memory_size();
-        if self.wal.is_some() {
-            self.unlogged.push((first_row, rows.clone()));
-        }
-        if self.encoder.is_none()
+        let hold = self.encoder.is_none()
             && self.wal.is_some()
             && self.held_rows + rows.num_rows() < row_group_rows
-            && self.held_bytes + bytes < HOLD_BYTES
-        {
+            && self.held_bytes + bytes < HOLD_BYTES;
+        if hold {
             self.held_rows += rows.num_rows();
             self.held_bytes += bytes;
+            self.unlogged.push((first_row, rows));
             return Ok(());
         }
+        // `rows` joins the unlogged ones only after the encoder is open, so that the rows it
+        // reads back from the log are exactly the held ones.
         self.encoder(settings, schema)?.write(&rows)?;
+        if self.wal.is_some() {
+            self.unlogged.push((first_row, rows));
+        }
         self.forget_checkpointed();
         Ok(())
     }
@@ -263,20 +266,8 @@ impl OpenPart {
         if self.held_rows == 0 {
             return Ok(Vec::new());
         }
-        // Only rows taken before this call are held: the batch being added is unlogged too, but
-        // it goes to the encoder directly.
-        let held = self.held_rows as u64;
-        let (mut earlier, mut newer) = (Vec::new(), Vec::new());
-        for (first, batch) in self.unlogged.drain(..) {
-            if first < held {
-                earlier.push((first, batch));
-            } else {
-                newer.push((first, batch));
-            }
-        }
-        self.unlogged = earlier;
+        let held = self.held_rows;
         self.log()?;
-        self.unlogged = newer;
         let Some(wal) = &self.wal else {
             return Ok(Vec::new());
         };
@@ -297,7 +288,7 @@ impl OpenPart {
                 source: std::io::Error::other(e),
             })?;
         let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
-        if rows != self.held_rows {
+        if rows != held {
             return Err(lost());
         }
         Ok(batches)
@@ -352,11 +343,16 @@ pub fn seal_parts(run_dir: &Path, parts: Vec<UnsealedPart>) -> Result<(), SinkEr
         fs::rename(&part.partial_path, &part.final_path).map_err(io_err(&part.final_path))
     })?;
     syncfs()?;
-    each(&|part| {
-        part.logs
+    each(&UnsealedPart::remove_logs)
+}
+
+impl UnsealedPart {
+    /// Deletes the part's log and checkpoints: it is sealed.
+    fn remove_logs(&self) -> Result<(), SinkError> {
+        self.logs
             .iter()
             .try_for_each(|log| fs::remove_file(log).map_err(io_err(log)))
-    })
+    }
 }
 
 /// Threads that rename and unlink in [`seal_parts`].
@@ -381,10 +377,7 @@ fn seal_each(run_dir: &Path, parts: &[UnsealedPart]) -> Result<(), SinkError> {
         }
     }
     directories.into_iter().try_for_each(sync_dir)?;
-    parts
-        .iter()
-        .flat_map(|p| &p.logs)
-        .try_for_each(|log| fs::remove_file(log).map_err(io_err(log)))
+    parts.iter().try_for_each(UnsealedPart::remove_logs)
 }
 
 /// Writes one stream into `<run_dir>/<directory>/part-NNNNNN.parquet` files, where
@@ -540,9 +533,9 @@ impl StreamPartWriter {
     }
 
     /// Hands what was written to the OS, without waiting for the disk; the sink's group commit
-    /// then makes it durable with one `syncfs` for all streams. With a write-ahead log that is
-    /// already so (every append reaches the OS at once); without one, the open row group is
-    /// closed and its bytes written. Returns whether a part is open.
+    /// then makes it durable with one `syncfs` for all streams. With a write-ahead log, the
+    /// rows not yet logged (nor in a checkpointed row group) are logged now; without one, the
+    /// open row group is closed and its bytes written. Returns whether a part is open.
     pub fn flush_to_os(&mut self) -> Result<bool, SinkError> {
         let Some(part) = self.open.as_mut() else {
             return Ok(false);
@@ -652,21 +645,16 @@ impl StreamPartWriter {
             rows: part.rows,
             first_seq: part.first_seq,
         });
-        if defer_seal {
-            drop(file);
-            return Ok(Some(UnsealedPart {
-                partial_path: part.partial_path,
-                final_path: part.final_path,
-                logs,
-            }));
-        }
-        file.sync_all().map_err(io_err(&part.partial_path))?;
         drop(file);
-        fs::rename(&part.partial_path, &part.final_path).map_err(io_err(&part.final_path))?;
-        sync_dir(part.final_path.parent().unwrap_or(&self.run_dir))?;
-        for log in &logs {
-            fs::remove_file(log).map_err(io_err(log))?;
+        let unsealed = UnsealedPart {
+            partial_path: part.partial_path,
+            final_path: part.final_path,
+            logs,
+        };
+        if defer_seal {
+            return Ok(Some(unsealed));
         }
+        seal_each(&self.run_dir, &[unsealed])?;
         Ok(None)
     }
 }
@@ -682,21 +670,13 @@ pub fn sync_dir(dir: &Path) -> Result<(), SinkError> {
 mod tests {
     use super::*;
     use crate::instruments::sim::{SimGenerator, SimInstrumentConfig};
-    use crate::sinks::parquet::test_util::{seqs_of, sim_writer};
+    use crate::sinks::parquet::test_util::{seqs_of, sim_writer, write_rows};
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
     fn sim() -> SimGenerator {
         let cfg: SimInstrumentConfig =
             serde_json::from_str(r#"{"rate_hz": 100.0, "channels": ["a", "b"]}"#).expect("valid");
         SimGenerator::new(&cfg, 0, 0)
-    }
-
-    fn write_rows(writer: &mut StreamPartWriter, g: &mut SimGenerator, rows: usize) {
-        let first = g.next_seq();
-        let batch = g.generate(rows);
-        writer
-            .write(&DataBatch::new("s".into(), first, batch))
-            .expect("write");
     }
 
     fn read_rows(path: &Path) -> usize {
@@ -796,7 +776,7 @@ mod tests {
     }
 
     #[test]
-    fn a_slow_streams_held_rows_live_in_its_log_and_come_back_in_order() {
+    fn a_slow_streams_rows_reach_its_log_every_tick_and_come_back_in_order() {
         let dir = tempfile::tempdir().expect("tempdir");
         let (mut w, mut g) = sim_writer(dir.path(), &ParquetSinkConfig::default());
         let log = dir.path().join("s/part-000000.wal");
