@@ -9,6 +9,7 @@
 //! - [`loadtest`]: `ensemble loadtest`: many simulated instruments, measured.
 //! - [`manifest`]: the run manifest `run.json`.
 //! - [`memory`]: holds a run under its memory cap (`max_memory_mb`).
+//! - [`process`]: what this process uses (resident memory, CPU time), read from `/proc`.
 //! - [`progress`]: the live progress display.
 //! - [`recover`]: finishing what a killed run left behind.
 //! - [`summary`]: the table printed when a run ends.
@@ -27,6 +28,7 @@ pub mod loadtest;
 pub mod manifest;
 pub mod memory;
 pub mod plan;
+pub mod process;
 pub mod progress;
 pub mod recover;
 pub mod run;

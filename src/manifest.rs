@@ -85,7 +85,7 @@ impl MemoryEntry {
             in_flight_peak_bytes: budget.peak(),
             waits_for_memory: budget.waits(),
             rest_peak_mib: governor.rest_peak_bytes() as f64 / (1024.0 * 1024.0),
-            peak_rss_mib: crate::loadtest::peak_rss_mib(),
+            peak_rss_mib: crate::process::peak_rss_mib(),
         }
     }
 }

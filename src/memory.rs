@@ -77,7 +77,7 @@ impl MemoryGovernor {
             .spawn(move || {
                 let mut warned = false;
                 while !flag.load(Ordering::Relaxed) {
-                    let Some(rss_mib) = crate::loadtest::rss_mib() else {
+                    let Some(rss_mib) = crate::process::rss_mib() else {
                         return;
                     };
                     let rss = (rss_mib * 1024.0 * 1024.0) as u64;

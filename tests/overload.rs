@@ -64,7 +64,7 @@ fn run_overloaded(work: &std::path::Path, cap_mb: u32) -> (std::path::PathBuf, f
         if let Some(status) = child.try_wait().expect("child status") {
             break status;
         }
-        if let Some(peak) = ensemble::loadtest::peak_rss_mib_of(child.id()) {
+        if let Some(peak) = ensemble::process::peak_rss_mib_of(child.id()) {
             peak_seen = peak_seen.max(peak);
         }
         assert!(

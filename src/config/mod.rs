@@ -66,12 +66,15 @@
 use std::path::Path;
 
 mod compiler;
+mod component;
 mod error;
 mod experiment;
 mod graph;
+mod instrument;
 mod plan;
 mod profile;
 mod raw;
+mod sink;
 mod stages;
 mod summary;
 mod value;
@@ -79,12 +82,14 @@ mod value;
 #[cfg(test)]
 mod tests;
 
-pub use compiler::{DEFAULT_MAX_MEMORY_MB, DEFAULT_QUEUE_BATCHES, DEFAULT_SIM_STALL_TIMEOUT};
+pub use compiler::DEFAULT_MAX_MEMORY_MB;
+pub use component::DEFAULT_QUEUE_BATCHES;
 pub use error::{ConfigError, ConfigErrors};
 pub use experiment::{
     Experiment, InstrumentKind, InstrumentSpec, OnFailure, Plan, SinkKind, SinkSpec, StageKind,
     StageSpec, Supervision,
 };
+pub use instrument::DEFAULT_SIM_STALL_TIMEOUT;
 pub use profile::{DirProfiles, MapProfiles, NoProfiles, ProfileError, ProfileSource, ProfileText};
 
 /// Compiles the text of an experiment file; `path` is only used to label errors.

@@ -26,7 +26,7 @@ use serde::Deserialize;
 use serde::de::IntoDeserializer;
 use toml::de::DeTable;
 
-use super::compiler::{
+use super::component::{
     Checked, SUPERVISION_KEYS, component_config, report_serde_error, take_supervision, take_type,
 };
 use super::error::Diagnostics;

@@ -17,7 +17,8 @@ use ensemble_actors::instruments::sim::{SimAcquisition, SimInstrumentActor};
 use ensemble_actors::link::run_pump;
 use ensemble_actors::sinks::nats::{NatsSinkActor, spawn_publisher};
 use ensemble_actors::sinks::null::NullSinkActor;
-use ensemble_actors::sinks::parquet::{ParquetSinkActor, SinkContext, SinkInput, WriterPool};
+use ensemble_actors::sinks::parquet::{ParquetSinkActor, WriterPool};
+use ensemble_actors::sinks::{SinkContext, SinkInput};
 use tokio::sync::oneshot;
 
 use super::arbiters::InstrumentArbiters;

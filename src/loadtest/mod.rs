@@ -5,7 +5,6 @@
 //! - `spec`: what to run, from flags or a `[loadtest]` table.
 //! - `build`: the spec as a compiled [`Experiment`](crate::config::Experiment).
 //! - `report`: the report, its table and its JSON keys.
-//! - `resources`: peak RSS and CPU time of the process.
 //!
 //! A load test is an ordinary run (`run`) of a generated experiment, so it measures exactly
 //! the code path of `ensemble run`.
@@ -13,7 +12,6 @@
 mod args;
 mod build;
 mod report;
-mod resources;
 mod spec;
 
 use std::time::{Duration, Instant};
@@ -21,10 +19,10 @@ use std::time::{Duration, Instant};
 pub use args::LoadtestArgs;
 pub use build::{SINK_NAME, experiment, fault_time, instrument_name};
 pub use report::{LoadtestReport, Measured, THROUGHPUT_TOLERANCE};
-pub use resources::{RssSampler, cpu_seconds, peak_rss_mib, peak_rss_mib_of, rss_mib};
 pub use spec::{InstrumentGroup, LoadSink, LoadtestSpec, SpecError};
 
 use crate::coordinator::StopReason;
+use crate::process::{RssSampler, cpu_seconds, peak_rss_mib};
 use crate::progress::ProgressMode;
 use crate::run::{RunError, run_blocking};
 

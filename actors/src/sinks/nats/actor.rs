@@ -7,7 +7,7 @@ use crate::sinks::{SinkExit, SinkInputs};
 use super::publisher::{PublisherFailures, PublisherHandle};
 use crate::batch::{StreamEvent, StreamId};
 use crate::control::{ComponentExited, Flush, SinkReport};
-use crate::sinks::parquet::WriteFailure;
+use crate::sinks::WriteFailure;
 
 /// A NATS sink as an actor: hands batches to its publisher task (waiting while the publisher's
 /// window of unacknowledged messages is full), publishes the end message once all its inputs

@@ -41,7 +41,7 @@ use super::codec::{
 use super::config::{NatsSinkConfig, Retention};
 use crate::batch::{DataBatch, StreamId};
 use crate::control::{SinkReport, StreamWriteReport};
-use crate::sinks::parquet::{SinkContext, SinkInput, WriteFailure};
+use crate::sinks::{SinkContext, SinkInput, WriteFailure};
 
 /// Commands a [`PublisherHandle`] may hold queued before the sender waits.
 const COMMAND_QUEUE: usize = 4;

@@ -4,9 +4,10 @@ use actix::prelude::*;
 
 use crate::sinks::{SinkExit, SinkInputs};
 
-use super::pool::{FailureFeed, WriteFailure, WriterPool};
+use super::pool::WriterPool;
 use crate::batch::{StreamEvent, StreamId};
 use crate::control::{ComponentExited, Flush, SinkReport};
+use crate::sinks::{FailureFeed, WriteFailure};
 
 /// A Parquet sink as an actor: hands batches to its writer threads, finishes every file once all
 /// its inputs have ended, and reports to the coordinator with [`ComponentExited`].

@@ -19,7 +19,7 @@ use parquet::file::metadata::{
 };
 use parquet::file::writer::SerializedFileWriter;
 
-use super::writer::SinkError;
+use super::error::{SinkError, io_err};
 
 /// File extension of a part's row-group checkpoints.
 pub const CHECKPOINT_EXTENSION: &str = "rowgroups";
@@ -105,13 +105,6 @@ impl CheckpointLog {
     /// The file's path, if a record was written (for deleting it once the part is sealed).
     pub(super) fn into_path(self) -> Option<PathBuf> {
         self.file.map(|_| self.path)
-    }
-}
-
-fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> SinkError + '_ {
-    move |source| SinkError::Io {
-        path: path.to_path_buf(),
-        source,
     }
 }
 

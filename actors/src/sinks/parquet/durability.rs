@@ -16,9 +16,9 @@ use std::time::{Duration, Instant};
 use arrow_array::cast::AsArray;
 use arrow_array::types::TimestampNanosecondType;
 
-use super::pool::WriteFailure;
 use crate::batch::{DataBatch, TIMESTAMP_COLUMN};
 use crate::latency::{LatencyHistogram, now_ns};
+use crate::sinks::WriteFailure;
 
 /// Newest sample timestamps of the batches of one stream written since its last durable point.
 #[derive(Debug, Default)]

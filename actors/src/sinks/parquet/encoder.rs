@@ -22,7 +22,7 @@ use parquet::file::writer::SerializedFileWriter;
 use rayon::prelude::*;
 
 use super::checkpoint::CheckpointLog;
-use super::writer::SinkError;
+use super::error::{SinkError, io_err};
 
 /// Runs of at least this many rows have their columns encoded in parallel; smaller ones are
 /// encoded on the calling thread (handing 100 rows to other threads costs more than encoding
@@ -72,10 +72,7 @@ impl PartEncoder {
     ) -> Result<Self, SinkError> {
         let row_group_rows = props.max_row_group_row_count().unwrap_or(usize::MAX).max(1);
         let row_group_bytes = props.max_row_group_bytes().unwrap_or(usize::MAX);
-        let file = File::create(path).map_err(|source| SinkError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let file = File::create(path).map_err(io_err(path))?;
         // `ArrowWriter` converts the schema and stores it in the file metadata the way readers
         // expect; we then take its file writer and column-writer factory over.
         let (file, factory) = ArrowWriter::try_new(file, schema.clone(), Some(props))
@@ -237,10 +234,7 @@ impl PartEncoder {
 
     /// Hands the bytes written so far to the OS (no sync).
     pub(super) fn flush_to_os(&mut self) -> Result<(), SinkError> {
-        self.file.flush().map_err(|source| SinkError::Io {
-            path: self.path.clone(),
-            source,
-        })
+        self.file.flush().map_err(io_err(&self.path))
     }
 
     /// The file being written.

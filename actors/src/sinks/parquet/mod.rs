@@ -6,8 +6,13 @@ mod checkpoint;
 mod config;
 mod durability;
 mod encoder;
+mod error;
+mod metadata;
+mod open_part;
 mod pool;
+mod properties;
 mod recover;
+mod seal;
 #[cfg(test)]
 mod test_util;
 mod wal;
@@ -16,10 +21,11 @@ mod writer;
 pub use actor::ParquetSinkActor;
 pub use checkpoint::{CHECKPOINT_EXTENSION, Checkpointed, finish_partial, read_checkpoints};
 pub use config::{Codec, ParquetSinkConfig};
-pub use pool::{FailureFeed, PoolClosed, SinkContext, SinkInput, WriteFailure, WriterPool};
-pub use recover::{DirectoryRecovery, FILE_METADATA_KEYS, file_metadata, recover_directory};
+pub use error::SinkError;
+pub use metadata::{FILE_METADATA_KEYS, file_metadata};
+pub use pool::{PoolClosed, WriterPool};
+pub use properties::{PartSettings, Rotation, writer_properties, writer_properties_builder};
+pub use recover::{DirectoryRecovery, recover_directory};
+pub use seal::{UnsealedPart, seal_parts, sync_dir};
 pub use wal::{WAL_EXTENSION, WalContents, WalWriter, read_wal};
-pub use writer::{
-    PartSettings, Rotation, SinkError, StreamPartWriter, UnsealedPart, seal_parts, sync_dir,
-    writer_properties, writer_properties_builder,
-};
+pub use writer::StreamPartWriter;

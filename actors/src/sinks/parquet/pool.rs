@@ -16,11 +16,15 @@ use tokio::sync::oneshot;
 
 use super::config::ParquetSinkConfig;
 use super::durability::{GroupCommit, Pending};
-use super::recover::file_metadata;
-use super::writer::{PartSettings, SinkError, StreamPartWriter, UnsealedPart, seal_parts};
+use super::error::{SinkError, io_err};
+use super::metadata::file_metadata;
+use super::properties::PartSettings;
+use super::seal::{UnsealedPart, seal_parts};
+use super::writer::StreamPartWriter;
 use crate::batch::{DataBatch, StreamId};
 use crate::control::StreamWriteReport;
 use crate::latency::LatencyHistogram;
+use crate::sinks::{FailureFeed, SinkContext, SinkInput, WriteFailure};
 
 /// Batches a writer thread may hold queued before the sender waits: this many, or one per
 /// stream it writes if that is more. With 10,000 slow streams a queue of 32 filled during every
@@ -47,37 +51,6 @@ const SEAL_AT: usize = 4096;
 /// Ended streams whose last part is encoded between two looks at the queue.
 const ENDED_PER_TURN: usize = 16;
 
-/// Where and for what run a sink writes.
-#[derive(Debug, Clone)]
-pub struct SinkContext {
-    /// The run directory; streams go into subdirectories of it.
-    pub run_dir: PathBuf,
-    /// The run id, written into every file's metadata.
-    pub run_id: String,
-    /// The experiment name, written into every file's metadata.
-    pub experiment: String,
-}
-
-/// One input stream of a sink.
-#[derive(Debug, Clone)]
-pub struct SinkInput {
-    /// The stream's name (its directory name).
-    pub stream: StreamId,
-    /// The schema of its batches.
-    pub schema: SchemaRef,
-    /// The component that produces it, written into the files' metadata.
-    pub component: String,
-}
-
-/// A write error on one stream, reported as soon as it happens.
-#[derive(Debug, Clone)]
-pub struct WriteFailure {
-    /// The stream whose file failed.
-    pub stream: StreamId,
-    /// What went wrong; names the path.
-    pub message: String,
-}
-
 enum Command {
     Write(DataBatch),
     End(StreamId),
@@ -89,9 +62,6 @@ enum Command {
 #[derive(Debug, Clone, Copy, thiserror::Error)]
 #[error("the sink's writer threads have finished")]
 pub struct PoolClosed;
-
-/// Where a pool reports write failures as they happen.
-pub type FailureFeed = flume::Receiver<WriteFailure>;
 
 /// Handle to a sink's writer threads. Cheap to clone.
 #[derive(Clone)]
@@ -169,10 +139,7 @@ impl WriterPool {
                         Worker::new(&run_dir, streams, throttle, failures, commit, log_every);
                     worker.run(rx);
                 })
-                .map_err(|source| SinkError::Io {
-                    path: context.run_dir.clone(),
-                    source,
-                })?;
+                .map_err(io_err(&context.run_dir))?;
             workers.push(tx);
         }
         let pool = Self {

@@ -10,31 +10,11 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use super::checkpoint::{CHECKPOINT_EXTENSION, Checkpointed, finish_partial, read_checkpoints};
 use super::config::ParquetSinkConfig;
+use super::error::{SinkError, io_err};
+use super::metadata::FILE_METADATA_KEYS;
+use super::properties::writer_properties;
+use super::seal::sync_dir;
 use super::wal::{WAL_EXTENSION, read_wal};
-use super::writer::{SinkError, sync_dir, writer_properties};
-
-/// Metadata keys the sink stores with each log (and writes into each file).
-pub const FILE_METADATA_KEYS: [&str; 4] = [
-    "ensemble.run_id",
-    "ensemble.experiment",
-    "ensemble.stream",
-    "ensemble.instrument",
-];
-
-/// The file metadata of a part: run id, experiment, stream and producing component, under
-/// [`FILE_METADATA_KEYS`].
-pub fn file_metadata(
-    run_id: &str,
-    experiment: &str,
-    stream: &str,
-    instrument: &str,
-) -> Vec<(String, String)> {
-    FILE_METADATA_KEYS
-        .iter()
-        .zip([run_id, experiment, stream, instrument])
-        .map(|(k, v)| ((*k).to_string(), v.to_string()))
-        .collect()
-}
 
 /// What recovery did in one stream directory.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -47,13 +27,6 @@ pub struct DirectoryRecovery {
     pub torn_logs: usize,
     /// Unfinished parts that had no log (written with `write_ahead_log = false`): removed.
     pub unrecoverable: Vec<PathBuf>,
-}
-
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> SinkError + '_ {
-    move |source| SinkError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
 }
 
 /// Turns what a killed writer left in `dir` into finished parts.
@@ -72,7 +45,7 @@ pub fn recover_directory(
 ) -> Result<DirectoryRecovery, SinkError> {
     let mut report = DirectoryRecovery::default();
     let mut entries: Vec<PathBuf> = fs::read_dir(dir)
-        .map_err(io(dir))?
+        .map_err(io_err(dir))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .collect();
     entries.sort();
@@ -89,12 +62,12 @@ pub fn recover_directory(
                 report.parts_recovered.push(finished);
                 report.rows_recovered += rows.rows;
             } else if partial.exists() {
-                fs::remove_file(&partial).map_err(io(&partial))?;
+                fs::remove_file(&partial).map_err(io_err(&partial))?;
             }
         }
         for log in [wal, &checkpoints] {
             if log.exists() {
-                fs::remove_file(log).map_err(io(log))?;
+                fs::remove_file(log).map_err(io_err(log))?;
             }
         }
     }
@@ -104,7 +77,7 @@ pub fn recover_directory(
             continue;
         }
         if name.ends_with(".parquet.partial") {
-            fs::remove_file(leftover).map_err(io(leftover))?;
+            fs::remove_file(leftover).map_err(io_err(leftover))?;
             report.unrecoverable.push(leftover.clone());
         } else if leftover
             .extension()
@@ -112,7 +85,7 @@ pub fn recover_directory(
         {
             // Checkpoints of a part without a log (nothing to finish them with), or a rebuild
             // that a killed recovery left unfinished (done again above).
-            fs::remove_file(leftover).map_err(io(leftover))?;
+            fs::remove_file(leftover).map_err(io_err(leftover))?;
         }
     }
     sync_dir(dir)?;
@@ -153,7 +126,7 @@ fn recover_part(
     if let Some(checkpointed) = &checkpointed {
         finish_partial(partial, checkpointed)?;
         if tail.is_empty() {
-            fs::rename(partial, finished).map_err(io(finished))?;
+            fs::rename(partial, finished).map_err(io_err(finished))?;
             return Ok(Some(RecoveredPart {
                 rows: covered,
                 torn_log,
@@ -170,7 +143,7 @@ fn recover_part(
     metadata.sort();
     let props = writer_properties(config, metadata)?;
     let rebuilt = partial.with_extension("partial.rebuilt");
-    let file = File::create(&rebuilt).map_err(io(&rebuilt))?;
+    let file = File::create(&rebuilt).map_err(io_err(&rebuilt))?;
     let pq = |source| SinkError::Parquet {
         path: rebuilt.clone(),
         source,
@@ -178,7 +151,7 @@ fn recover_part(
     let mut writer =
         ArrowWriter::try_new(file, contents.schema.clone(), Some(props)).map_err(pq)?;
     if checkpointed.is_some() {
-        let reader = File::open(partial).map_err(io(partial)).and_then(|f| {
+        let reader = File::open(partial).map_err(io_err(partial)).and_then(|f| {
             ParquetRecordBatchReaderBuilder::try_new(f)
                 .and_then(|b| b.build())
                 .map_err(|source| SinkError::Parquet {
@@ -197,10 +170,10 @@ fn recover_part(
         writer.write(batch).map_err(pq)?;
     }
     let file = writer.into_inner().map_err(pq)?;
-    file.sync_all().map_err(io(&rebuilt))?;
-    fs::rename(&rebuilt, finished).map_err(io(finished))?;
+    file.sync_all().map_err(io_err(&rebuilt))?;
+    fs::rename(&rebuilt, finished).map_err(io_err(finished))?;
     if partial.exists() {
-        fs::remove_file(partial).map_err(io(partial))?;
+        fs::remove_file(partial).map_err(io_err(partial))?;
     }
     Ok(Some(RecoveredPart {
         rows: covered + tail_rows,

@@ -23,7 +23,7 @@ use arrow_ipc::reader::StreamReader;
 use arrow_ipc::writer::StreamWriter;
 use arrow_schema::{Schema, SchemaRef};
 
-use super::writer::SinkError;
+use super::error::{SinkError, io_err};
 
 /// File extension of a write-ahead log.
 pub const WAL_EXTENSION: &str = "wal";
@@ -60,10 +60,7 @@ impl WalWriter {
         head.extend_from_slice(&[0; FRAME_HEADER]);
         // `try_new` writes the schema message into the buffer, after the frame header.
         let ipc = StreamWriter::try_new(head, &logged).map_err(|e| wal_err(&path, e))?;
-        let file = File::create(&path).map_err(|source| SinkError::Io {
-            path: path.clone(),
-            source,
-        })?;
+        let file = File::create(&path).map_err(io_err(&path))?;
         let mut wal = Self { path, file, ipc };
         seal_frame(wal.ipc.get_mut(), MAGIC.len(), u64::MAX);
         wal.write_out()?;
@@ -96,10 +93,7 @@ impl WalWriter {
         if buffer.capacity() > KEEP_BUFFER_BYTES {
             *buffer = Vec::new();
         }
-        written.map_err(|source| SinkError::Io {
-            path: self.path.clone(),
-            source,
-        })
+        written.map_err(io_err(&self.path))
     }
 
     /// Where the log is.
@@ -109,10 +103,7 @@ impl WalWriter {
 
     /// Makes everything appended durable.
     pub fn sync(&mut self) -> Result<(), SinkError> {
-        self.file.sync_data().map_err(|source| SinkError::Io {
-            path: self.path.clone(),
-            source,
-        })
+        self.file.sync_data().map_err(io_err(&self.path))
     }
 
     /// Closes the log and returns its path, for deleting it later (see `seal_parts`).
@@ -176,10 +167,7 @@ impl WalContents {
 ///
 /// Returns `Ok(None)` for a log that ended before its schema was complete (nothing to recover).
 pub fn read_wal(path: &Path, metadata_keys: &[&str]) -> Result<Option<WalContents>, SinkError> {
-    let bytes = fs::read(path).map_err(|source| SinkError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let bytes = fs::read(path).map_err(io_err(path))?;
     let mut frames = Frames {
         bytes: bytes.strip_prefix(MAGIC).unwrap_or_default(),
     };
