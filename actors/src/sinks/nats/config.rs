@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::security::NatsSecurity;
+
 /// Publishes every batch of every input stream to a NATS JetStream stream, one message per
 /// batch, for `ensemble ingest` (or any other consumer) to store elsewhere.
 ///
@@ -51,6 +53,10 @@ pub struct NatsSinkConfig {
     /// Compression inside each message's Arrow IPC payload.
     #[serde(default)]
     pub compression: IpcCompression,
+    /// Credentials and TLS (`[sinks.NAME.security]`): files and environment variable names,
+    /// never a secret itself.
+    #[serde(default)]
+    pub security: NatsSecurity,
 }
 
 /// JetStream retention of the data stream.
@@ -88,6 +94,7 @@ impl Default for NatsSinkConfig {
             ack_timeout: default_ack_timeout(),
             retry_for: default_retry_for(),
             compression: IpcCompression::default(),
+            security: NatsSecurity::default(),
         }
     }
 }
@@ -105,6 +112,18 @@ impl NatsSinkConfig {
                 .iter()
                 .any(|s| url.starts_with(s))
                 || !url.contains("://");
+            if url
+                .split("://")
+                .nth(1)
+                .is_some_and(|rest| rest.contains('@'))
+            {
+                problems.push((
+                    "url",
+                    "must not carry a user, password or token: use [security] user + \
+                     password_env, token_env, nkey_seed_file or creds_file"
+                        .to_string(),
+                ));
+            }
             if !scheme_ok {
                 problems.push((
                     "url",
@@ -139,6 +158,7 @@ impl NatsSinkConfig {
                 ),
             ));
         }
+        problems.extend(self.security.check());
         problems
     }
 
