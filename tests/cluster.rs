@@ -93,6 +93,23 @@ fn completed(report: &RunReport) -> &StreamEntry {
     &report.manifest.streams["sig"]
 }
 
+/// The run completed with `rows` rows, none skipped, dropped or lost, and ingest (output
+/// `ingest_out`) holds each once, `seq` contiguous in file order (readers need not sort).
+fn assert_every_row_once_in_order(report: &RunReport, ingest_out: &Path, rows: u64) {
+    let entry = completed(report);
+    assert_eq!((entry.rows, entry.overflow_rows), (rows, 0));
+    let bus = &entry.sinks["bus"];
+    assert_eq!(
+        (bus.rows_written, bus.rows_lost, bus.dropped_rows),
+        (rows, 0, 0)
+    );
+    let ingest_run = ingest_run_dir(ingest_out, &report.run_dir);
+    let check = wait_complete(&ingest_run, Duration::from_secs(60));
+    assert_eq!(check.streams["sig"].rows, rows, "{check:?}");
+    assert_eq!(check.streams["sig"].distinct, rows, "{check:?}");
+    assert_contiguous(&seqs(&read_stream(&ingest_run, "sig")), rows);
+}
+
 /// Waits until ingest holds every row the sink says JetStream acknowledged, each once (gaps in
 /// `seq` allowed: rows skipped at the source or dropped on a best-effort link).
 fn wait_ingested(run_dir: &Path, within: Duration) -> RunCheck {
@@ -151,20 +168,7 @@ fn issue_15_killed_leader_restarted_after_5s_loses_nothing_and_keeps_order() {
     cluster.restart(leader);
     let report = run.join().expect("run thread");
 
-    let entry = completed(&report);
-    let rows = 12 * RATE;
-    assert_eq!((entry.rows, entry.overflow_rows), (rows, 0));
-    let bus = &entry.sinks["bus"];
-    assert_eq!(
-        (bus.rows_written, bus.rows_lost, bus.dropped_rows),
-        (rows, 0, 0)
-    );
-    let ingest_run = ingest_run_dir(&ingest_out, &report.run_dir);
-    let check = wait_complete(&ingest_run, Duration::from_secs(60));
-    assert_eq!(check.streams["sig"].rows, rows, "{check:?}");
-    assert_eq!(check.streams["sig"].distinct, rows, "{check:?}");
-    // In file order, without sorting: readers need not sort after a failover.
-    assert_contiguous(&seqs(&read_stream(&ingest_run, "sig")), rows);
+    assert_every_row_once_in_order(&report, &ingest_out, 12 * RATE);
     let summary = worker.stop();
     assert_eq!(summary.rejected, 0);
 }
@@ -189,19 +193,7 @@ fn issue_15_killed_follower_never_restarted_loses_nothing() {
         "leader kept"
     );
 
-    let entry = completed(&report);
-    let rows = 10 * RATE;
-    assert_eq!((entry.rows, entry.overflow_rows), (rows, 0));
-    let bus = &entry.sinks["bus"];
-    assert_eq!(
-        (bus.rows_written, bus.rows_lost, bus.dropped_rows),
-        (rows, 0, 0)
-    );
-    let ingest_run = ingest_run_dir(&ingest_out, &report.run_dir);
-    let check = wait_complete(&ingest_run, Duration::from_secs(60));
-    assert_eq!(check.streams["sig"].rows, rows, "{check:?}");
-    assert_eq!(check.streams["sig"].distinct, rows, "{check:?}");
-    assert_contiguous(&seqs(&read_stream(&ingest_run, "sig")), rows);
+    assert_every_row_once_in_order(&report, &ingest_out, 10 * RATE);
     worker.stop();
 }
 

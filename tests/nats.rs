@@ -26,13 +26,7 @@ struct NatsServer {
 impl NatsServer {
     /// Starts a server, or returns `None` (after `external_available` said so) without one.
     fn start() -> Option<Self> {
-        let available = Command::new("nats-server")
-            .arg("--version")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !external_available("nats-server", available) {
+        if !crate::nats_cluster::nats_server_available() {
             return None;
         }
         let port = free_port();
