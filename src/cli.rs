@@ -39,7 +39,7 @@ pub enum Command {
     },
     /// Consume what `nats` sinks publish to JetStream and write run directories of Parquet files
     /// (one per run id); keeps running for the next runs until Ctrl-C, then drains and exits.
-    Ingest(IngestArgs),
+    Ingest(Box<IngestArgs>),
     /// Check an experiment file and print its component graph; creates nothing.
     Validate {
         /// The experiment file (TOML).

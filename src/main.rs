@@ -73,7 +73,7 @@ fn main() -> ExitCode {
             }
         },
         Command::Loadtest(args) => loadtest(&args),
-        Command::Ingest(args) => ingest(args),
+        Command::Ingest(args) => ingest(*args),
         Command::Run {
             file,
             output,
