@@ -39,7 +39,7 @@ pub enum Command {
     },
     /// Consume what `nats` sinks publish to JetStream and write run directories of Parquet files
     /// (one per run id); keeps running for the next runs until Ctrl-C, then drains and exits.
-    Ingest(IngestArgs),
+    Ingest(Box<IngestArgs>),
     /// Check an experiment file and print its component graph; creates nothing.
     Validate {
         /// The experiment file (TOML).
@@ -124,4 +124,44 @@ pub struct IngestArgs {
     /// Compression of the Parquet parts: zstd, snappy or none.
     #[arg(long, default_value = "zstd")]
     pub compression: String,
+    /// NATS credentials file (user JWT and nkey seed).
+    #[arg(long)]
+    pub creds_file: Option<PathBuf>,
+    /// File holding an nkey seed.
+    #[arg(long)]
+    pub nkey_seed_file: Option<PathBuf>,
+    /// User name for user/password login (the password comes from `--password-env`).
+    #[arg(long, requires = "password_env")]
+    pub user: Option<String>,
+    /// Environment variable holding the password of `--user`.
+    #[arg(long, requires = "user")]
+    pub password_env: Option<String>,
+    /// Environment variable holding an authentication token.
+    #[arg(long)]
+    pub token_env: Option<String>,
+    /// PEM file of the CA that signed the servers' certificates (implies TLS).
+    #[arg(long)]
+    pub tls_ca_file: Option<PathBuf>,
+    /// PEM client certificate, for servers that verify clients.
+    #[arg(long, requires = "tls_key_file")]
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM private key of `--tls-cert-file`.
+    #[arg(long, requires = "tls_cert_file")]
+    pub tls_key_file: Option<PathBuf>,
+}
+
+impl IngestArgs {
+    /// The credentials and TLS options, as the `nats` sink's `security` table.
+    pub fn security(&self) -> ensemble_actors::sinks::nats::NatsSecurity {
+        ensemble_actors::sinks::nats::NatsSecurity {
+            creds_file: self.creds_file.clone(),
+            nkey_seed_file: self.nkey_seed_file.clone(),
+            user: self.user.clone(),
+            password_env: self.password_env.clone(),
+            token_env: self.token_env.clone(),
+            tls_ca_file: self.tls_ca_file.clone(),
+            tls_cert_file: self.tls_cert_file.clone(),
+            tls_key_file: self.tls_key_file.clone(),
+        }
+    }
 }

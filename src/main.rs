@@ -73,7 +73,7 @@ fn main() -> ExitCode {
             }
         },
         Command::Loadtest(args) => loadtest(&args),
-        Command::Ingest(args) => ingest(args),
+        Command::Ingest(args) => ingest(*args),
         Command::Run {
             file,
             output,
@@ -228,7 +228,9 @@ fn ingest(args: ensemble::cli::IngestArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let security = args.security();
     let mut options = IngestOptions::new(&args.url, &args.stream, args.output, &args.durable);
+    options.security = security;
     options.subject_prefix = args.subject_prefix;
     options.worker = args.worker.unwrap_or_else(default_worker_name);
     options.commit_interval = args.commit_interval;

@@ -26,13 +26,7 @@ struct NatsServer {
 impl NatsServer {
     /// Starts a server, or returns `None` (after `external_available` said so) without one.
     fn start() -> Option<Self> {
-        let available = Command::new("nats-server")
-            .arg("--version")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !external_available("nats-server", available) {
+        if !crate::nats_cluster::nats_server_available() {
             return None;
         }
         let port = free_port();
@@ -105,13 +99,13 @@ fn free_port() -> u16 {
 }
 
 /// An in-process ingest worker on its own runtime; stopped (drained) by [`Worker::stop`].
-struct Worker {
+pub(crate) struct Worker {
     stop: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<Result<IngestSummary, IngestError>>>,
 }
 
 impl Worker {
-    fn start(options: IngestOptions) -> Self {
+    pub(crate) fn start(options: IngestOptions) -> Self {
         // Logs show with `RUST_LOG=info cargo test ... -- --nocapture`.
         let _ = tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
@@ -134,7 +128,7 @@ impl Worker {
         }
     }
 
-    fn stop(mut self) -> IngestSummary {
+    pub(crate) fn stop(mut self) -> IngestSummary {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
@@ -155,7 +149,12 @@ impl Drop for Worker {
     }
 }
 
-fn ingest_options(url: &str, stream: &str, output: &Path, worker: &str) -> IngestOptions {
+pub(crate) fn ingest_options(
+    url: &str,
+    stream: &str,
+    output: &Path,
+    worker: &str,
+) -> IngestOptions {
     let mut o = IngestOptions::new(url, stream, output.to_path_buf(), "ingest");
     o.worker = worker.to_string();
     o.commit_interval = Duration::from_millis(200);
@@ -203,7 +202,7 @@ ack_timeout = "2s"
 }
 
 /// Waits until ingest holds the whole run (every published row exactly once).
-fn wait_complete(run_dir: &Path, within: Duration) -> RunCheck {
+pub(crate) fn wait_complete(run_dir: &Path, within: Duration) -> RunCheck {
     let deadline = Instant::now() + within;
     loop {
         let check = if run_dir.exists() {
@@ -254,7 +253,7 @@ fn rows(batches: &[RecordBatch]) -> Vec<Row> {
         .collect()
 }
 
-fn ingest_run_dir(output: &Path, report_dir: &Path) -> PathBuf {
+pub(crate) fn ingest_run_dir(output: &Path, report_dir: &Path) -> PathBuf {
     output.join(report_dir.file_name().expect("run dir name"))
 }
 
@@ -512,21 +511,24 @@ pace = "max"
     );
 }
 
-/// The compose setup's experiments (`configs/nats/`, not checked with `configs/`) compile.
+/// The compose setup's experiments (`configs/nats/`, not checked with `configs/`), plain and
+/// secured, compile.
 #[test]
 fn issue_7_compose_configs_validate() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/nats");
-    let mut n = 0;
-    for entry in std::fs::read_dir(&dir).expect("configs/nats") {
-        let path = entry.expect("entry").path();
-        if path.extension().is_some_and(|x| x == "toml") {
-            if let Err(errors) = ensemble::config::load(&path) {
-                panic!("{} does not validate:\n{errors}", path.display());
+    for dir in ["configs/nats", "configs/nats/secure"] {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
+        let mut n = 0;
+        for entry in std::fs::read_dir(&dir).expect("configs/nats") {
+            let path = entry.expect("entry").path();
+            if path.extension().is_some_and(|x| x == "toml") {
+                if let Err(errors) = ensemble::config::load(&path) {
+                    panic!("{} does not validate:\n{errors}", path.display());
+                }
+                n += 1;
             }
-            n += 1;
         }
+        assert!(n >= 2, "{n} configs in {}", dir.display());
     }
-    assert!(n >= 2, "{n} configs");
 }
 
 /// No server at all: the sink gives up after `retry_for`, the run fails, and the manifest counts

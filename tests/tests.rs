@@ -22,5 +22,13 @@ mod faults;
 mod loadtest;
 // Scale-out over NATS JetStream: sink, ingest, worker kill, server restart (issue 7).
 mod nats;
+// Helper: nats-server nodes and a three-node JetStream cluster on loopback.
+mod nats_cluster;
+// A JetStream cluster losing nodes mid-run: leader, follower, quorum (issue 15).
+mod cluster;
+// A secured NATS path: TLS with client certificates, users, nkeys, tokens (issue 15).
+mod nats_security;
+// docker-compose.yml (and its secured override) run natively on loopback (issue 15).
+mod compose;
 // Processing stages: fft, fir, decimate and stats end to end, read back by parquet and DuckDB.
 mod stages;

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer};
 use ensemble_actors::sinks::nats::codec::{control_filter, data_filter};
-use ensemble_actors::sinks::nats::{connect, control_stream_name};
+use ensemble_actors::sinks::nats::{NatsSecurity, connect, control_stream_name};
 use ensemble_actors::sinks::parquet::ParquetSinkConfig;
 use futures::StreamExt;
 use tokio::sync::{mpsc, oneshot};
@@ -41,6 +41,8 @@ pub struct IngestOptions {
     pub ack_wait: Duration,
     /// Parquet settings of the parts.
     pub parquet: ParquetSinkConfig,
+    /// Credentials and TLS: files and environment variable names, as the sink's `security`.
+    pub security: NatsSecurity,
 }
 
 impl IngestOptions {
@@ -57,6 +59,7 @@ impl IngestOptions {
             commit_messages: 1000,
             ack_wait: Duration::from_secs(30),
             parquet: ParquetSinkConfig::default(),
+            security: NatsSecurity::default(),
         }
     }
 }
@@ -102,6 +105,9 @@ pub struct IngestSummary {
     /// Commits made.
     pub commits: u64,
 }
+
+/// Longest pull of the control consumer (its idle heartbeat is half of it).
+const CONTROL_PULL_EXPIRES: Duration = Duration::from_secs(4);
 
 /// Most bytes one pull request asks for.
 const PULL_BYTES: usize = 8 * 1024 * 1024;
@@ -174,6 +180,9 @@ pub async fn run(
             options.ack_wait, options.commit_interval
         )));
     }
+    if let Some((key, why)) = options.security.check().into_iter().next() {
+        return Err(IngestError::Options(format!("{key}: {why}")));
+    }
     if options.commit_messages == 0 {
         return Err(IngestError::Options(
             "commit messages must be at least 1".into(),
@@ -226,7 +235,7 @@ impl Worker {
         let o = self.options.clone();
         let name = format!("ensemble ingest {}", o.worker);
         let client = tokio::select! {
-            c = connect(&o.url, &name, Duration::from_secs(24 * 3600)) => {
+            c = connect(&o.url, &name, Duration::from_secs(24 * 3600), &o.security) => {
                 c.map_err(|e| IngestError::Nats(e.to_string()))?
             }
             () = &mut shutdown => return Ok(()),
@@ -443,6 +452,10 @@ async fn open_control(
         .create_consumer(consumer::pull::OrderedConfig {
             filter_subject: control_filter(prefix),
             deliver_policy,
+            // Short pulls keep the idle heartbeat at 2 s: when the node holding this (single
+            // replica) consumer dies, two missed heartbeats make the client recreate it on
+            // another node within seconds instead of half a minute.
+            max_expires: CONTROL_PULL_EXPIRES,
             ..Default::default()
         })
         .await

@@ -4,7 +4,7 @@ use actix::prelude::*;
 
 use crate::sinks::{SinkExit, SinkInputs};
 
-use super::publisher::{PublisherFailures, PublisherHandle};
+use super::task::{PublisherFailures, PublisherHandle};
 use crate::batch::{StreamEvent, StreamId};
 use crate::control::{ComponentExited, Flush, SinkReport};
 use crate::sinks::WriteFailure;

@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::security::NatsSecurity;
+
 /// Publishes every batch of every input stream to a NATS JetStream stream, one message per
 /// batch, for `ensemble ingest` (or any other consumer) to store elsewhere.
 ///
@@ -51,6 +53,11 @@ pub struct NatsSinkConfig {
     /// Compression inside each message's Arrow IPC payload.
     #[serde(default)]
     pub compression: IpcCompression,
+    /// Credentials and TLS (`[sinks.NAME.security]`): files and environment variable names,
+    /// never a secret itself. Boxed: rarely set, and it would triple the size of every sink
+    /// config.
+    #[serde(default)]
+    pub security: Box<NatsSecurity>,
 }
 
 /// JetStream retention of the data stream.
@@ -88,6 +95,7 @@ impl Default for NatsSinkConfig {
             ack_timeout: default_ack_timeout(),
             retry_for: default_retry_for(),
             compression: IpcCompression::default(),
+            security: Box::default(),
         }
     }
 }
@@ -105,6 +113,18 @@ impl NatsSinkConfig {
                 .iter()
                 .any(|s| url.starts_with(s))
                 || !url.contains("://");
+            if url
+                .split("://")
+                .nth(1)
+                .is_some_and(|rest| rest.contains('@'))
+            {
+                problems.push((
+                    "url",
+                    "must not carry a user, password or token: use [security] user + \
+                     password_env, token_env, nkey_seed_file or creds_file"
+                        .to_string(),
+                ));
+            }
             if !scheme_ok {
                 problems.push((
                     "url",
@@ -139,6 +159,7 @@ impl NatsSinkConfig {
                 ),
             ));
         }
+        problems.extend(self.security.check());
         problems
     }
 

@@ -4,20 +4,30 @@
 //!
 //! - `config`: the serde struct.
 //! - [`codec`]: subjects, headers, Arrow IPC encode/decode, control messages (shared with ingest).
-//! - `publisher`: the plain async publishing logic (bounded window, re-send, counting).
+//! - `security`: credentials and TLS (from files and environment variables; shared with ingest).
+//! - `error`: the sink's error type.
+//! - `connection`: connect, make sure the JetStream streams exist.
+//! - `publisher`: the plain async publishing logic (bounded window, in order per stream,
+//!   re-send, counting).
+//! - `task`: the publisher as a tokio task behind a handle.
 //! - `actor`: the thin actix shell.
 
 mod actor;
 pub mod codec;
 mod config;
+mod connection;
+mod error;
 mod publisher;
+mod security;
+mod task;
 
 pub use actor::NatsSinkActor;
 pub use config::{
     IpcCompression, NatsSinkConfig, Retention, check_stream_name, check_subject_prefix,
     control_stream_name, is_subject_token,
 };
-pub use publisher::{
-    NatsSinkError, Publisher, PublisherFailures, PublisherHandle, connect, ensure_streams,
-    jetstream_context, publish_control, spawn_publisher, subject_token,
-};
+pub use connection::{connect, ensure_streams, jetstream_context};
+pub use error::NatsSinkError;
+pub use publisher::{Publisher, subject_token};
+pub use security::{NatsSecurity, SecurityError};
+pub use task::{PublisherFailures, PublisherHandle, publish_control, spawn_publisher};

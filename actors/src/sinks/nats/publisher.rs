@@ -1,11 +1,13 @@
-//! The publishing logic of the NATS sink, as plain async code: connect, make sure the streams
-//! exist, publish batches with a bounded window of unacknowledged messages, re-send on a lost
-//! connection, count what could not be delivered. No actors here; [`spawn_publisher`] runs it as
-//! a tokio task behind a [`PublisherHandle`].
+//! The publishing logic of the NATS sink, as plain async code: publish batches with a bounded
+//! window of unacknowledged messages, re-send on a lost connection, count what could not be
+//! delivered. No actors here; `task` runs it as a tokio task behind a `PublisherHandle`.
 //!
 //! # Delivery
 //! A batch counts as stored only once JetStream acknowledged it. At most `max_in_flight`
-//! messages wait for their acknowledgement; the oldest is awaited first. When an
+//! messages wait for their acknowledgement, and at most one *per input stream*: a batch goes out
+//! only once its predecessor of the same stream is acknowledged, so a lost message can never be
+//! overtaken by its successor (after a reconnect, a leader election or a timeout), and batches
+//! of a stream reach JetStream in `seq` order. Several streams still share the window. When an
 //! acknowledgement fails (timeout, broken connection, server error), every unacknowledged
 //! message is published again *in order, one at a time*, until each is acknowledged or
 //! `retry_for` has passed since the failure. Re-sent copies carry the same `Nats-Msg-Id`, so
@@ -13,86 +15,39 @@
 //! at least `retry_for` plus a minute).
 //!
 //! # Limits
-//! A batch whose first send was lost with the old connection while its successor, queued in the
-//! client, went out on the new one, lands in JetStream after that successor. Ingest stores rows
-//! in arrival order, so after a reconnect a part file can hold one batch out of `seq` order; no
-//! row is lost or duplicated. Sort by `seq` when reading runs that saw a reconnect.
+//! One stream's throughput is bounded by one acknowledgement round trip per message (about a
+//! millisecond on a replicated stream): large batches keep that cheap per row; many small
+//! batches of one stream do not pipeline.
 
 use std::collections::{HashMap, VecDeque};
 use std::future::{Future, IntoFuture};
-use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 use async_nats::HeaderMap;
+use async_nats::jetstream;
 use async_nats::jetstream::context::PublishError;
 use async_nats::jetstream::publish::PublishAck;
-use async_nats::jetstream::{self, stream};
 use bytes::Bytes;
-use tokio::sync::{mpsc, oneshot};
 
 use super::codec::{
-    BatchMeta, ControlKind, RunEnd, StreamEnd, batch_headers, control_filter, control_headers,
-    control_subject, data_filter, data_subject, encode_batch, schema_fingerprint,
+    BatchMeta, ControlKind, RunEnd, StreamEnd, batch_headers, control_headers, control_subject,
+    data_subject, encode_batch, schema_fingerprint,
 };
-use super::config::{NatsSinkConfig, Retention};
+use super::config::NatsSinkConfig;
+use super::connection::BACKOFF;
+use super::error::NatsSinkError;
 use crate::batch::{DataBatch, StreamId};
 use crate::control::{SinkReport, StreamWriteReport};
-use crate::sinks::{SinkContext, SinkInput, WriteFailure};
+use crate::sinks::SinkInput;
 
-/// Commands a [`PublisherHandle`] may hold queued before the sender waits.
-const COMMAND_QUEUE: usize = 4;
 /// Encode on a blocking thread when a batch is larger than this (bytes in memory).
 const ENCODE_INLINE_LIMIT: usize = 256 * 1024;
 /// Room left in each message for headers and protocol overhead.
 const HEADER_ROOM: usize = 1024;
-/// First and longest wait between re-sends.
-const BACKOFF: (Duration, Duration) = (Duration::from_millis(100), Duration::from_secs(2));
-
-/// Why the NATS sink could not connect or publish.
-#[derive(Debug, thiserror::Error)]
-pub enum NatsSinkError {
-    /// The server did not accept a connection within `retry_for`.
-    #[error("cannot connect to NATS at {url}: {message}")]
-    Connect {
-        /// The URL tried.
-        url: String,
-        /// The last error.
-        message: String,
-    },
-    /// A JetStream stream could not be found or created.
-    #[error("cannot create or find JetStream stream `{stream}`: {message}")]
-    Stream {
-        /// The stream's name.
-        stream: String,
-        /// What the server said.
-        message: String,
-    },
-    /// A batch could not be encoded.
-    #[error("cannot encode a batch of `{stream}`: {source}")]
-    Encode {
-        /// The stream.
-        stream: String,
-        /// Why.
-        source: super::codec::CodecError,
-    },
-    /// JetStream did not acknowledge messages within `retry_for`.
-    #[error("JetStream did not acknowledge {rows} rows within {retry_for:?}: {message}")]
-    Undelivered {
-        /// Rows given up on.
-        rows: u64,
-        /// The configured retry time.
-        retry_for: Duration,
-        /// The last error.
-        message: String,
-    },
-    /// The sink's publisher task has finished.
-    #[error("the NATS publisher has finished")]
-    Closed,
-}
 
 type AckFuture = Pin<Box<dyn Future<Output = Result<PublishAck, PublishError>> + Send>>;
 
@@ -110,8 +65,9 @@ struct Pending {
 }
 
 /// Per input stream: where it goes and what was delivered.
-struct StreamState {
-    name: StreamId,
+pub(super) struct StreamState {
+    /// The input stream.
+    pub(super) name: StreamId,
     component: String,
     subject: String,
     fingerprint: Option<(SchemaRef, String)>,
@@ -136,139 +92,21 @@ pub fn subject_token(text: &str) -> String {
         })
         .collect()
 }
-
-/// Connects to `url`, retrying for up to `retry_for`.
-pub async fn connect(
-    url: &str,
-    name: &str,
-    retry_for: Duration,
-) -> Result<async_nats::Client, NatsSinkError> {
-    let deadline = Instant::now() + retry_for;
-    let mut wait = BACKOFF.0;
-    loop {
-        let options = async_nats::ConnectOptions::new()
-            .name(name)
-            .connection_timeout(Duration::from_secs(5))
-            .max_reconnects(None);
-        match options.connect(url).await {
-            Ok(client) => return Ok(client),
-            Err(e) if Instant::now() + wait > deadline => {
-                return Err(NatsSinkError::Connect {
-                    url: url.to_string(),
-                    message: e.to_string(),
-                });
-            }
-            Err(e) => {
-                tracing::warn!(url, "Cannot connect to NATS yet ({e}); retrying.");
-                tokio::time::sleep(wait).await;
-                wait = (wait * 2).min(BACKOFF.1);
-            }
-        }
-    }
-}
-
-/// The JetStream context the sink publishes through: acknowledgements time out after
-/// `ack_timeout`.
-pub fn jetstream_context(
-    client: async_nats::Client,
-    config: &NatsSinkConfig,
-) -> jetstream::Context {
-    jetstream::ContextBuilder::new()
-        .timeout(config.ack_timeout)
-        .max_ack_inflight(config.max_in_flight * 4 + 16)
-        .backpressure_on_inflight(true)
-        .build(client)
-}
-
-/// Makes sure the data stream and the control stream exist, creating them as configured.
-/// Retries for up to `retry_for` (a cluster may still be electing its leaders).
-pub async fn ensure_streams(
-    js: &jetstream::Context,
-    config: &NatsSinkConfig,
-) -> Result<(), NatsSinkError> {
-    let duplicate_window =
-        (config.retry_for + Duration::from_secs(60)).max(Duration::from_secs(120));
-    let data = stream::Config {
-        name: config.stream.clone(),
-        subjects: vec![data_filter(&config.subject_prefix)],
-        retention: match config.retention {
-            Retention::Limits => stream::RetentionPolicy::Limits,
-            Retention::Workqueue => stream::RetentionPolicy::WorkQueue,
-        },
-        num_replicas: config.replicas,
-        max_bytes: config
-            .max_bytes
-            .map_or(-1, |b| i64::try_from(b).unwrap_or(i64::MAX)),
-        duplicate_window,
-        ..Default::default()
-    };
-    let control = stream::Config {
-        name: config.control_stream(),
-        subjects: vec![control_filter(&config.subject_prefix)],
-        num_replicas: config.replicas,
-        duplicate_window,
-        ..Default::default()
-    };
-    for cfg in [data, control] {
-        let deadline = Instant::now() + config.retry_for;
-        let mut wait = BACKOFF.0;
-        loop {
-            match js.get_or_create_stream(cfg.clone()).await {
-                Ok(_) => break,
-                Err(e) if Instant::now() + wait > deadline => {
-                    return Err(NatsSinkError::Stream {
-                        stream: cfg.name.clone(),
-                        message: e.to_string(),
-                    });
-                }
-                Err(e) => {
-                    tracing::warn!(stream = %cfg.name, "JetStream stream not ready ({e}); retrying.");
-                    tokio::time::sleep(wait).await;
-                    wait = (wait * 2).min(BACKOFF.1);
-                }
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Publishes one control message of a run and waits for its acknowledgement, retrying for up to
-/// `config.retry_for`. Used by `ensemble run` to publish the final manifest after every sink
-/// has finished.
-pub async fn publish_control(
-    config: &NatsSinkConfig,
-    sink: &str,
-    run_id: &str,
-    kind: ControlKind,
-    payload: Vec<u8>,
-) -> Result<(), NatsSinkError> {
-    let client = connect(&config.url, &format!("ensemble {sink}"), config.retry_for).await?;
-    let js = jetstream_context(client.clone(), config);
-    let mut publisher = Publisher::new(js, config.clone(), sink, run_id, "", &[]);
-    publisher.max_payload = client.server_info().max_payload;
-    publisher.publish_control(kind, payload).await;
-    let _ = client.flush().await;
-    match publisher.failure.take() {
-        Some(e) => Err(e),
-        None => Ok(()),
-    }
-}
-
 /// The sink's publishing state: the window of unacknowledged messages and per-stream totals.
 pub struct Publisher {
-    js: Option<jetstream::Context>,
-    config: NatsSinkConfig,
-    sink: String,
+    pub(super) js: Option<jetstream::Context>,
+    pub(super) config: NatsSinkConfig,
+    pub(super) sink: String,
     run_id: String,
     run_token: String,
     experiment: String,
-    streams: Vec<StreamState>,
+    pub(super) streams: Vec<StreamState>,
     index: HashMap<StreamId, usize>,
     in_flight: VecDeque<Pending>,
     /// Largest message the server takes; bigger batches are split.
-    max_payload: usize,
+    pub(super) max_payload: usize,
     /// Set once the sink gave up on a message: later batches are counted as undelivered.
-    failure: Option<NatsSinkError>,
+    pub(super) failure: Option<NatsSinkError>,
     /// Failures not yet reported to the actor.
     reported: bool,
 }
@@ -491,7 +329,11 @@ impl Publisher {
     }
 
     async fn push(&mut self, mut pending: Pending) {
-        while self.in_flight.len() >= self.config.max_in_flight {
+        // In order per stream: wait for this stream's predecessor (settled oldest first).
+        while self.in_flight.len() >= self.config.max_in_flight
+            || (pending.stream.is_some()
+                && self.in_flight.iter().any(|p| p.stream == pending.stream))
+        {
             self.settle_oldest().await;
         }
         if self.failure.is_some() {
@@ -641,142 +483,6 @@ fn split_encode(
         out.push((offset as u64, rows as u64, Bytes::from(payload)));
     }
     Ok(out)
-}
-
-enum Command {
-    Publish(DataBatch),
-    Flush(oneshot::Sender<Result<(), String>>),
-    Finish(oneshot::Sender<SinkReport>),
-}
-
-/// Handle to a running publisher task. Cheap to clone.
-#[derive(Clone)]
-pub struct PublisherHandle {
-    tx: mpsc::Sender<Command>,
-}
-
-impl PublisherHandle {
-    /// Queues a batch, waiting while the publisher is busy (this is the sink's backpressure).
-    pub async fn publish(&self, batch: DataBatch) -> Result<(), NatsSinkError> {
-        self.tx
-            .send(Command::Publish(batch))
-            .await
-            .map_err(|_| NatsSinkError::Closed)
-    }
-
-    /// Waits until everything published so far is acknowledged by JetStream.
-    pub async fn flush(&self) -> Result<(), String> {
-        let (tx, rx) = oneshot::channel();
-        self.tx
-            .send(Command::Flush(tx))
-            .await
-            .map_err(|_| NatsSinkError::Closed.to_string())?;
-        rx.await.map_err(|_| NatsSinkError::Closed.to_string())?
-    }
-
-    /// Drains, publishes the end message and stops the task; returns what was delivered.
-    pub async fn finish(&self) -> Result<SinkReport, NatsSinkError> {
-        let (tx, rx) = oneshot::channel();
-        self.tx
-            .send(Command::Finish(tx))
-            .await
-            .map_err(|_| NatsSinkError::Closed)?;
-        rx.await.map_err(|_| NatsSinkError::Closed)
-    }
-}
-
-/// Where the publisher reports that it gave up (the sink then fails, and the run with it).
-pub type PublisherFailures = flume::Receiver<WriteFailure>;
-
-/// Starts the publisher task of sink `sink`: it connects, makes sure the streams exist,
-/// publishes the run's start manifest (`run.json` in the run directory), then serves the handle.
-///
-/// Must be called inside a tokio runtime.
-pub fn spawn_publisher(
-    config: NatsSinkConfig,
-    sink: String,
-    context: &SinkContext,
-    inputs: &[SinkInput],
-) -> (PublisherHandle, PublisherFailures) {
-    let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
-    let (failures_tx, failures_rx) = flume::unbounded();
-    let publisher = Publisher::new(
-        None,
-        config,
-        &sink,
-        &context.run_id,
-        &context.experiment,
-        inputs,
-    );
-    let manifest = context.run_dir.join("run.json");
-    tokio::spawn(serve(publisher, manifest, rx, failures_tx));
-    (PublisherHandle { tx }, failures_rx)
-}
-
-async fn serve(
-    mut publisher: Publisher,
-    manifest: PathBuf,
-    mut rx: mpsc::Receiver<Command>,
-    failures: flume::Sender<WriteFailure>,
-) {
-    let config = publisher.config.clone();
-    let name = format!("ensemble sink {}", publisher.sink);
-    let setup = async {
-        let client = connect(&config.url, &name, config.retry_for).await?;
-        let js = jetstream_context(client.clone(), &config);
-        ensure_streams(&js, &config).await?;
-        Ok::<_, NatsSinkError>((client, js))
-    };
-    match setup.await {
-        Ok((client, js)) => {
-            publisher.max_payload = client.server_info().max_payload;
-            publisher.js = Some(js);
-            match tokio::fs::read(&manifest).await {
-                Ok(text) => publisher.publish_control(ControlKind::Start, text).await,
-                Err(e) => tracing::warn!(
-                    path = %manifest.display(),
-                    "Cannot read the run manifest to publish it: {e}."
-                ),
-            }
-            tracing::info!(url = %config.url, stream = %config.stream, "Publishing to JetStream.");
-        }
-        Err(e) => {
-            tracing::error!(sink = %publisher.sink, "{e}.");
-            publisher.fail(e);
-        }
-    }
-    let report_failure = |p: &mut Publisher| {
-        if let Some(message) = p.take_new_failure() {
-            let _ = failures.send(WriteFailure {
-                stream: p
-                    .streams
-                    .first()
-                    .map_or_else(|| "".into(), |s| s.name.clone()),
-                message,
-            });
-        }
-    };
-    report_failure(&mut publisher);
-    while let Some(command) = rx.recv().await {
-        match command {
-            Command::Publish(batch) => publisher.publish(batch).await,
-            Command::Flush(reply) => {
-                publisher.drain().await;
-                let result = match &publisher.failure {
-                    Some(e) => Err(e.to_string()),
-                    None => Ok(()),
-                };
-                let _ = reply.send(result);
-            }
-            Command::Finish(reply) => {
-                let report = publisher.finish().await;
-                report_failure(&mut publisher);
-                let _ = reply.send(report);
-                return;
-            }
-        }
-        report_failure(&mut publisher);
-    }
 }
 
 #[cfg(test)]
