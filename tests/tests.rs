@@ -24,3 +24,5 @@ mod loadtest;
 mod nats;
 // Processing stages: fft, fir, decimate and stats end to end, read back by parquet and DuckDB.
 mod stages;
+// Data tools: run metadata, runs, inspect, export, plot, thumbnails (issue 13).
+mod data;

@@ -69,6 +69,7 @@ mod compiler;
 mod error;
 mod experiment;
 mod graph;
+pub mod metadata;
 mod plan;
 mod profile;
 mod raw;

@@ -16,7 +16,7 @@ use tokio::sync::oneshot;
 
 use super::config::ParquetSinkConfig;
 use super::durability::{GroupCommit, Pending};
-use super::recover::file_metadata;
+use super::recover::{RUN_METADATA_KEY, file_metadata};
 use super::writer::{PartSettings, SinkError, StreamPartWriter, UnsealedPart, seal_parts};
 use crate::batch::{DataBatch, StreamId};
 use crate::control::StreamWriteReport;
@@ -56,6 +56,10 @@ pub struct SinkContext {
     pub run_id: String,
     /// The experiment name, written into every file's metadata.
     pub experiment: String,
+    /// The run's metadata as one JSON object, written into every file's metadata under
+    /// [`RUN_METADATA_KEY`](super::RUN_METADATA_KEY), so a file shared alone still says what
+    /// sample and conditions it belongs to.
+    pub metadata: String,
 }
 
 /// One input stream of a sink.
@@ -120,15 +124,14 @@ impl WriterPool {
         let mut route = HashMap::new();
         let row_group_bytes = ROW_GROUP_BUDGET / inputs.len().max(1);
         for (i, input) in inputs.iter().enumerate() {
-            let mut settings = PartSettings::from_config(
-                config,
-                file_metadata(
-                    &context.run_id,
-                    &context.experiment,
-                    &input.stream,
-                    &input.component,
-                ),
-            )?;
+            let mut metadata = file_metadata(
+                &context.run_id,
+                &context.experiment,
+                &input.stream,
+                &input.component,
+            );
+            metadata.push((RUN_METADATA_KEY.to_string(), context.metadata.clone()));
+            let mut settings = PartSettings::from_config(config, metadata)?;
             settings.props = settings
                 .props
                 .into_builder()
