@@ -170,9 +170,7 @@ pub fn summarize_run(run_dir: &Path) -> Result<Option<RunSummary>, DataError> {
                 id,
                 name: footers.experiment.unwrap_or_default(),
                 status: "unknown".to_string(),
-                started_at: footers
-                    .first_ns
-                    .map(|ns| DateTime::from_timestamp_nanos(ns)),
+                started_at: footers.first_ns.map(DateTime::from_timestamp_nanos),
                 duration_s: None,
                 streams: streams.len(),
                 rows: footers.rows,

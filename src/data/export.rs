@@ -13,13 +13,12 @@ use arrow_array::RecordBatch;
 use arrow_array::cast::AsArray;
 use arrow_array::types::TimestampNanosecondType;
 use ensemble_actors::batch::{SEQ_COLUMN, TIMESTAMP_COLUMN};
-use parquet::arrow::ProjectionMask;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use super::error::DataError;
 use super::export_writers::{BatchWriter, TimeFormat, writer_for};
+use super::read::{for_each_batch, part_schema};
 use super::rundir::{StreamFiles, check_run_dir, read_footer};
-use super::stats::{row_groups_in_range, timestamp_range};
+use super::stats::timestamp_range;
 
 /// Output formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -213,10 +212,6 @@ impl From<std::io::Error> for StreamError {
     }
 }
 
-/// Rows per batch read from a part: large enough to amortize per-batch work, small enough
-/// that a batch of a few channels stays a few MB.
-const READ_BATCH_ROWS: usize = 65_536;
-
 fn export_stream(
     stream: &StreamFiles,
     options: &ExportOptions,
@@ -228,21 +223,7 @@ fn export_stream(
     let mut out = Some(BufWriter::with_capacity(1 << 20, out));
     let mut t0 = run_start;
     for part in &stream.parts {
-        let file = File::open(part).map_err(DataError::read(part))?;
-        let builder = ParquetRecordBatchReaderBuilder::try_new(file)
-            .map_err(|e| DataError::parquet(part, e))?;
-        let schema = builder.schema().clone();
-        let mut columns = vec![];
-        for (i, field) in schema.fields().iter().enumerate() {
-            let name = field.name();
-            if name == TIMESTAMP_COLUMN
-                || name == SEQ_COLUMN
-                || options.channels.is_empty()
-                || options.channels.contains(name)
-            {
-                columns.push(i);
-            }
-        }
+        let schema = part_schema(part)?;
         for wanted in &options.channels {
             if schema.field_with_name(wanted).is_err() {
                 return Err(DataError::Usage(format!(
@@ -253,21 +234,24 @@ fn export_stream(
                 .into());
             }
         }
-        let groups = row_groups_in_range(builder.metadata(), options.from, options.to);
-        summary.row_groups_skipped += builder.metadata().num_row_groups() - groups.len();
-        let mask = ProjectionMask::roots(builder.parquet_schema(), columns);
-        let reader = builder
-            .with_row_groups(groups)
-            .with_projection(mask)
-            .with_batch_size(READ_BATCH_ROWS)
-            .build()
-            .map_err(|e| DataError::parquet(part, e))?;
-        for batch in reader {
-            let batch = batch.map_err(|e| DataError::parquet(part, e))?;
+    }
+    let keep = |name: &str| {
+        name == TIMESTAMP_COLUMN
+            || name == SEQ_COLUMN
+            || options.channels.is_empty()
+            || options.channels.iter().any(|c| c == name)
+    };
+    let dir = stream.relative.clone();
+    summary.row_groups_skipped += for_each_batch(
+        &stream.parts,
+        &keep,
+        options.from,
+        options.to,
+        |batch| -> Result<(), StreamError> {
             let batch =
-                clip(&batch, options.from, options.to).map_err(|e| DataError::parquet(part, e))?;
+                clip(batch, options.from, options.to).map_err(|e| DataError::parquet(&dir, e))?;
             if batch.num_rows() == 0 {
-                continue;
+                return Ok(());
             }
             if t0.is_none() {
                 t0 = first_timestamp(&batch);
@@ -290,17 +274,22 @@ fn export_stream(
             };
             w.write(&batch)?;
             summary.rows += batch.num_rows() as u64;
-        }
-    }
+            Ok(())
+        },
+    )?;
     match writer {
         Some(w) => w.finish()?,
         None => {
             // No row in range: still a valid, empty file with the header.
             if let (Some(sink), Some(part)) = (out.take(), stream.parts.first()) {
-                let file = File::open(part).map_err(DataError::read(part))?;
-                let builder = ParquetRecordBatchReaderBuilder::try_new(file)
+                let schema = part_schema(part)?;
+                let kept: Vec<usize> = (0..schema.fields().len())
+                    .filter(|&i| keep(schema.field(i).name()))
+                    .collect();
+                let projected = schema
+                    .project(&kept)
                     .map_err(|e| DataError::parquet(part, e))?;
-                let empty = RecordBatch::new_empty(builder.schema().clone());
+                let empty = RecordBatch::new_empty(std::sync::Arc::new(projected));
                 let w = writer_for(
                     options.format,
                     options.time,

@@ -255,7 +255,7 @@ impl TextWriter {
 
 impl BatchWriter for TextWriter {
     fn write(&mut self, batch: &RecordBatch) -> std::io::Result<()> {
-        let columns: Vec<Column<'_>> = batch.columns().iter().map(|c| Column::of(c)).collect();
+        let columns: Vec<Column<'_>> = batch.columns().iter().map(Column::of).collect();
         for row in 0..batch.num_rows() {
             self.line.clear();
             if !self.csv {

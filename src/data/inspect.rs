@@ -4,7 +4,6 @@
 //! report says what recovery would restore.
 
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use arrow_array::cast::AsArray;
@@ -12,8 +11,6 @@ use arrow_array::types::{TimestampNanosecondType, UInt64Type};
 use chrono::{DateTime, Utc};
 use ensemble_actors::batch::{SEQ_COLUMN, TIMESTAMP_COLUMN, UNIT_METADATA_KEY};
 use ensemble_actors::sinks::parquet::recoverable_part;
-use parquet::arrow::ProjectionMask;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde::Serialize;
 
 use super::error::DataError;
@@ -401,11 +398,7 @@ fn sink_of(m: &Manifest, stream: &str, relative: &Path) -> Option<String> {
 }
 
 fn channel_units(part: &Path) -> Result<Vec<ChannelUnit>, DataError> {
-    let file = File::open(part).map_err(DataError::read(part))?;
-    let builder =
-        ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| DataError::parquet(part, e))?;
-    Ok(builder
-        .schema()
+    Ok(super::read::part_schema(part)?
         .fields()
         .iter()
         .filter(|f| f.name() != TIMESTAMP_COLUMN && f.name() != SEQ_COLUMN)
@@ -432,48 +425,30 @@ struct SeqScan {
 fn scan_seq(parts: &[PathBuf]) -> Result<SeqScan, DataError> {
     let mut scan = SeqScan::default();
     let mut previous: Option<(u64, i64)> = None;
-    for part in parts {
-        let file = File::open(part).map_err(DataError::read(part))?;
-        let builder = ParquetRecordBatchReaderBuilder::try_new(file)
-            .map_err(|e| DataError::parquet(part, e))?;
-        let schema = builder.schema().clone();
-        let columns: Vec<usize> = [TIMESTAMP_COLUMN, SEQ_COLUMN]
-            .iter()
-            .filter_map(|c| schema.index_of(c).ok())
-            .collect();
-        if columns.len() < 2 {
-            continue;
-        }
-        let mask = ProjectionMask::roots(builder.parquet_schema(), columns);
-        let reader = builder
-            .with_projection(mask)
-            .with_batch_size(65_536)
-            .build()
-            .map_err(|e| DataError::parquet(part, e))?;
-        for batch in reader {
-            let batch = batch.map_err(|e| DataError::parquet(part, e))?;
-            let (Some(ts), Some(seq)) = (
-                batch
-                    .column_by_name(TIMESTAMP_COLUMN)
-                    .and_then(|c| c.as_primitive_opt::<TimestampNanosecondType>()),
-                batch
-                    .column_by_name(SEQ_COLUMN)
-                    .and_then(|c| c.as_primitive_opt::<UInt64Type>()),
-            ) else {
-                continue;
-            };
-            for (&s, &t) in seq.values().iter().zip(ts.values().iter()) {
-                scan.first = Some(scan.first.map_or(s, |f| f.min(s)));
-                scan.last = Some(scan.last.map_or(s, |l| l.max(s)));
-                if let Some((p, pt)) = previous {
-                    if s > p + 1 {
-                        scan.gaps.push((p, s - p - 1, pt));
-                    }
+    let keep = |name: &str| name == TIMESTAMP_COLUMN || name == SEQ_COLUMN;
+    super::read::for_each_batch(parts, &keep, None, None, |batch| {
+        let (Some(ts), Some(seq)) = (
+            batch
+                .column_by_name(TIMESTAMP_COLUMN)
+                .and_then(|c| c.as_primitive_opt::<TimestampNanosecondType>()),
+            batch
+                .column_by_name(SEQ_COLUMN)
+                .and_then(|c| c.as_primitive_opt::<UInt64Type>()),
+        ) else {
+            return Ok::<(), DataError>(());
+        };
+        for (&s, &t) in seq.values().iter().zip(ts.values().iter()) {
+            scan.first = Some(scan.first.map_or(s, |f| f.min(s)));
+            scan.last = Some(scan.last.map_or(s, |l| l.max(s)));
+            if let Some((p, pt)) = previous {
+                if s > p + 1 {
+                    scan.gaps.push((p, s - p - 1, pt));
                 }
-                previous = Some((s, t));
             }
+            previous = Some((s, t));
         }
-    }
+        Ok(())
+    })?;
     Ok(scan)
 }
 

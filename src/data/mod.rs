@@ -8,7 +8,8 @@
 //!   writers are in [`export_writers`]).
 //! - [`plot`]: `ensemble plot`: time series, spectra, scans (drawing in [`figure`]).
 //! - [`thumbnails`]: `plots/STREAM.png` per stream of a finished run.
-//! - [`rundir`]: reading a run directory (manifest, stream directories, footers); [`stats`]:
+//! - [`rundir`]: reading a run directory (manifest, stream directories, footers); [`read`]:
+//!   parts batch by batch; [`stats`]:
 //!   what row-group statistics say.
 //! - [`args`], [`commands`]: the command-line side; [`error`]: [`DataError`].
 //!
@@ -23,6 +24,7 @@ pub mod export_writers;
 pub mod figure;
 pub mod inspect;
 pub mod plot;
+pub mod read;
 pub mod rundir;
 pub mod stats;
 pub mod thumbnails;

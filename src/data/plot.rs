@@ -5,7 +5,6 @@
 //!
 //! Reading is one pass, one batch at a time: memory grows with the plot's width, not the run.
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use arrow_array::cast::AsArray;
@@ -14,13 +13,12 @@ use arrow_array::{Array, RecordBatch};
 use arrow_schema::{DataType, SchemaRef};
 use ensemble_actors::batch::{SEQ_COLUMN, TIMESTAMP_COLUMN, UNIT_METADATA_KEY};
 use ensemble_actors::stages::fft::BIN_WIDTH_METADATA_KEY;
-use parquet::arrow::ProjectionMask;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use super::error::DataError;
 use super::figure::{Figure, Series, SeriesData, render};
+use super::read;
 use super::rundir::{StreamFiles, check_run_dir, read_footer};
-use super::stats::{row_groups_in_range, timestamp_range};
+use super::stats::timestamp_range;
 use crate::manifest::Manifest;
 
 /// Default size of a plot in pixels.
@@ -126,7 +124,7 @@ pub fn figure_of(
             stream.stream
         ))
     })?;
-    let schema = schema_of(first)?;
+    let schema = read::part_schema(first)?;
     let channels: Vec<usize> = schema
         .fields()
         .iter()
@@ -167,14 +165,6 @@ pub fn figure_of(
     };
     figure.title = title(stream, manifest);
     Ok(figure)
-}
-
-fn schema_of(part: &Path) -> Result<SchemaRef, DataError> {
-    let file = File::open(part).map_err(DataError::read(part))?;
-    Ok(ParquetRecordBatchReaderBuilder::try_new(file)
-        .map_err(|e| DataError::parquet(part, e))?
-        .schema()
-        .clone())
 }
 
 /// Setpoint columns of a point plan's `primary` stream, from the experiment in the manifest.
@@ -248,36 +238,25 @@ fn y_label(schema: &SchemaRef, channels: &[usize], what: &str) -> String {
     labelled.join(", ")
 }
 
-/// Calls `each` with every batch of the stream's parts in `from..=to` (row groups outside
-/// skipped by statistics; rows outside dropped), reading only `columns` and `timestamp`.
+/// Calls `each` with every batch of the stream's parts that may hold times in `from..=to`
+/// (row groups outside skipped by statistics), reading only `columns` and `timestamp`.
 fn for_each_batch(
     stream: &StreamFiles,
+    schema: &SchemaRef,
     columns: &[usize],
     from: Option<i64>,
     to: Option<i64>,
     mut each: impl FnMut(&RecordBatch),
 ) -> Result<(), DataError> {
-    for part in &stream.parts {
-        let file = File::open(part).map_err(DataError::read(part))?;
-        let builder = ParquetRecordBatchReaderBuilder::try_new(file)
-            .map_err(|e| DataError::parquet(part, e))?;
-        let mut roots: Vec<usize> = columns.to_vec();
-        if let Ok(ts) = builder.schema().index_of(TIMESTAMP_COLUMN) {
-            roots.push(ts);
-        }
-        let groups = row_groups_in_range(builder.metadata(), from, to);
-        let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
-        let reader = builder
-            .with_row_groups(groups)
-            .with_projection(mask)
-            .with_batch_size(65_536)
-            .build()
-            .map_err(|e| DataError::parquet(part, e))?;
-        for batch in reader {
-            let batch = batch.map_err(|e| DataError::parquet(part, e))?;
-            each(&batch);
-        }
-    }
+    let names: Vec<&str> = columns
+        .iter()
+        .map(|&i| schema.field(i).name().as_str())
+        .collect();
+    let keep = |name: &str| name == TIMESTAMP_COLUMN || names.contains(&name);
+    read::for_each_batch(&stream.parts, &keep, from, to, |batch| {
+        each(batch);
+        Ok::<(), DataError>(())
+    })?;
     Ok(())
 }
 
@@ -303,11 +282,14 @@ fn series_figure(
             range = Some(range.map_or((a, b), |(x, y)| (x.min(a), y.max(b))));
         }
     }
-    let (lo, hi) = range.unwrap_or((0, 1));
+    let (first, last) = range.unwrap_or((0, 1));
     let (lo, hi) = (
-        options.from.unwrap_or(lo).max(lo),
-        options.to.unwrap_or(hi).min(hi),
+        options.from.unwrap_or(first).max(first),
+        options.to.unwrap_or(last).min(last),
     );
+    // Rows in the window, estimated from its share of the stream's time (to pick line or band).
+    let share = (hi - lo).max(0) as f64 / (last - first).max(1) as f64;
+    let rows = (rows as f64 * share.min(1.0)) as u64;
     let (t0, origin) = match manifest.and_then(|m| m.started_at.timestamp_nanos_opt()) {
         Some(start) => (start, "run start"),
         None => (lo, "first row"),
@@ -321,7 +303,7 @@ fn series_figure(
     let mut lines: Vec<Vec<(f64, f64)>> = vec![Vec::new(); channels.len()];
     let mut bands: Vec<Vec<(f64, f64)>> = vec![vec![(f64::NAN, f64::NAN); pixels]; channels.len()];
     let span = (hi - lo).max(1) as f64;
-    for_each_batch(stream, channels, Some(lo), Some(hi), |batch| {
+    for_each_batch(stream, schema, channels, Some(lo), Some(hi), |batch| {
         let Some(ts) = timestamps(batch) else {
             return;
         };
@@ -360,17 +342,10 @@ fn series_figure(
         .map(|(c, name)| Series {
             name: name.clone(),
             data: if envelope {
-                SeriesData::Envelope(
-                    bands[c]
-                        .iter()
-                        .enumerate()
-                        .filter(|(_, b)| !b.0.is_nan())
-                        .map(|(i, b)| {
-                            let t = lo as f64 + (i as f64 + 0.5) * span / pixels as f64;
-                            ((t - t0 as f64) / 1e9, b.0, b.1)
-                        })
-                        .collect(),
-                )
+                SeriesData::Envelope(joined_bands(&bands[c], |i| {
+                    let t = lo as f64 + (i as f64 + 0.5) * span / pixels as f64;
+                    (t - t0 as f64) / 1e9
+                }))
             } else {
                 SeriesData::Line(std::mem::take(&mut lines[c]))
             },
@@ -382,6 +357,26 @@ fn series_figure(
         y_label: y_label(schema, channels, &stream.stream),
         series,
     })
+}
+
+/// The non-empty pixel columns as `(x, min, max)`, each widened to reach its left neighbour's
+/// range, so that the band is one connected trace (a slow signal's columns would otherwise be
+/// separate dots).
+fn joined_bands(bands: &[(f64, f64)], x: impl Fn(usize) -> f64) -> Vec<(f64, f64, f64)> {
+    let mut joined = Vec::with_capacity(bands.len());
+    let mut previous: Option<(f64, f64)> = None;
+    for (i, &(min, max)) in bands.iter().enumerate() {
+        if min.is_nan() {
+            continue;
+        }
+        let (lo, hi) = match previous {
+            Some((p_min, p_max)) => (min.min(p_max), max.max(p_min)),
+            None => (min, max),
+        };
+        joined.push((x(i), lo, hi));
+        previous = Some((min, max));
+    }
+    joined
 }
 
 fn spectrum_figure(
@@ -396,33 +391,40 @@ fn spectrum_figure(
         .collect();
     let mut sums: Vec<Vec<f64>> = vec![Vec::new(); channels.len()];
     let mut counts = vec![0u64; channels.len()];
-    for_each_batch(stream, channels, options.from, options.to, |batch| {
-        for (c, name) in names.iter().enumerate() {
-            let Some(list) = batch
-                .column_by_name(name)
-                .and_then(|a| a.as_fixed_size_list_opt())
-            else {
-                continue;
-            };
-            let bins = list.value_length() as usize;
-            if sums[c].is_empty() {
-                sums[c] = vec![0.0; bins];
-            }
-            for row in 0..list.len() {
-                let spectrum = list.value(row);
-                let Some(values) = spectrum.as_primitive_opt::<Float64Type>() else {
+    for_each_batch(
+        stream,
+        schema,
+        channels,
+        options.from,
+        options.to,
+        |batch| {
+            for (c, name) in names.iter().enumerate() {
+                let Some(list) = batch
+                    .column_by_name(name)
+                    .and_then(|a| a.as_fixed_size_list_opt())
+                else {
                     continue;
                 };
-                if list.is_null(row) {
-                    continue;
+                let bins = list.value_length() as usize;
+                if sums[c].is_empty() {
+                    sums[c] = vec![0.0; bins];
                 }
-                for (sum, v) in sums[c].iter_mut().zip(values.values().iter()) {
-                    *sum += v;
+                for row in 0..list.len() {
+                    let spectrum = list.value(row);
+                    let Some(values) = spectrum.as_primitive_opt::<Float64Type>() else {
+                        continue;
+                    };
+                    if list.is_null(row) {
+                        continue;
+                    }
+                    for (sum, v) in sums[c].iter_mut().zip(values.values().iter()) {
+                        *sum += v;
+                    }
+                    counts[c] += 1;
                 }
-                counts[c] += 1;
             }
-        }
-    })?;
+        },
+    )?;
     let bin_width = |i: usize| -> f64 {
         schema
             .field(i)
@@ -474,27 +476,34 @@ fn scan_figure(
     let mut points: Vec<Vec<(f64, f64)>> = vec![Vec::new(); detectors.len()];
     let mut columns = vec![setpoint];
     columns.extend_from_slice(detectors);
-    for_each_batch(stream, &columns, options.from, options.to, |batch| {
-        let Some(x) = batch
-            .column_by_name(&x_name)
-            .and_then(|a| a.as_primitive_opt::<Float64Type>())
-        else {
-            return;
-        };
-        for (d, name) in names.iter().enumerate() {
-            let Some(y) = batch
-                .column_by_name(name)
+    for_each_batch(
+        stream,
+        schema,
+        &columns,
+        options.from,
+        options.to,
+        |batch| {
+            let Some(x) = batch
+                .column_by_name(&x_name)
                 .and_then(|a| a.as_primitive_opt::<Float64Type>())
             else {
-                continue;
+                return;
             };
-            for row in 0..batch.num_rows() {
-                if !x.is_null(row) && !y.is_null(row) {
-                    points[d].push((x.value(row), y.value(row)));
+            for (d, name) in names.iter().enumerate() {
+                let Some(y) = batch
+                    .column_by_name(name)
+                    .and_then(|a| a.as_primitive_opt::<Float64Type>())
+                else {
+                    continue;
+                };
+                for row in 0..batch.num_rows() {
+                    if !x.is_null(row) && !y.is_null(row) {
+                        points[d].push((x.value(row), y.value(row)));
+                    }
                 }
             }
-        }
-    })?;
+        },
+    )?;
     Ok(Figure {
         title: String::new(),
         x_label: with_unit(&x_name, &unit_of(schema, setpoint)),
@@ -508,4 +517,20 @@ fn scan_figure(
             })
             .collect(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bands_join_their_neighbours_and_skip_empty_columns() {
+        let nan = (f64::NAN, f64::NAN);
+        let bands = [(0.0, 0.1), (0.5, 0.6), nan, (0.2, 0.3)];
+        let joined = joined_bands(&bands, |i| i as f64);
+        assert_eq!(
+            joined,
+            vec![(0.0, 0.0, 0.1), (1.0, 0.1, 0.6), (3.0, 0.2, 0.5)]
+        );
+    }
 }

@@ -162,3 +162,85 @@ fn png_shows_the_trace_svg_has_labels_with_units_and_thumbnails_are_drawn() {
         "--spectrum on a stream without spectra"
     );
 }
+
+const SCAN_AND_SPECTRUM: &str = r#"
+[experiment]
+name = "scanfft"
+
+[instruments.meter]
+type = "sim"
+rate_hz = 2000
+channels = ["v", "noise"]
+unit = "V"
+signal = { shape = "sine", frequency_hz = 250.0, amplitude = 1.0 }
+
+[stages.spectrum]
+type = "fft"
+inputs = ["meter.v"]
+size = 128
+window = "hann"
+output = "psd"
+
+[plan]
+type = "scan"
+setpoint = "meter.offset"
+start = -1.0
+stop = 1.0
+steps = 11
+settle = "60ms"
+detectors = ["meter"]
+readings_per_point = 2
+
+[sinks.store]
+type = "parquet"
+inputs = ["primary", "spectrum"]
+"#;
+
+#[test]
+fn a_scan_plots_detectors_against_its_setpoint_and_an_fft_stream_its_spectrum() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let run_dir = run(experiment(SCAN_AND_SPECTRUM, work.path())).run_dir;
+
+    let scan = work.path().join("scan.svg");
+    ok_stdout(&ensemble(&[
+        &"plot",
+        &run_dir,
+        &"--stream",
+        &"primary",
+        &"--out",
+        &scan,
+    ]));
+    let text = std::fs::read_to_string(&scan).expect("svg");
+    assert!(
+        text.contains("meter.offset (V)"),
+        "x: the setpoint with its unit"
+    );
+    assert!(text.contains("detectors (V)"), "y: the detectors' unit");
+    assert!(
+        text.matches("<circle").count() >= 2 * 11,
+        "a marker per point and detector"
+    );
+
+    let spectrum = work.path().join("spectrum.svg");
+    ok_stdout(&ensemble(&[
+        &"plot",
+        &run_dir,
+        &"--stream",
+        &"spectrum",
+        &"--spectrum",
+        &"--out",
+        &spectrum,
+    ]));
+    let text = std::fs::read_to_string(&spectrum).expect("svg");
+    assert!(text.contains("frequency (Hz)"), "x in Hz");
+    assert!(
+        text.contains("mean v (V²/Hz)"),
+        "y: the PSD's unit from the field metadata"
+    );
+
+    let json: serde_json::Value =
+        serde_json::from_str(&ok_stdout(&ensemble(&[&"inspect", &run_dir, &"--json"])))
+            .expect("JSON");
+    assert_eq!(json["plan"]["points_done"], 11);
+    assert_eq!(json["plan"]["total_points"], 11);
+}

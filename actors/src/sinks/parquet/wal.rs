@@ -290,7 +290,7 @@ fn split_metadata(logged: &Schema, keys: &[&str]) -> (SchemaRef, HashMap<String,
     let mut metadata = HashMap::new();
     let mut plain = logged.metadata().clone();
     for key in keys {
-        if let Some(v) = plain.remove(*key) {
+        if let Some(v) = plain.remove(key) {
             metadata.insert((*key).to_string(), v);
         }
     }
