@@ -42,6 +42,9 @@ pub struct RunSummary {
     pub metadata: BTreeMap<String, serde_json::Value>,
     /// The run directory.
     pub path: PathBuf,
+    /// Why the run could not be read (status `unreadable`): names the file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// Which runs to list.
@@ -117,8 +120,8 @@ pub fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
 /// The runs under `dir` that pass `filter`, newest first.
 ///
 /// A directory that is not a run (neither a manifest nor stream directories) is skipped; one
-/// whose manifest cannot be read is an error naming it, so a damaged run is never silently
-/// left out.
+/// whose manifest or footers cannot be read is listed with status `unreadable` and the error
+/// naming the file, so a damaged run is never silently left out nor hides the others.
 pub fn list_runs(dir: &Path, filter: &RunFilter) -> Result<Vec<RunSummary>, DataError> {
     if !dir.is_dir() {
         return Err(DataError::Missing {
@@ -132,14 +135,38 @@ pub fn list_runs(dir: &Path, filter: &RunFilter) -> Result<Vec<RunSummary>, Data
         if !path.is_dir() {
             continue;
         }
-        if let Some(run) = summarize_run(&path)? {
-            if filter.matches(&run) {
-                runs.push(run);
-            }
+        let run = match summarize_run(&path) {
+            Ok(Some(run)) => run,
+            Ok(None) => continue,
+            // A damaged run is listed, not hidden, and does not hide the others.
+            Err(e) => unreadable(&path, &e),
+        };
+        if filter.matches(&run) {
+            runs.push(run);
         }
     }
     runs.sort_by(|a, b| b.started_at.cmp(&a.started_at).then(b.id.cmp(&a.id)));
     Ok(runs)
+}
+
+/// The line of a run whose manifest or footers cannot be read: status `unreadable`, and why.
+fn unreadable(run_dir: &Path, e: &DataError) -> RunSummary {
+    RunSummary {
+        id: run_dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        name: String::new(),
+        status: "unreadable".to_string(),
+        started_at: None,
+        duration_s: None,
+        streams: 0,
+        rows: 0,
+        bytes: 0,
+        metadata: BTreeMap::new(),
+        path: run_dir.to_path_buf(),
+        error: Some(e.to_string()),
+    }
 }
 
 /// One run's line, `None` when `run_dir` is not a run.
@@ -177,6 +204,7 @@ pub fn summarize_run(run_dir: &Path) -> Result<Option<RunSummary>, DataError> {
                 bytes,
                 metadata: footers.metadata,
                 path: run_dir.to_path_buf(),
+                error: None,
             }))
         }
     }
@@ -196,6 +224,7 @@ fn from_manifest(id: String, run_dir: &Path, m: &Manifest, bytes: u64) -> RunSum
         bytes,
         metadata: m.metadata.clone(),
         path: run_dir.to_path_buf(),
+        error: None,
     }
 }
 
@@ -316,6 +345,7 @@ mod tests {
             bytes: 1,
             metadata: BTreeMap::from([("sample".to_string(), sample)]),
             path: PathBuf::new(),
+            error: None,
         }
     }
 

@@ -31,6 +31,11 @@ pub fn runs(args: &RunsArgs) -> Result<(), DataError> {
     let dir = args.dir.clone().unwrap_or_else(|| PathBuf::from("runs"));
     let filter = RunFilter::parse(&args.conditions, args.since.as_deref())?;
     let runs = list_runs(&dir, &filter)?;
+    for run in &runs {
+        if let Some(e) = &run.error {
+            eprintln!("warning: {e}");
+        }
+    }
     if args.json {
         print(&json(&runs)?)
     } else {

@@ -65,6 +65,10 @@ fn catalog(src: &Path, dir: &Path) {
     let bare = dir.join("20261102T000000.000Z-bare00");
     copy_run(src, &bare);
     std::fs::remove_file(bare.join("run.json")).expect("remove manifest");
+    // A damaged manifest: listed as unreadable, naming the file, without hiding the others.
+    let broken = dir.join("20261103T000000.000Z-broken");
+    copy_run(src, &broken);
+    std::fs::write(broken.join("run.json"), b"{ not json").expect("write");
     // Not a run at all: skipped.
     std::fs::create_dir_all(dir.join("notes")).expect("mkdir");
 }
@@ -93,8 +97,18 @@ fn runs_lists_newest_first_and_filters_by_metadata_status_and_time() {
     let all = runs_json(&dir, &[]);
     assert_eq!(
         all.len(),
-        RUNS + 1,
-        "every run, the bare one too, and no `notes`"
+        RUNS + 2,
+        "every run, the bare and broken ones too, and no `notes`"
+    );
+    let broken = all
+        .iter()
+        .find(|r| r["status"] == "unreadable")
+        .expect("the broken run is listed");
+    assert!(
+        broken["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("broken/run.json")),
+        "{broken}"
     );
     // Newest first: index 51 down to 0 (the bare run starts at its first row, now, so first).
     let indexes: Vec<i64> = all
