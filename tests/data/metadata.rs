@@ -1,7 +1,5 @@
 //! Run metadata: `--meta` over the file, into run.json and every Parquet file; secrets refused.
 
-use parquet::file::reader::{FileReader, SerializedFileReader};
-
 use super::*;
 
 const FILE: &str = r#"
@@ -57,18 +55,7 @@ fn meta_overrides_the_file_and_reaches_every_parquet_file() {
     let mut files = 0;
     for stream in ["a", "b"] {
         for part in parts(&run_dir, stream) {
-            let reader = SerializedFileReader::new(std::fs::File::open(&part).expect("open"))
-                .expect("parquet");
-            let kv = reader
-                .metadata()
-                .file_metadata()
-                .key_value_metadata()
-                .cloned()
-                .unwrap_or_default();
-            let entry = kv
-                .iter()
-                .find(|e| e.key == "ensemble.metadata")
-                .and_then(|e| e.value.clone())
+            let entry = file_metadata_value(&part, "ensemble.metadata")
                 .unwrap_or_else(|| panic!("{}: no ensemble.metadata", part.display()));
             let got: serde_json::Value = serde_json::from_str(&entry).expect("JSON entry");
             assert_eq!(got, want, "{}", part.display());
