@@ -30,7 +30,21 @@ pub enum Command {
         /// Show no live progress.
         #[arg(long)]
         quiet: bool,
+        /// Run metadata KEY=VALUE (repeatable), over `[experiment.metadata]`; the value is
+        /// read as a TOML scalar where it is one (`42`, `true`), else kept as text.
+        #[arg(long = "meta", value_name = "KEY=VALUE")]
+        meta: Vec<String>,
     },
+    /// List the runs in a directory, newest first: id, name, status, start, duration, streams,
+    /// rows, size, metadata (reads manifests only).
+    Runs(crate::data::args::RunsArgs),
+    /// Show how a run ended and what each stream holds: rows, time range, rate, seq gaps and
+    /// their causes, drops, parts, sizes, units. Read-only, also on a killed run.
+    Inspect(crate::data::args::InspectArgs),
+    /// Write a run's streams as CSV, NDJSON, Arrow IPC or Parquet, batch by batch.
+    Export(crate::data::args::ExportArgs),
+    /// Plot a stream to PNG or SVG (or `--all`: `plots/STREAM.png` for every stream).
+    Plot(crate::data::args::PlotArgs),
     /// Finish what a killed run left: rebuild parts from their write-ahead logs and rewrite the
     /// manifest with `status: "crashed"` and the counts read back from the files.
     Recover {

@@ -3,6 +3,7 @@
 //! - [`cli`]: the command line.
 //! - [`config`]: experiment files: parse, check all errors with positions, compile.
 //! - [`coordinator`]: builds the actor graph, supervises it, stops it in order.
+//! - [`data`]: `runs`, `inspect`, `export`, `plot` and thumbnails: reading what was recorded.
 //! - [`run`]: one run end to end: run directory, manifest, coordinator, outcome.
 //! - [`plan`]: count, scan and grid plans: their points, and the executor that drives them.
 //! - [`sim_serve`]: `ensemble sim serve`, the SCPI simulator on TCP or a pseudo-terminal.
@@ -23,6 +24,7 @@
 pub mod cli;
 pub mod config;
 pub mod coordinator;
+pub mod data;
 pub mod ingest;
 pub mod loadtest;
 pub mod manifest;

@@ -74,11 +74,16 @@ fn main() -> ExitCode {
         },
         Command::Loadtest(args) => loadtest(&args),
         Command::Ingest(args) => ingest(*args),
+        Command::Runs(args) => data_command(ensemble::data::commands::runs(&args)),
+        Command::Inspect(args) => data_command(ensemble::data::commands::inspect(&args)),
+        Command::Export(args) => data_command(ensemble::data::commands::export(&args)),
+        Command::Plot(args) => data_command(ensemble::data::commands::plot(&args)),
         Command::Run {
             file,
             output,
             duration,
             quiet,
+            meta,
         } => {
             let mut experiment = match config::load(&file) {
                 Ok(e) => e,
@@ -87,6 +92,10 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
+            if let Err(e) = config::metadata::apply_meta_args(&mut experiment.metadata, &meta) {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
             if let Some(output) = output {
                 experiment.output = output;
             }
@@ -115,6 +124,17 @@ fn main() -> ExitCode {
                     ExitCode::from(1)
                 }
             }
+        }
+    }
+}
+
+/// A data command's result as an exit code: 0, or the error's (2 bad input, 1 cannot write).
+fn data_command(result: Result<(), ensemble::data::DataError>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(e.exit_code())
         }
     }
 }

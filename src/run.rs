@@ -187,6 +187,9 @@ pub async fn run(
     drop(governor);
     manifest.write(&run_dir).map_err(manifest_err)?;
     publish_final_manifest(&experiment, &manifest).await;
+    if experiment.thumbnails {
+        draw_thumbnails(&run_dir, &manifest.run_id).await;
+    }
     Ok(RunReport {
         run_dir,
         manifest,
@@ -219,6 +222,22 @@ async fn publish_final_manifest(experiment: &Experiment, manifest: &Manifest) {
         {
             tracing::warn!(component_id = %sink.name, run_id = %manifest.run_id, "Cannot publish the final manifest: {e}.");
         }
+    }
+}
+
+/// Draws `plots/STREAM.png` per stream once the data is safe (the final manifest is written),
+/// off the actor threads. A failure costs only the thumbnail: it is logged, the run stands.
+async fn draw_thumbnails(run_dir: &Path, run_id: &str) {
+    use crate::data::thumbnails::{THUMBNAIL_SIZE, draw_thumbnails};
+    let dir = run_dir.to_path_buf();
+    match tokio::task::spawn_blocking(move || draw_thumbnails(&dir, THUMBNAIL_SIZE)).await {
+        Ok(Ok(done)) => {
+            for (stream, why) in done.skipped {
+                tracing::warn!(run_id, stream, "No thumbnail for this stream: {why}.");
+            }
+        }
+        Ok(Err(e)) => tracing::warn!(run_id, "Cannot draw the thumbnails: {e}."),
+        Err(e) => tracing::warn!(run_id, "Drawing the thumbnails failed: {e}."),
     }
 }
 

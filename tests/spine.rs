@@ -84,16 +84,7 @@ fn file_metadata_names_run_experiment_stream_and_instrument() {
     let out = tempfile::tempdir().expect("tempdir");
     let report = run(experiment(&sim_and_sink(100.0, "200ms", "max"), out.path()));
     let part = &parts(&report.run_dir, "sig")[0];
-    let file = std::fs::File::open(part).expect("open");
-    let reader = parquet::file::reader::SerializedFileReader::new(file).expect("parquet");
-    use parquet::file::reader::FileReader;
-    let kv = reader
-        .metadata()
-        .file_metadata()
-        .key_value_metadata()
-        .cloned()
-        .unwrap_or_default();
-    let get = |k: &str| kv.iter().find(|e| e.key == k).and_then(|e| e.value.clone());
+    let get = |k: &str| file_metadata_value(part, k);
     assert_eq!(
         get("ensemble.run_id").as_deref(),
         Some(report.manifest.run_id.as_str())

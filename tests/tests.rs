@@ -32,3 +32,5 @@ mod nats_security;
 mod compose;
 // Processing stages: fft, fir, decimate and stats end to end, read back by parquet and DuckDB.
 mod stages;
+// Data tools: run metadata, runs, inspect, export, plot, thumbnails (issue 13).
+mod data;

@@ -207,3 +207,13 @@ pub fn recover(run_dir: &Path) -> Result<(), String> {
         Err(String::from_utf8_lossy(&recovered.stderr).into_owned())
     }
 }
+
+/// A key-value entry of a Parquet file's metadata (`ensemble.run_id`, `ensemble.metadata`, ...).
+pub fn file_metadata_value(part: &Path, key: &str) -> Option<String> {
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    let reader = SerializedFileReader::new(File::open(part).expect("part opens")).expect("parquet");
+    let kv = reader.metadata().file_metadata().key_value_metadata()?;
+    kv.iter()
+        .find(|e| e.key == key)
+        .and_then(|e| e.value.clone())
+}

@@ -33,6 +33,7 @@ pub(crate) const EXPERIMENT_KEYS: &[&str] = &[
     "grace_period",
     "max_memory_mb",
     "metadata",
+    "thumbnails",
 ];
 /// Default `[experiment] output`.
 const DEFAULT_OUTPUT: &str = "runs";
@@ -160,6 +161,7 @@ pub(crate) fn compile(
         duration: header.duration,
         grace_period: header.grace_period,
         max_memory_mb: header.max_memory_mb,
+        thumbnails: header.thumbnails,
         plan,
         instruments,
         stages,
@@ -178,6 +180,7 @@ struct Header {
     grace_period: Duration,
     max_memory_mb: u64,
     metadata: BTreeMap<String, serde_json::Value>,
+    thumbnails: bool,
 }
 
 fn compile_header(
@@ -248,12 +251,30 @@ fn compile_header(
             // In range: checked against u32::MAX just above.
             .map(|n| u64::try_from(n).unwrap_or(DEFAULT_MAX_MEMORY_MB))
         });
+    let thumbnails = t.get("thumbnails").map_or(Some(false), |v| {
+        value::boolean("experiment.thumbnails", v, d)
+    });
     let mut metadata = BTreeMap::new();
     if let Some(v) = t.get("metadata") {
         match v.get_ref() {
             DeValue::Table(table) => {
                 for (key, item) in value::in_file_order(table) {
                     let path = join("experiment.metadata", key.get_ref());
+                    if let Some(problem) = super::metadata::key_problem(key.get_ref()) {
+                        d.at(key.span(), &path, problem);
+                        continue;
+                    }
+                    if matches!(item.get_ref(), DeValue::Array(_) | DeValue::Table(_)) {
+                        d.at(
+                            item.span(),
+                            &path,
+                            format!(
+                                "must be a scalar (string, number, boolean or date), got {};                                  metadata is matched by `ensemble runs --where KEY=VALUE`",
+                                value::describe(item.get_ref())
+                            ),
+                        );
+                        continue;
+                    }
                     metadata.insert(key.get_ref().to_string(), value::to_json(&path, item, d));
                 }
             }
@@ -278,6 +299,7 @@ fn compile_header(
         grace_period: grace_period?,
         max_memory_mb: max_memory_mb?,
         metadata,
+        thumbnails: thumbnails?,
     })
 }
 

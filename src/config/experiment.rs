@@ -37,6 +37,9 @@ pub struct Experiment {
     /// [`DEFAULT_MAX_MEMORY_MB`](super::DEFAULT_MAX_MEMORY_MB)), enforced on batches in flight
     /// by [`MemoryGovernor`](crate::memory::MemoryGovernor).
     pub max_memory_mb: u64,
+    /// `[experiment] thumbnails`: once the run's data is safe, draw `plots/STREAM.png` per
+    /// stream (see `ensemble::data::thumbnails`).
+    pub thumbnails: bool,
     /// The plan (`[plan]`; default: stream for `duration`).
     pub plan: Plan,
     /// Instruments in file order.

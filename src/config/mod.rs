@@ -71,6 +71,7 @@ mod error;
 mod experiment;
 mod graph;
 mod instrument;
+pub mod metadata;
 mod plan;
 mod profile;
 mod raw;

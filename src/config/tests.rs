@@ -317,8 +317,7 @@ fn metadata_is_converted_to_json() {
         "duration = \"2s\"\n",
         "duration = \"2s\"\n\n[experiment.metadata]\noperator = \"Ada\"\nsample = 42\nhex = 0xff\n\
          big = 18_446_744_073_709_551_615\ntemperature = -3.5\nok = true\n\
-         started = 2024-05-27T07:32:00Z\nday = 2024-05-27\nweird = nan\ntags = [\"a\", 1]\n\
-         nested = { depth = 2, list = [{ x = 1 }] }\n",
+         started = 2024-05-27T07:32:00Z\nday = 2024-05-27\nweird = nan\n",
     );
     let e = compile_str(&text).expect("compiles");
     let m = serde_json::Value::Object(e.metadata.clone().into_iter().collect());
@@ -334,9 +333,45 @@ fn metadata_is_converted_to_json() {
             "started": "2024-05-27T07:32:00Z",
             "day": "2024-05-27",
             "weird": "nan",
-            "tags": ["a", 1],
-            "nested": { "depth": 2, "list": [{ "x": 1 }] },
         })
+    );
+}
+
+#[test]
+fn metadata_values_must_be_scalars_and_keys_must_not_look_like_secrets() {
+    let text = MINIMAL.replace(
+        "duration = \"2s\"\n",
+        "duration = \"2s\"\n\n[experiment.metadata]\ntags = [\"a\", 1]\n\
+         nested = { depth = 2 }\napi_token = \"abc\"\nDB_Password = \"x\"\nsample = \"B7\"\n",
+    );
+    let errors = compile_str(&text).expect_err("refused").to_string();
+    let lines: Vec<&str> = errors.lines().collect();
+    assert_eq!(lines.len(), 4, "{errors}");
+    assert!(
+        lines[0].contains("experiment.metadata.tags: must be a scalar"),
+        "{errors}"
+    );
+    assert!(
+        lines[1].contains("experiment.metadata.nested: must be a scalar"),
+        "{errors}"
+    );
+    assert!(
+        lines[2].contains("experiment.metadata.api_token: `api_token` looks like a secret"),
+        "{errors}"
+    );
+    assert!(
+        lines[3].contains("DB_Password` looks like a secret (contains `password`)"),
+        "{errors}"
+    );
+    // Each points at its line: file:line:col.
+    let first_line = MINIMAL
+        .lines()
+        .position(|l| l.starts_with("duration"))
+        .expect("duration")
+        + 4;
+    assert!(
+        lines[0].starts_with(&format!("test.toml:{first_line}:")),
+        "{errors}"
     );
 }
 

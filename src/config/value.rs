@@ -87,6 +87,21 @@ pub(crate) fn string(path: &str, value: &Value<'_>, d: &mut Diagnostics) -> Opti
     }
 }
 
+/// A boolean, or an error naming what was given.
+pub(crate) fn boolean(path: &str, value: &Value<'_>, d: &mut Diagnostics) -> Option<bool> {
+    match value.get_ref() {
+        DeValue::Boolean(b) => Some(*b),
+        other => {
+            d.at(
+                value.span(),
+                path,
+                format!("must be true or false, got {}", describe(other)),
+            );
+            None
+        }
+    }
+}
+
 /// Reads a non-empty string.
 pub(crate) fn non_empty_string(
     path: &str,

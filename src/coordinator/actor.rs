@@ -257,6 +257,8 @@ impl Coordinator {
             run_dir: self.run.run_dir.clone(),
             run_id: self.run.run_id.clone(),
             experiment: self.experiment.name.clone(),
+            metadata: serde_json::to_string(&self.experiment.metadata)
+                .unwrap_or_else(|_| "{}".to_string()),
         };
         for spec in &self.experiment.sinks {
             let inputs: Vec<SinkInput> = spec

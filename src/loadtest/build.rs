@@ -95,6 +95,7 @@ pub fn experiment(spec: &LoadtestSpec) -> Experiment {
     let source_text = toml::to_string(&LoadtestTable { loadtest: spec })
         .unwrap_or_else(|e| format!("# the spec could not be rendered: {e}\n"));
     Experiment {
+        thumbnails: false,
         name: "loadtest".to_string(),
         description: Some(format!(
             "ensemble loadtest: {} simulated instruments ({faults} with a fault) into one {} sink",

@@ -16,6 +16,10 @@ pub struct SinkContext {
     pub run_id: String,
     /// The experiment name, written into every file's metadata.
     pub experiment: String,
+    /// The run's metadata as one JSON object, written into every file's metadata under
+    /// [`RUN_METADATA_KEY`](crate::sinks::parquet::RUN_METADATA_KEY), so a file shared alone
+    /// still says what sample and conditions it belongs to.
+    pub metadata: String,
 }
 
 /// One input stream of a sink.

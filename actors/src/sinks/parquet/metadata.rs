@@ -1,15 +1,21 @@
 //! The key-value metadata every part file (and its write-ahead log) carries.
 
+/// Metadata key of the run's metadata (`[experiment.metadata]` and `--meta`), as one JSON
+/// object of scalars, in every file the sink writes.
+pub const RUN_METADATA_KEY: &str = "ensemble.metadata";
+
 /// Metadata keys the sink stores with each log (and writes into each file).
-pub const FILE_METADATA_KEYS: [&str; 4] = [
+pub const FILE_METADATA_KEYS: [&str; 5] = [
     "ensemble.run_id",
     "ensemble.experiment",
     "ensemble.stream",
     "ensemble.instrument",
+    RUN_METADATA_KEY,
 ];
 
-/// The file metadata of a part: run id, experiment, stream and producing component, under
-/// [`FILE_METADATA_KEYS`].
+/// The file metadata of a part: run id, experiment, stream and producing component, under the
+/// first four [`FILE_METADATA_KEYS`] (the caller adds [`RUN_METADATA_KEY`] where it knows the
+/// run's metadata).
 pub fn file_metadata(
     run_id: &str,
     experiment: &str,

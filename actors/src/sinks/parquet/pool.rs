@@ -17,7 +17,7 @@ use tokio::sync::oneshot;
 use super::config::ParquetSinkConfig;
 use super::durability::{GroupCommit, Pending};
 use super::error::{SinkError, io_err};
-use super::metadata::file_metadata;
+use super::metadata::{RUN_METADATA_KEY, file_metadata};
 use super::properties::PartSettings;
 use super::seal::{UnsealedPart, seal_parts};
 use super::writer::StreamPartWriter;
@@ -90,15 +90,14 @@ impl WriterPool {
         let mut route = HashMap::new();
         let row_group_bytes = ROW_GROUP_BUDGET / inputs.len().max(1);
         for (i, input) in inputs.iter().enumerate() {
-            let mut settings = PartSettings::from_config(
-                config,
-                file_metadata(
-                    &context.run_id,
-                    &context.experiment,
-                    &input.stream,
-                    &input.component,
-                ),
-            )?;
+            let mut metadata = file_metadata(
+                &context.run_id,
+                &context.experiment,
+                &input.stream,
+                &input.component,
+            );
+            metadata.push((RUN_METADATA_KEY.to_string(), context.metadata.clone()));
+            let mut settings = PartSettings::from_config(config, metadata)?;
             settings.props = settings
                 .props
                 .into_builder()

@@ -14,7 +14,7 @@ use super::error::{SinkError, io_err};
 use super::metadata::FILE_METADATA_KEYS;
 use super::properties::writer_properties;
 use super::seal::sync_dir;
-use super::wal::{WAL_EXTENSION, read_wal};
+use super::wal::{WAL_EXTENSION, WalContents, read_wal, read_wal_mapped};
 
 /// What recovery did in one stream directory.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -92,6 +92,67 @@ pub fn recover_directory(
     Ok(report)
 }
 
+/// What [`recover_directory`] would do with one killed part, found without changing anything.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RecoverablePart {
+    /// Rows in row groups its checkpoints record and its `.partial` file holds.
+    pub checkpointed_rows: u64,
+    /// Rows its log adds after them.
+    pub logged_rows: u64,
+    /// Whether the log's last frame was cut off by the kill.
+    pub torn_log: bool,
+}
+
+impl RecoverablePart {
+    /// Rows the recovered part will hold.
+    pub fn rows(&self) -> u64 {
+        self.checkpointed_rows + self.logged_rows
+    }
+}
+
+/// What recovery would restore of the part whose log is `wal` (`part-N.wal`), read without
+/// changing a byte: the log is memory-mapped ([`read_wal_mapped`]), the checkpoints and the
+/// `.partial` file's length read. `None` when `part-N.parquet` is already finished (recovery
+/// only deletes the log then) or nothing would be restored. The same counting as
+/// [`recover_directory`] uses, so the two agree by construction.
+pub fn recoverable_part(wal: &Path) -> Result<Option<RecoverablePart>, SinkError> {
+    if wal.with_extension("parquet").exists() {
+        return Ok(None);
+    }
+    let partial = wal.with_extension("parquet.partial");
+    let checkpoints = wal.with_extension(CHECKPOINT_EXTENSION);
+    let (checkpointed, contents) = read_killed_part(wal, &checkpoints, &partial, read_wal_mapped)?;
+    let checkpointed_rows = checkpointed.as_ref().map_or(0, Checkpointed::rows);
+    let logged_rows = contents.as_ref().map_or(0, |c| {
+        c.rows_from(checkpointed_rows)
+            .iter()
+            .map(|b| b.num_rows() as u64)
+            .sum()
+    });
+    let part = RecoverablePart {
+        checkpointed_rows,
+        logged_rows,
+        torn_log: contents.as_ref().is_some_and(|c| c.torn_tail),
+    };
+    Ok((part.rows() > 0).then_some(part))
+}
+
+/// The checkpoints (as far as the `.partial` file holds their row groups) and the log of a
+/// killed part, the log read by `read`.
+fn read_killed_part(
+    wal: &Path,
+    checkpoints: &Path,
+    partial: &Path,
+    read: fn(&Path, &[&str]) -> Result<Option<WalContents>, SinkError>,
+) -> Result<(Option<Checkpointed>, Option<WalContents>), SinkError> {
+    let partial_len = fs::metadata(partial).map_or(0, |m| m.len());
+    let checkpointed = match partial_len {
+        0 => None,
+        len => read_checkpoints(checkpoints, len)?,
+    };
+    Ok((checkpointed, read(wal, &FILE_METADATA_KEYS)?))
+}
+
 /// What one recovered part holds.
 struct RecoveredPart {
     rows: u64,
@@ -108,13 +169,8 @@ fn recover_part(
     finished: &Path,
     config: &ParquetSinkConfig,
 ) -> Result<Option<RecoveredPart>, SinkError> {
-    let partial_len = fs::metadata(partial).map_or(0, |m| m.len());
-    let checkpointed = match partial_len {
-        0 => None,
-        len => read_checkpoints(checkpoints, len)?,
-    };
+    let (checkpointed, contents) = read_killed_part(wal, checkpoints, partial, read_wal)?;
     let covered = checkpointed.as_ref().map_or(0, Checkpointed::rows);
-    let contents = read_wal(wal, &FILE_METADATA_KEYS)?;
     let torn_log = contents.as_ref().is_some_and(|c| c.torn_tail);
     let tail = contents
         .as_ref()
@@ -222,6 +278,18 @@ mod tests {
         let dir = run.path().join("s");
         // Its rows are held unencoded (and logged): only the log is on disk.
         assert!(dir.join("part-000001.wal").exists());
+        let preview = recoverable_part(&dir.join("part-000001.wal"))
+            .expect("readable")
+            .expect("rows to restore");
+        assert_eq!(
+            preview.rows(),
+            200,
+            "the preview counts what recovery restores"
+        );
+        assert_eq!(
+            recoverable_part(&dir.join("part-000000.wal")).expect("ok"),
+            None
+        );
         let report = recover_directory(&dir, &config).expect("recover");
         assert_eq!(report.rows_recovered, 200);
         assert_eq!(
@@ -276,6 +344,10 @@ mod tests {
         write_rows(&mut w, &mut g, 20);
         std::mem::forget(w);
         let dir = run.path().join("s");
+        let preview = recoverable_part(&dir.join("part-000000.wal"))
+            .expect("readable")
+            .expect("rows to restore");
+        assert_eq!((preview.checkpointed_rows, preview.logged_rows), (300, 50));
         let logged = read_wal(&dir.join("part-000000.wal"), &[])
             .expect("readable")
             .expect("schema");

@@ -185,15 +185,7 @@ pub fn read_wal(path: &Path, metadata_keys: &[&str]) -> Result<Option<WalContent
     let Ok(reader) = StreamReader::try_new(std::io::Cursor::new(stream), None) else {
         return Ok(None);
     };
-    let logged = reader.schema();
-    let mut metadata = HashMap::new();
-    let mut plain = logged.metadata().clone();
-    for key in metadata_keys {
-        if let Some(v) = plain.remove(key) {
-            metadata.insert((*key).to_string(), v);
-        }
-    }
-    let schema = Arc::new(logged.as_ref().clone().with_metadata(plain));
+    let (schema, metadata) = split_metadata(&reader.schema(), metadata_keys);
     let mut batches = Vec::new();
     let mut torn_tail = cut;
     for (item, first_row) in reader.zip(first_rows) {
@@ -211,6 +203,86 @@ pub fn read_wal(path: &Path, metadata_keys: &[&str]) -> Result<Option<WalContent
         batches,
         torn_tail,
     }))
+}
+
+/// Reads a log without copying or changing it: the file is memory-mapped read-only and the
+/// batches are views into the map (it stays mapped while any of them lives). For looking at
+/// a killed run before `ensemble recover` (which uses [`read_wal`]): a log is only ever
+/// appended to, and a log whose writer is still alive shows the frames complete when mapped.
+///
+/// Returns what [`read_wal`] returns for the same file.
+pub fn read_wal_mapped(
+    path: &Path,
+    metadata_keys: &[&str],
+) -> Result<Option<WalContents>, SinkError> {
+    let io = |source| SinkError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = File::open(path).map_err(io)?;
+    if file.metadata().map_err(io)?.len() == 0 {
+        return Ok(None);
+    }
+    // SAFETY: the map is read-only and private to this call's batches. A writer only appends
+    // to a log (never truncates or rewrites what is there), and recovery deletes a log only
+    // by unlinking it, which leaves an existing map valid.
+    #[allow(unsafe_code)]
+    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io)?;
+    let all = arrow_buffer::Buffer::from(bytes::Bytes::from_owner(map));
+    let Some(start) = all.strip_prefix(MAGIC).map(|_| MAGIC.len()) else {
+        return Ok(None);
+    };
+    let mut frames = Frames {
+        bytes: &all[start..],
+    };
+    // The first frame is the schema message. The decoder only takes a message without a body
+    // (a schema) in on its next call, so the schema is read from it directly as well.
+    let Some((_, schema_payload)) = frames.next() else {
+        return Ok(None);
+    };
+    let Ok(head) = StreamReader::try_new(schema_payload, None) else {
+        return Ok(None);
+    };
+    let (schema, metadata) = split_metadata(&head.schema(), metadata_keys);
+    let mut decoder = arrow_ipc::reader::StreamDecoder::new();
+    let mut offset = start + FRAME_HEADER;
+    let mut buffer = all.slice_with_length(offset, schema_payload.len());
+    offset += schema_payload.len();
+    let mut torn_tail = decoder.decode(&mut buffer).is_err();
+    let mut batches = Vec::new();
+    for (first_row, payload) in frames.by_ref() {
+        if torn_tail {
+            break;
+        }
+        let payload_at = offset + FRAME_HEADER;
+        offset = payload_at + payload.len();
+        let mut buffer = all.slice_with_length(payload_at, payload.len());
+        match decoder
+            .decode(&mut buffer)
+            .map(|b| b.map(|b| RecordBatch::try_new(Arc::clone(&schema), b.columns().to_vec())))
+        {
+            Ok(Some(Ok(batch))) => batches.push((first_row, batch)),
+            _ => torn_tail = true,
+        }
+    }
+    Ok(Some(WalContents {
+        schema,
+        metadata,
+        batches,
+        torn_tail: torn_tail || !frames.bytes.is_empty(),
+    }))
+}
+
+/// The logged schema without the stored metadata, and the stored metadata under `keys`.
+fn split_metadata(logged: &Schema, keys: &[&str]) -> (SchemaRef, HashMap<String, String>) {
+    let mut metadata = HashMap::new();
+    let mut plain = logged.metadata().clone();
+    for key in keys {
+        if let Some(v) = plain.remove(key) {
+            metadata.insert((*key).to_string(), v);
+        }
+    }
+    (Arc::new(logged.clone().with_metadata(plain)), metadata)
 }
 
 /// The complete frames of a log, after its magic; stops at a torn one (left in `bytes`).
@@ -291,6 +363,42 @@ mod tests {
             seqs(&contents.rows_from(30)),
             (30..40).collect::<Vec<u64>>()
         );
+    }
+
+    #[test]
+    fn the_mapped_reader_sees_what_the_copying_reader_sees_and_changes_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("part-000000.wal");
+        let mut g = generator();
+        let meta = vec![("ensemble.stream".to_string(), "s".to_string())];
+        let mut wal = WalWriter::create(path.clone(), g.schema(), &meta).expect("create");
+        for i in 0..4 {
+            wal.append([(i * 30, &g.generate(30))]).expect("append");
+        }
+        drop(wal);
+        let whole = fs::read(&path).expect("read");
+        for cut in [0, 7, 100] {
+            fs::write(&path, &whole[..whole.len() - cut]).expect("write");
+            let before = fs::read(&path).expect("read");
+            let copied = read_wal(&path, &["ensemble.stream"])
+                .expect("ok")
+                .expect("schema");
+            let mapped = read_wal_mapped(&path, &["ensemble.stream"])
+                .expect("ok")
+                .expect("schema");
+            assert_eq!(mapped.torn_tail, copied.torn_tail, "cut {cut}");
+            assert_eq!(mapped.metadata, copied.metadata);
+            assert_eq!(mapped.schema, copied.schema);
+            let rows = |c: &WalContents| -> Vec<(u64, RecordBatch)> { c.batches.clone() };
+            assert_eq!(rows(&mapped), rows(&copied), "cut {cut}");
+            assert_eq!(
+                fs::read(&path).expect("read"),
+                before,
+                "the log is unchanged"
+            );
+        }
+        fs::write(&path, [0xff, 0xff, 0xff]).expect("write");
+        assert!(read_wal_mapped(&path, &[]).expect("readable").is_none());
     }
 
     #[test]
