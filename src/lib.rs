@@ -12,6 +12,7 @@
 //! - [`progress`]: the live progress display.
 //! - [`recover`]: finishing what a killed run left behind.
 //! - [`summary`]: the table printed when a run ends.
+//! - [`web`]: the live web view (`run --serve`) and `ensemble serve` for finished runs.
 //! - [`ingest`]: `ensemble ingest`, NATS JetStream → run directories of Parquet files.
 //!
 //! The actors themselves (instruments, sinks, links, batch schema) live in the
@@ -32,3 +33,4 @@ pub mod recover;
 pub mod run;
 pub mod sim_serve;
 pub mod summary;
+pub mod web;

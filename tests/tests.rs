@@ -24,3 +24,5 @@ mod loadtest;
 mod nats;
 // Processing stages: fft, fir, decimate and stats end to end, read back by parquet and DuckDB.
 mod stages;
+// The live web view and `ensemble serve`: API, tokens, slow clients, a real browser (issue 12).
+mod live;
