@@ -140,10 +140,40 @@ impl Decimator {
         cell.seen = true;
     }
 
-    /// Adds a run of samples of `channel`: `t_ns[i]` with `values[i]`.
+    /// Adds a run of samples of `channel`: `t_ns[i]` with `values[i]`. Samples in time order
+    /// are folded a bucket at a time (one division per bucket, not per sample).
     pub fn add_slice(&mut self, channel: usize, t_ns: &[i64], values: &[f64]) {
-        for (&t, &v) in t_ns.iter().zip(values) {
-            self.add(channel, t, v);
+        let n = t_ns.len().min(values.len());
+        let (from, to, width) = (self.from_ns, self.to_ns, self.bucket_ns);
+        let mut i = 0;
+        while i < n {
+            let t = t_ns[i];
+            if t < from || t >= to {
+                i += 1;
+                continue;
+            }
+            let bucket = (t - from) / width;
+            let end = (from + (bucket + 1) * width).min(to);
+            let mut j = i + 1;
+            while j < n && t_ns[j] < end && t_ns[j] >= t_ns[j - 1] {
+                j += 1;
+            }
+            let (lo, hi) = min_max(&values[i..j]);
+            let last = (i..j).rev().find(|&k| !values[k].is_nan());
+            self.inputs += (j - i) as u64;
+            if let (Some(k), Some(cell)) = (
+                last,
+                self.cells.get_mut(channel * self.buckets + bucket as usize),
+            ) {
+                cell.min = cell.min.min(lo);
+                cell.max = cell.max.max(hi);
+                if t_ns[k] >= cell.last_t {
+                    cell.last_t = t_ns[k];
+                    cell.last = Some(values[k]);
+                }
+                cell.seen = true;
+            }
+            i = j;
         }
     }
 
@@ -176,6 +206,21 @@ impl Decimator {
             inputs: self.inputs,
         }
     }
+}
+
+/// Smallest and largest of `values`, NaN ignored (±infinity when all are NaN).
+pub(crate) fn min_max(values: &[f64]) -> (f64, f64) {
+    let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+    for &v in values {
+        // NaN compares false both ways: skipped.
+        if v < lo {
+            lo = v;
+        }
+        if v > hi {
+            hi = v;
+        }
+    }
+    (lo, hi)
 }
 
 #[cfg(test)]

@@ -67,6 +67,11 @@ impl History {
         }
     }
 
+    /// Time of the first sample folded in, if any.
+    pub fn t0_ns(&self) -> Option<i64> {
+        self.t0_ns
+    }
+
     /// Width of a bucket now.
     pub fn bucket_ns(&self) -> i64 {
         self.bucket_ns
@@ -82,12 +87,17 @@ impl History {
         if channel >= self.channels {
             return;
         }
-        for (&t, &v) in t_ns.iter().zip(values) {
+        let n = t_ns.len().min(values.len());
+        let mut i = 0;
+        while i < n {
+            let (t, v) = (t_ns[i], values[i]);
             if v.is_nan() {
+                i += 1;
                 continue;
             }
             let t0 = *self.t0_ns.get_or_insert(t);
             if t < t0 {
+                i += 1;
                 continue;
             }
             let mut index = ((t - t0) / self.bucket_ns) as usize;
@@ -95,11 +105,25 @@ impl History {
                 self.merge_pairs();
                 index = ((t - t0) / self.bucket_ns) as usize;
             }
+            // The samples in time order that fall into the same bucket, folded at once.
+            let end = t0 + (index as i64 + 1) * self.bucket_ns;
+            let mut j = i + 1;
+            while j < n && t_ns[j] < end && t_ns[j] >= t_ns[j - 1] {
+                j += 1;
+            }
+            let (lo, hi) = super::decimate::min_max(&values[i..j]);
+            let last = values[i..j]
+                .iter()
+                .rev()
+                .find(|v| !v.is_nan())
+                .copied()
+                .unwrap_or(v);
             let slot = &mut self.slots[channel * SLOTS + index];
-            slot.min = slot.min.min(v);
-            slot.max = slot.max.max(v);
-            slot.last = v;
+            slot.min = slot.min.min(lo);
+            slot.max = slot.max.max(hi);
+            slot.last = last;
             slot.seen = true;
+            i = j;
         }
     }
 

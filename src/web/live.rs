@@ -251,26 +251,36 @@ impl LiveSource {
                 let first = view.stats.first_timestamp_ns().unwrap_or(0);
                 let from = window.map_or(first, |w| (to - w).max(first));
                 let mut d = Decimator::new(from, to + 1, points, data.picked.len());
+                let picks: Vec<usize> = data
+                    .picked
+                    .iter()
+                    .filter_map(|p| channels.iter().position(|c| c.name == p.name))
+                    .collect();
+                let in_history = picks.iter().all(|&p| p < HISTORY_CHANNELS);
+                let folded = self.folded();
+                let f = &folded[index];
+                // When the history is at least twice as fine as the buckets asked for, it
+                // answers for everything folded so far; the tap only for the newest rows.
+                let fine = in_history
+                    && f.history.bucket_ns() * 2 <= d.bucket_ns()
+                    && f.history.t0_ns().is_some_and(|t0| t0 <= from);
+                let tap_from_seq = if fine { f.next_seq } else { 0 };
                 let tap_start = tapped
                     .first()
                     .and_then(|b| timestamps(&b.batch).and_then(|t| t.first().copied()))
                     .unwrap_or(i64::MAX);
-                if from < tap_start {
-                    let picks: Vec<usize> = data
-                        .picked
-                        .iter()
-                        .filter_map(|p| channels.iter().position(|c| c.name == p.name))
-                        .collect();
-                    if picks.iter().all(|&p| p < HISTORY_CHANNELS) {
-                        self.folded()[index]
-                            .history
-                            .decimate_into(&mut d, &picks, tap_start);
-                        data.source = "tap+history".into();
-                    }
+                if fine {
+                    f.history.decimate_into(&mut d, &picks, i64::MAX);
+                    data.source = "history+tap".into();
+                } else if from < tap_start && in_history {
+                    f.history.decimate_into(&mut d, &picks, tap_start);
+                    data.source = "tap+history".into();
                 }
+                drop(folded);
                 for b in &tapped {
                     let last = timestamps(&b.batch).and_then(|t| t.last().copied());
-                    if last.is_some_and(|t| t >= from) {
+                    let unfolded = b.first_seq + b.batch.num_rows() as u64 > tap_from_seq;
+                    if unfolded && last.is_some_and(|t| t >= from) {
                         decimate_batch(&mut d, &b.batch, &data.picked);
                     }
                 }

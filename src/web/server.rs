@@ -34,7 +34,7 @@ use super::error::{ApiError, WebError};
 /// How often the server folds taps into histories and pushes an event (5 Hz, within ≤ 10 Hz).
 pub const TICK: Duration = Duration::from_millis(200);
 /// How long an answer is reused for the same URL.
-pub const CACHE_FOR: Duration = Duration::from_millis(100);
+pub const CACHE_FOR: Duration = Duration::from_millis(200);
 /// Most `/api/events` streams open at once; more get 503.
 pub const MAX_EVENT_CLIENTS: usize = 32;
 /// Buckets per channel in the pushed events (the default window).
