@@ -117,3 +117,27 @@ pub struct StreamData {
     /// `scan`: points planned.
     pub points_total: Option<u64>,
 }
+
+impl StreamData {
+    /// A stream with no data yet, from `source`.
+    pub fn empty(stream: &str, source: &str) -> Self {
+        Self {
+            stream: stream.to_string(),
+            kind: StreamKind::Time,
+            channels: Vec::new(),
+            picked: Vec::new(),
+            from_ns: 0,
+            to_ns: 0,
+            bucket_ns: 0,
+            t_ns: Vec::new(),
+            x: Vec::new(),
+            x_label: String::new(),
+            x_unit: String::new(),
+            series: Vec::new(),
+            source: source.to_string(),
+            rows: 0,
+            points_done: None,
+            points_total: None,
+        }
+    }
+}

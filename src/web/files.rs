@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
-use super::api::{ChannelInfo, StreamData, StreamKind, StreamQuery};
+use super::api::{StreamData, StreamKind, StreamQuery};
 use super::control::ControlPort;
 use super::decimate::Decimator;
 use super::error::{ApiError, WebError};
@@ -338,22 +338,5 @@ fn time_window(
 }
 
 fn empty(name: &str) -> StreamData {
-    StreamData {
-        stream: name.to_string(),
-        kind: StreamKind::Time,
-        channels: Vec::<ChannelInfo>::new(),
-        picked: Vec::new(),
-        from_ns: 0,
-        to_ns: 0,
-        bucket_ns: 0,
-        t_ns: Vec::new(),
-        x: Vec::new(),
-        x_label: String::new(),
-        x_unit: String::new(),
-        series: Vec::new(),
-        source: "parquet".into(),
-        rows: 0,
-        points_done: None,
-        points_total: None,
-    }
+    StreamData::empty(name, "parquet")
 }

@@ -227,22 +227,10 @@ impl LiveSource {
         let kind = kind_of(view);
         let tapped = view.tap.as_ref().map(|t| t.since(0)).unwrap_or_default();
         let mut data = StreamData {
-            stream: name.to_string(),
             kind,
             channels: channels.clone(),
-            picked: Vec::new(),
-            from_ns: 0,
-            to_ns: 0,
-            bucket_ns: 0,
-            t_ns: Vec::new(),
-            x: Vec::new(),
-            x_label: String::new(),
-            x_unit: String::new(),
-            series: Vec::new(),
-            source: "tap".into(),
             rows: view.stats.rows(),
-            points_done: None,
-            points_total: None,
+            ..StreamData::empty(name, "tap")
         };
         match kind {
             StreamKind::Time => {
