@@ -34,6 +34,27 @@ pub enum Command {
         /// read as a TOML scalar where it is one (`42`, `true`), else kept as text.
         #[arg(long = "meta", value_name = "KEY=VALUE")]
         meta: Vec<String>,
+        /// Serve the live web view while the run goes on (default address 127.0.0.1:8750;
+        /// port 0 picks a free one). The address is printed as `serving http://ADDR/`.
+        #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:8750")]
+        serve: Option<std::net::SocketAddr>,
+        /// The token every request to the view must carry (`Authorization: Bearer` or
+        /// `?token=`); required to bind anything but loopback. Default: $ENSEMBLE_SERVE_TOKEN.
+        #[arg(long, value_name = "TOKEN", requires = "serve")]
+        serve_token: Option<String>,
+    },
+    /// Serve the web view over finished runs: one run directory, or an output directory with a
+    /// list of its runs. Runs until Ctrl-C.
+    Serve {
+        /// A run directory (`<output>/<run_id>`) or an output directory.
+        dir: PathBuf,
+        /// Where to listen; port 0 picks a free one.
+        #[arg(long, default_value = "127.0.0.1:8750")]
+        listen: std::net::SocketAddr,
+        /// The token every request must carry; required to bind anything but loopback.
+        /// Default: $ENSEMBLE_SERVE_TOKEN.
+        #[arg(long, value_name = "TOKEN")]
+        token: Option<String>,
     },
     /// List the runs in a directory, newest first: id, name, status, start, duration, streams,
     /// rows, size, metadata (reads manifests only).

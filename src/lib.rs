@@ -14,6 +14,7 @@
 //! - [`progress`]: the live progress display.
 //! - [`recover`]: finishing what a killed run left behind.
 //! - [`summary`]: the table printed when a run ends.
+//! - [`web`]: the live web view (`run --serve`) and `ensemble serve` for finished runs.
 //! - [`ingest`]: `ensemble ingest`, NATS JetStream → run directories of Parquet files.
 //!
 //! The actors themselves (instruments, sinks, links, batch schema) live in the
@@ -36,3 +37,4 @@ pub mod recover;
 pub mod run;
 pub mod sim_serve;
 pub mod summary;
+pub mod web;

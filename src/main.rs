@@ -9,7 +9,7 @@ use ensemble::cli::{Cli, Command, SimCommand};
 use ensemble::config;
 use ensemble::coordinator::StopReason;
 use ensemble::progress::ProgressMode;
-use ensemble::run::run_blocking;
+use ensemble::run::run_served_blocking;
 use ensemble::summary::summary_table;
 
 #[global_allocator]
@@ -78,13 +78,23 @@ fn main() -> ExitCode {
         Command::Inspect(args) => data_command(ensemble::data::commands::inspect(&args)),
         Command::Export(args) => data_command(ensemble::data::commands::export(&args)),
         Command::Plot(args) => data_command(ensemble::data::commands::plot(&args)),
+        Command::Serve { dir, listen, token } => serve_dir(&dir, listen, token),
         Command::Run {
             file,
             output,
             duration,
             quiet,
             meta,
+            serve,
+            serve_token,
         } => {
+            let serve = match serve_config(serve, serve_token) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
             let mut experiment = match config::load(&file) {
                 Ok(e) => e,
                 Err(errors) => {
@@ -107,7 +117,7 @@ fn main() -> ExitCode {
             } else {
                 ProgressMode::detect()
             };
-            match run_blocking(experiment, shutdown_on_signal(), progress)
+            match run_served_blocking(experiment, shutdown_on_signal(), progress, serve)
                 .context("the run could not be carried out")
             {
                 Ok(report) => {
@@ -137,6 +147,68 @@ fn data_command(result: Result<(), ensemble::data::DataError>) -> ExitCode {
             ExitCode::from(e.exit_code())
         }
     }
+}
+
+/// The `--serve` address and token (from `--serve-token` or the environment), checked.
+fn serve_config(
+    addr: Option<std::net::SocketAddr>,
+    token: Option<String>,
+) -> Result<Option<ensemble::web::ServeConfig>, ensemble::web::WebError> {
+    let Some(addr) = addr else {
+        return Ok(None);
+    };
+    let token = token.or_else(|| std::env::var(ensemble::web::TOKEN_ENV).ok());
+    ensemble::web::ServeConfig::new(addr, token).map(Some)
+}
+
+/// `ensemble serve DIR`: serves finished runs until SIGINT or SIGTERM.
+fn serve_dir(
+    dir: &std::path::Path,
+    listen: std::net::SocketAddr,
+    token: Option<String>,
+) -> ExitCode {
+    use ensemble::web::{NoControl, WebServer, files::FileSource};
+    let config = match serve_config(Some(listen), token) {
+        Ok(Some(c)) => c,
+        Ok(None) => return ExitCode::from(2),
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let source = match FileSource::open(dir) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let server = match WebServer::start(
+        &config,
+        std::sync::Arc::new(source),
+        std::sync::Arc::new(NoControl),
+    ) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    eprintln!("serving http://{}/", server.addr());
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let signal = runtime.block_on(next_signal());
+    eprintln!("{signal}: the view stops");
+    drop(server);
+    ExitCode::SUCCESS
 }
 
 /// `ensemble sim serve`: serves until SIGINT or SIGTERM.

@@ -40,6 +40,9 @@ pub enum RunError {
     /// A stage's stream could not be planned (a bug: the compiler checks the same thing).
     #[error("cannot plan the run's streams: {0}")]
     Wiring(#[from] crate::coordinator::WiringError),
+    /// The live web view could not start (`--serve`).
+    #[error("cannot serve the live view: {0}")]
+    Serve(#[from] crate::web::WebError),
     /// The coordinator went away without an outcome (a bug: it should never happen).
     #[error("the coordinator ended without reporting how the run ended")]
     NoOutcome,
@@ -139,12 +142,30 @@ pub async fn run(
     shutdown: impl Future<Output = StopReason>,
     progress: ProgressMode,
 ) -> Result<RunReport, RunError> {
+    run_served(experiment, shutdown, progress, None).await
+}
+
+/// [`run`], and with `serve` the live web view beside it (`ensemble run --serve`): every stream
+/// gets a tap, the taps' fixed budget is taken from the run's memory budget for the whole run,
+/// and the page's Stop takes the same path as `shutdown`. Prints `serving http://ADDR/` on
+/// stderr once the server listens.
+pub async fn run_served(
+    experiment: Experiment,
+    shutdown: impl Future<Output = StopReason>,
+    progress: ProgressMode,
+    serve: Option<crate::web::ServeConfig>,
+) -> Result<RunReport, RunError> {
     let experiment = Arc::new(experiment);
     let started_at = Utc::now();
     let run_id = new_run_id(started_at);
     let cap = MemoryCap::from_mb(experiment.max_memory_mb);
     let budget = MemoryBudget::new(cap.initial_in_flight_limit());
-    let streams = plan_streams(&experiment, &budget)?;
+    let mut streams = plan_streams(&experiment, &budget)?;
+    let view_bytes = crate::web::view_budget_bytes(experiment.max_memory_mb);
+    let view_memory = serve.as_ref().map(|_| {
+        crate::coordinator::attach_taps(&mut streams, view_bytes);
+        budget.force_reserve(view_bytes)
+    });
     let run_dir = create_run_dir(&experiment.output, &run_id)?;
     let manifest_err = |source| RunError::Manifest {
         path: run_dir.clone(),
@@ -157,10 +178,32 @@ pub async fn run(
     manifest.write(&run_dir).map_err(manifest_err)?;
 
     let context = RunContext {
-        run_id,
+        run_id: run_id.clone(),
         run_dir: run_dir.clone(),
         start_ns: started_at.timestamp_nanos_opt().unwrap_or(0),
         clock_start: tokio::time::Instant::now(),
+    };
+    let (port, mut web_stop) = crate::web::StopPort::new();
+    let server = match &serve {
+        Some(config) => {
+            let live = crate::web::live::LiveSource::new(crate::web::live::LiveRun {
+                run_id: run_id.clone(),
+                run_dir: run_dir.clone(),
+                experiment: experiment.name.clone(),
+                started_at,
+                duration: matches!(experiment.plan, crate::config::Plan::Stream)
+                    .then_some(experiment.duration),
+                max_memory_mb: experiment.max_memory_mb,
+                streams: views.clone(),
+                budget: budget.clone(),
+                view_budget_bytes: view_bytes,
+            });
+            let server =
+                crate::web::WebServer::start(config, Arc::new(live), Arc::new(port.clone()))?;
+            eprintln!("serving http://{}/", server.addr());
+            Some(server)
+        }
+        None => None,
     };
     let governor = MemoryGovernor::start(budget.clone(), cap);
     let (outcome_tx, mut outcome_rx) = oneshot::channel();
@@ -174,9 +217,14 @@ pub async fn run(
             coordinator.do_send(StopRun(reason));
             outcome_rx.await
         }
+        Some(reason) = web_stop.recv() => {
+            coordinator.do_send(StopRun(reason));
+            outcome_rx.await
+        }
     }
     .map_err(|_| RunError::NoOutcome)?;
     display.finish().await;
+    drop((server, port, view_memory));
 
     manifest.record_outcome(&outcome, &views);
     manifest.memory = Some(MemoryEntry::read(
@@ -254,13 +302,29 @@ pub fn run_blocking<F>(
 where
     F: Future<Output = StopReason>,
 {
+    run_served_blocking(experiment, shutdown, progress, None)
+}
+
+/// [`run_blocking`] with the live web view ([`run_served`]).
+///
+/// # Panics
+/// If the operating system refuses to start the runtime's threads.
+pub fn run_served_blocking<F>(
+    experiment: Experiment,
+    shutdown: F,
+    progress: ProgressMode,
+    serve: Option<crate::web::ServeConfig>,
+) -> Result<RunReport, RunError>
+where
+    F: Future<Output = StopReason>,
+{
     let system = actix::System::with_tokio_rt(|| {
         tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
             .expect("the OS lets a process start a few threads")
     });
-    system.block_on(run(experiment, shutdown, progress))
+    system.block_on(run_served(experiment, shutdown, progress, serve))
 }
 
 /// A shutdown that never comes: the run ends when its plan does.

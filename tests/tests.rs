@@ -34,3 +34,6 @@ mod compose;
 mod stages;
 // Data tools: run metadata, runs, inspect, export, plot, thumbnails (issue 13).
 mod data;
+
+// The live web view and `ensemble serve`: API, tokens, slow clients, a real browser (issue 12).
+mod live;

@@ -9,6 +9,7 @@
 //! - [`pool`]: pooled column buffers handed to Arrow without a copy.
 //! - [`ring_buffer`]: a fixed-capacity ring of recent samples.
 //! - [`latency`]: latency histograms (sample timestamp to durable write).
+//! - [`tap`]: a best-effort ring of a stream's newest batches for viewers, fed without waiting.
 //! - [`stats`]: counters shared between actors and the coordinator.
 //! - [`instruments`]: instruments that produce streams (the simulator first).
 //! - [`sinks`]: consumers that store streams (Parquet first).
@@ -32,3 +33,4 @@ pub mod simulator;
 pub mod sinks;
 pub mod stages;
 pub mod stats;
+pub mod tap;

@@ -10,6 +10,7 @@ use crate::batch::{DataBatch, EndOfStream, StreamEvent, StreamId, TIMESTAMP_COLU
 use crate::budget::{MemoryBudget, Reservation};
 use crate::link::{Delivery, LinkSender};
 use crate::stats::StreamStats;
+use crate::tap::Tap;
 
 /// How a stream's batches take memory from the run's [`MemoryBudget`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,6 +32,8 @@ pub struct Outputs {
     links: Vec<LinkSender>,
     stats: Arc<StreamStats>,
     budget: Option<(Arc<MemoryBudget>, BudgetRole)>,
+    /// A viewer's copy of the newest batches, offered without waiting (see [`Tap`]).
+    tap: Option<Arc<Tap>>,
 }
 
 impl Outputs {
@@ -41,7 +44,14 @@ impl Outputs {
             links,
             stats,
             budget: None,
+            tap: None,
         }
+    }
+
+    /// The same outputs, also offering every batch to `tap` (never waiting on it).
+    pub fn with_tap(mut self, tap: Arc<Tap>) -> Self {
+        self.tap = Some(tap);
+        self
     }
 
     /// The same outputs, taking memory for every batch from `budget` in the given role.
@@ -86,6 +96,9 @@ impl Outputs {
                     return;
                 }
             }
+        }
+        if let Some(tap) = &self.tap {
+            tap.offer(first_seq, &data.batch);
         }
         let event = StreamEvent::Data(data);
         self.stats.set_waiting(true);

@@ -19,4 +19,6 @@ pub use actor::{
 };
 pub use arbiters::InstrumentArbiters;
 pub use restarts::{RestartDecision, RestartTracker};
-pub use wiring::{LinkPlan, ReportSlot, StreamPlan, StreamView, WiringError, plan_streams};
+pub use wiring::{
+    LinkPlan, ReportSlot, StreamPlan, StreamView, WiringError, attach_taps, plan_streams,
+};

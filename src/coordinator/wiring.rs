@@ -18,6 +18,7 @@ use ensemble_actors::link::{Delivery, LinkReceiver, LinkSender, link};
 use ensemble_actors::outputs::{BudgetRole, Outputs};
 use ensemble_actors::stages::{StageError, StageInput};
 use ensemble_actors::stats::{LinkStats, StreamStats};
+use ensemble_actors::tap::Tap;
 
 use crate::config::{Experiment, InstrumentKind, Plan, StageSpec};
 use crate::plan::{PRIMARY_STREAM, PrimaryLayout};
@@ -47,7 +48,20 @@ pub struct StreamPlan {
     /// The run's memory budget (set by [`plan_streams`]); how the stream draws on it follows
     /// from its producer (see [`StreamPlan::budget_role`]).
     pub memory: Option<Arc<MemoryBudget>>,
+    /// A viewer's ring of the newest batches (set by [`attach_taps`] when the run is served).
+    pub tap: Option<Arc<Tap>>,
 }
+
+/// Gives every stream a [`Tap`] with an equal share of `total_bytes`, for the live view.
+pub fn attach_taps(streams: &mut [StreamPlan], total_bytes: u64) {
+    let share = total_bytes / streams.len().max(1) as u64;
+    for stream in streams {
+        stream.tap = Some(Arc::new(Tap::new(share, TAP_BATCHES)));
+    }
+}
+
+/// Most batches a stream's tap holds (its ring is allocated once at this size).
+const TAP_BATCHES: usize = 4096;
 
 /// Where a producer's own report lands, for the manifest's `instrument_report`: an SCPI
 /// instrument's live session report, or a plan's final report.
@@ -124,6 +138,10 @@ impl StreamPlan {
             self.links.iter().map(|l| l.sender.clone()).collect(),
             self.stats.clone(),
         );
+        let outputs = match &self.tap {
+            Some(tap) => outputs.with_tap(tap.clone()),
+            None => outputs,
+        };
         match &self.memory {
             Some(budget) => outputs.with_budget(budget.clone(), self.budget_role()),
             None => outputs,
@@ -174,6 +192,7 @@ pub fn plan_streams(
             links: sink_links(experiment, PRIMARY_STREAM),
             report: ReportSlot::default(),
             memory: None,
+            tap: None,
         });
     }
     for stage in &experiment.stages {
@@ -233,6 +252,7 @@ fn plan_stage(
         links,
         report: ReportSlot::default(),
         memory: None,
+        tap: None,
     })
 }
 
@@ -288,6 +308,7 @@ fn instrument_streams(experiment: &Experiment) -> Vec<StreamPlan> {
                 links,
                 report: ReportSlot::default(),
                 memory: None,
+                tap: None,
             }
         })
         .collect()
@@ -316,6 +337,8 @@ pub struct StreamView {
     pub stage_links: Vec<(String, Arc<LinkStats>)>,
     /// The producer's own report (SCPI session, plan), for the manifest.
     pub report: ReportSlot,
+    /// The stream's tap, when the run is served live.
+    pub tap: Option<Arc<Tap>>,
 }
 
 impl StreamPlan {
@@ -342,6 +365,7 @@ impl StreamPlan {
                 .map(|l| (l.sink.clone(), l.stats.clone()))
                 .collect(),
             report: self.report.clone(),
+            tap: self.tap.clone(),
         }
     }
 }

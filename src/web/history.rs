@@ -1,0 +1,207 @@
+//! A stream's whole-run envelope in fixed memory, for the live view's long windows.
+//!
+//! The tap holds only the newest batches; for "10 min" or "whole run" the server folds every
+//! batch it reads from the tap into a [`History`]: [`SLOTS`] buckets per channel of min, max
+//! and last. When a sample falls past the last bucket, neighbouring buckets merge in pairs and
+//! the bucket width doubles, so the history always spans the run so far at the finest width
+//! that fits, and never grows.
+
+use super::decimate::Decimator;
+
+/// Buckets per channel.
+pub const SLOTS: usize = 2048;
+/// Width of a bucket before the first merge.
+const FIRST_BUCKET_NS: i64 = 1_000_000;
+
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    min: f64,
+    max: f64,
+    last: f64,
+    seen: bool,
+}
+
+const EMPTY: Slot = Slot {
+    min: f64::INFINITY,
+    max: f64::NEG_INFINITY,
+    last: f64::NAN,
+    seen: false,
+};
+
+impl Slot {
+    fn merge(self, later: Slot) -> Slot {
+        if !later.seen {
+            return self;
+        }
+        if !self.seen {
+            return later;
+        }
+        Slot {
+            min: self.min.min(later.min),
+            max: self.max.max(later.max),
+            last: later.last,
+            seen: true,
+        }
+    }
+}
+
+/// Min/max/last of every channel over the whole run, in [`SLOTS`] buckets per channel.
+#[derive(Debug, Clone)]
+pub struct History {
+    /// Start of bucket 0 (the first sample's time), once a sample came.
+    t0_ns: Option<i64>,
+    bucket_ns: i64,
+    channels: usize,
+    /// `channels × SLOTS`, channel-major.
+    slots: Vec<Slot>,
+}
+
+impl History {
+    /// An empty history of `channels` channels (its memory is taken now, once).
+    pub fn new(channels: usize) -> Self {
+        Self {
+            t0_ns: None,
+            bucket_ns: FIRST_BUCKET_NS,
+            channels,
+            slots: vec![EMPTY; channels * SLOTS],
+        }
+    }
+
+    /// Time of the first sample folded in, if any.
+    pub fn t0_ns(&self) -> Option<i64> {
+        self.t0_ns
+    }
+
+    /// Width of a bucket now.
+    pub fn bucket_ns(&self) -> i64 {
+        self.bucket_ns
+    }
+
+    /// Bytes this history holds (fixed).
+    pub fn bytes(&self) -> usize {
+        self.slots.len() * std::mem::size_of::<Slot>()
+    }
+
+    /// Folds in samples of `channel` (NaN ignored; samples before the first one are ignored).
+    pub fn add_slice(&mut self, channel: usize, t_ns: &[i64], values: &[f64]) {
+        if channel >= self.channels {
+            return;
+        }
+        let n = t_ns.len().min(values.len());
+        let mut i = 0;
+        while i < n {
+            let (t, v) = (t_ns[i], values[i]);
+            if v.is_nan() {
+                i += 1;
+                continue;
+            }
+            let t0 = *self.t0_ns.get_or_insert(t);
+            if t < t0 {
+                i += 1;
+                continue;
+            }
+            let mut index = ((t - t0) / self.bucket_ns) as usize;
+            while index >= SLOTS {
+                self.merge_pairs();
+                index = ((t - t0) / self.bucket_ns) as usize;
+            }
+            // The samples in time order that fall into the same bucket, folded at once.
+            let end = t0 + (index as i64 + 1) * self.bucket_ns;
+            let mut j = i + 1;
+            while j < n && t_ns[j] < end && t_ns[j] >= t_ns[j - 1] {
+                j += 1;
+            }
+            let (lo, hi) = super::decimate::min_max(&values[i..j]);
+            let last = values[i..j]
+                .iter()
+                .rev()
+                .find(|v| !v.is_nan())
+                .copied()
+                .unwrap_or(v);
+            let slot = &mut self.slots[channel * SLOTS + index];
+            slot.min = slot.min.min(lo);
+            slot.max = slot.max.max(hi);
+            slot.last = last;
+            slot.seen = true;
+            i = j;
+        }
+    }
+
+    /// Halves the resolution: bucket `i` becomes buckets `2i` and `2i + 1` merged.
+    fn merge_pairs(&mut self) {
+        for channel in self.slots.chunks_mut(SLOTS) {
+            for i in 0..SLOTS / 2 {
+                channel[i] = channel[2 * i].merge(channel[2 * i + 1]);
+            }
+            channel[SLOTS / 2..].fill(EMPTY);
+        }
+        self.bucket_ns *= 2;
+    }
+
+    /// Adds every bucket that starts before `before_ns` of the channels in `pick` (history
+    /// channel per output channel) to `d`.
+    pub fn decimate_into(&self, d: &mut Decimator, pick: &[usize], before_ns: i64) {
+        let Some(t0) = self.t0_ns else {
+            return;
+        };
+        for (out, &channel) in pick.iter().enumerate() {
+            let Some(slots) = self.slots.chunks(SLOTS).nth(channel) else {
+                continue;
+            };
+            for (i, slot) in slots.iter().enumerate().filter(|(_, s)| s.seen) {
+                let t = t0 + i as i64 * self.bucket_ns;
+                if t >= before_ns {
+                    break;
+                }
+                d.add_envelope(out, t, slot.min, slot.max, Some(slot.last));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_run_merges_buckets_and_keeps_every_extreme() {
+        let mut h = History::new(1);
+        let n = 200_000i64;
+        // 200 s at 1 kHz: far more than SLOTS buckets of the first width.
+        let ts: Vec<i64> = (0..n).map(|i| i * 1_000_000).collect();
+        let mut values = vec![0.0; n as usize];
+        values[12_345] = 7.0;
+        values[199_999] = -7.0;
+        h.add_slice(0, &ts, &values);
+        assert!(h.bucket_ns() * SLOTS as i64 >= n * 1_000_000);
+        assert!(
+            h.bucket_ns() * SLOTS as i64 / 2 < n * 1_000_000,
+            "finest width that fits"
+        );
+        let mut d = Decimator::new(0, n * 1_000_000, 500, 1);
+        h.decimate_into(&mut d, &[0], i64::MAX);
+        let out = d.finish();
+        let max = out.series[0]
+            .max
+            .iter()
+            .flatten()
+            .fold(f64::MIN, |a, &b| a.max(b));
+        let min = out.series[0]
+            .min
+            .iter()
+            .flatten()
+            .fold(f64::MAX, |a, &b| a.min(b));
+        assert_eq!((min, max), (-7.0, 7.0));
+        assert_eq!(out.series[0].last.last(), Some(&Some(-7.0)));
+    }
+
+    #[test]
+    fn memory_is_fixed_whatever_the_run_length() {
+        let mut h = History::new(2);
+        let before = h.bytes();
+        let ts: Vec<i64> = (0..10_000).map(|i| i * 1_000_000_000).collect();
+        h.add_slice(1, &ts, &vec![1.0; 10_000]);
+        h.add_slice(5, &ts, &vec![1.0; 10_000]);
+        assert_eq!(h.bytes(), before);
+    }
+}
