@@ -11,6 +11,7 @@ use ensemble_actors::budget::MemoryBudget;
 use tokio::sync::oneshot;
 
 use crate::config::Experiment;
+use crate::control::{ControlSocket, RunControl};
 use crate::coordinator::{
     Coordinator, RunContext, StopReason, StopRun, StreamPlan, StreamView, plan_streams,
 };
@@ -125,6 +126,7 @@ fn initial_manifest(experiment: &Experiment, run_id: &str, started_at: DateTime<
             })
             .collect(),
         events: Vec::new(),
+        interruptions: Vec::new(),
         memory: None,
     }
 }
@@ -156,29 +158,44 @@ pub async fn run(
     manifest.update_streams(&views);
     manifest.write(&run_dir).map_err(manifest_err)?;
 
+    let control = RunControl::new();
     let context = RunContext {
         run_id,
         run_dir: run_dir.clone(),
         start_ns: started_at.timestamp_nanos_opt().unwrap_or(0),
         clock_start: tokio::time::Instant::now(),
+        control: control.clone(),
     };
+    // Without a socket the run still goes on (Ctrl-C still stops it); say why.
+    let socket = ControlSocket::bind(&run_dir, control.clone())
+        .inspect_err(|e| tracing::warn!("{e}; `ensemble pause|resume|stop` cannot reach this run."))
+        .ok();
     let governor = MemoryGovernor::start(budget.clone(), cap);
     let (outcome_tx, mut outcome_rx) = oneshot::channel();
     let coordinator = Coordinator::new(experiment.clone(), context, streams, outcome_tx).start();
     let display = Progress::start(views.clone(), budget.clone(), progress);
 
     tokio::pin!(shutdown);
-    let outcome = tokio::select! {
-        outcome = &mut outcome_rx => outcome,
-        reason = &mut shutdown => {
-            coordinator.do_send(StopRun(reason));
-            outcome_rx.await
+    let (mut signalled, mut stop_asked) = (false, false);
+    let outcome = loop {
+        tokio::select! {
+            outcome = &mut outcome_rx => break outcome,
+            reason = &mut shutdown, if !signalled => {
+                signalled = true;
+                coordinator.do_send(StopRun(reason));
+            }
+            by = control.stop_requested(), if !stop_asked => {
+                stop_asked = true;
+                coordinator.do_send(StopRun(StopReason::Requested(format!("stop asked by {by}"))));
+            }
         }
     }
     .map_err(|_| RunError::NoOutcome)?;
+    drop(socket);
     display.finish().await;
 
     manifest.record_outcome(&outcome, &views);
+    manifest.interruptions = control.interruptions();
     manifest.memory = Some(MemoryEntry::read(
         experiment.max_memory_mb,
         &budget,

@@ -68,12 +68,14 @@ use std::path::Path;
 mod compiler;
 mod error;
 mod experiment;
+mod expr;
 mod graph;
 mod plan;
 mod profile;
 mod raw;
 mod stages;
 mod summary;
+mod suspend;
 mod value;
 
 #[cfg(test)]

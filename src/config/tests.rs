@@ -652,6 +652,6 @@ inputs = ["primary"]
         (p.readings_per_point, p.settle),
         (4, Duration::from_millis(5))
     );
-    assert_eq!(p.total_points(), 3);
+    assert_eq!(p.total_points(), Some(3));
     assert_eq!(e.sinks[0].inputs, vec!["primary".to_string()]);
 }
