@@ -241,3 +241,55 @@ async fn a_pause_holds_the_plan_and_every_remaining_point_is_taken_after_the_res
     assert_eq!(resumed.as_boolean().true_count(), 1);
     assert_eq!(control.interruptions().len(), 1);
 }
+
+/// A motor and a detector peaked at the motor's position 0 (a Gaussian of width 1).
+#[derive(Default)]
+struct Peak {
+    position: RefCell<f64>,
+}
+
+impl PlanTarget for Peak {
+    async fn set(&self, _: &str, _: &str, value: f64) -> Result<f64, String> {
+        *self.position.borrow_mut() = value;
+        Ok(value)
+    }
+    async fn read(&self, _: &str) -> Result<Vec<Option<f64>>, String> {
+        let x = *self.position.borrow();
+        Ok(vec![Some((-x * x / 2.0).exp()), None])
+    }
+    fn current(&self, _: &str, _: &str) -> Result<f64, String> {
+        Ok(*self.position.borrow())
+    }
+}
+
+#[tokio::test]
+async fn an_adaptive_scan_over_a_peak_takes_more_points_near_it_than_in_the_tails() {
+    let mut p = plan(vec![-10.0, 10.0], 1);
+    p.kind = PointKind::AdaptiveScan;
+    p.adaptive = Some(crate::plan::Adaptive {
+        target: "d.a".into(),
+        min_step: 0.05,
+        max_step: 1.0,
+        target_delta: 0.05,
+        backstep: true,
+        threshold: 0.8,
+    });
+    let stats = Arc::new(LinkStats::default());
+    let (tx, rx) = link(1024, Delivery::Lossless, stats);
+    let outputs = Outputs::new(PRIMARY_STREAM.into(), vec![tx], Arc::new(StreamStats::default()));
+    let (_stop_tx, stop_rx) = watch::channel(false);
+    let (report, result) = PlanExecutor::new(p, layout(), outputs)
+        .run(&Peak::default(), stop_rx, RunControl::new())
+        .await;
+    assert_eq!(result, Ok(()));
+    assert_eq!(report.total_points, None, "not known up front");
+    let mut xs = Vec::new();
+    while let StreamEvent::Data(b) = rx.pop().await {
+        xs.extend(b.batch.column(2).as_primitive::<Float64Type>().values().iter().copied());
+    }
+    assert_eq!(xs.len() as u64, report.points_done);
+    let near = xs.iter().filter(|x| x.abs() < 2.0).count();
+    let tails = xs.iter().filter(|x| x.abs() > 6.0).count();
+    assert!(near > 3 * tails, "near the peak {near}, in the tails {tails}: {xs:?}");
+    assert!(xs.iter().all(|x| (-10.0..=10.0 + 1e-9).contains(x)));
+}
