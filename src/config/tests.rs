@@ -95,7 +95,8 @@ fn every_invalid_fixture_fails_with_its_expected_messages() {
         }
         let lines: Vec<&str> = text.lines().collect();
         let prefix = format!("{}:", file.display());
-        for line in output.lines() {
+        // Indented lines continue the error above them (an expression and its caret).
+        for line in output.lines().filter(|l| !l.starts_with("    ")) {
             let rest = line
                 .strip_prefix(&prefix)
                 .unwrap_or_else(|| panic!("`{line}` does not start with `{prefix}`"));

@@ -49,32 +49,36 @@ pub struct Interruption {
 impl Interruption {
     /// A pause asked by `by` at `requested_at`, taking effect now before point `point`.
     pub(super) fn pause(by: &str, now: bool, requested_at: DateTime<Utc>, point: u64) -> Self {
-        Self {
-            kind: InterruptionKind::Pause,
-            by: by.to_string(),
-            cause: None,
-            now,
-            requested_at,
-            at: Utc::now(),
-            point,
-            abandoned_point: None,
-            resumed_at: None,
-            resumed_by: None,
-            seconds: None,
-            ended_by_stop: false,
-        }
+        Self::new(InterruptionKind::Pause, by, None, now, requested_at, point)
     }
 
     /// A suspension by `by` (a suspender) for `cause`, tripping now before point `point`.
     pub(super) fn suspension(by: &str, cause: &str, point: u64) -> Self {
-        let now = Utc::now();
+        Self::new(
+            InterruptionKind::Suspend,
+            by,
+            Some(cause),
+            true,
+            Utc::now(),
+            point,
+        )
+    }
+
+    fn new(
+        kind: InterruptionKind,
+        by: &str,
+        cause: Option<&str>,
+        now: bool,
+        requested_at: DateTime<Utc>,
+        point: u64,
+    ) -> Self {
         Self {
-            kind: InterruptionKind::Suspend,
+            kind,
             by: by.to_string(),
-            cause: Some(cause.to_string()),
-            now: true,
-            requested_at: now,
-            at: now,
+            cause: cause.map(str::to_string),
+            now,
+            requested_at,
+            at: Utc::now(),
             point,
             abandoned_point: None,
             resumed_at: None,

@@ -73,18 +73,23 @@ fn layout() -> PrimaryLayout {
     PrimaryLayout::from_channels(channels, vec![2], false)
 }
 
-async fn run_plan(
-    p: PointPlan,
-    target: &Fake,
-    stop: bool,
-) -> (PlanReport, Result<(), PlanError>, Vec<RecordBatch>) {
-    let stats = Arc::new(LinkStats::default());
-    let (tx, rx) = link(1024, Delivery::Lossless, stats);
+/// The `primary` stream's outputs into one lossless link, and that link's receiving end.
+fn primary() -> (Outputs, ensemble_actors::link::LinkReceiver) {
+    let (tx, rx) = link(1024, Delivery::Lossless, Arc::new(LinkStats::default()));
     let outputs = Outputs::new(
         PRIMARY_STREAM.into(),
         vec![tx],
         Arc::new(StreamStats::default()),
     );
+    (outputs, rx)
+}
+
+async fn run_plan(
+    p: PointPlan,
+    target: &Fake,
+    stop: bool,
+) -> (PlanReport, Result<(), PlanError>, Vec<RecordBatch>) {
+    let (outputs, rx) = primary();
     let (_stop_tx, stop_rx) = watch::channel(stop);
     let (report, result) = PlanExecutor::new(p, layout(), outputs)
         .run(target, stop_rx, RunControl::new())
@@ -169,13 +174,7 @@ async fn a_repeated_plan_numbers_its_repetitions_and_marks_nothing_resumed() {
     let fake = Fake::default();
     let mut p = plan(vec![1.0, 2.0], 1);
     p.repeat = Some(crate::plan::Repeat::Times(3));
-    let stats = Arc::new(LinkStats::default());
-    let (tx, rx) = link(1024, Delivery::Lossless, stats);
-    let outputs = Outputs::new(
-        PRIMARY_STREAM.into(),
-        vec![tx],
-        Arc::new(StreamStats::default()),
-    );
+    let (outputs, rx) = primary();
     let channels = vec![
         ChannelSpec::new("x.p", ""),
         ChannelSpec::new("d.a", "V"),
@@ -214,13 +213,7 @@ async fn a_pause_holds_the_plan_and_every_remaining_point_is_taken_after_the_res
             control.resume("test").expect("resume");
         }
     };
-    let stats = Arc::new(LinkStats::default());
-    let (tx, rx) = link(1024, Delivery::Lossless, stats);
-    let outputs = Outputs::new(
-        PRIMARY_STREAM.into(),
-        vec![tx],
-        Arc::new(StreamStats::default()),
-    );
+    let (outputs, rx) = primary();
     let (_stop_tx, stop_rx) = watch::channel(false);
     let run = PlanExecutor::new(plan(vec![1.0, 2.0, 3.0, 4.0, 5.0], 1), layout(), outputs).run(
         &fake,
@@ -274,9 +267,7 @@ async fn an_adaptive_scan_over_a_peak_takes_more_points_near_it_than_in_the_tail
         backstep: true,
         threshold: 0.8,
     });
-    let stats = Arc::new(LinkStats::default());
-    let (tx, rx) = link(1024, Delivery::Lossless, stats);
-    let outputs = Outputs::new(PRIMARY_STREAM.into(), vec![tx], Arc::new(StreamStats::default()));
+    let (outputs, rx) = primary();
     let (_stop_tx, stop_rx) = watch::channel(false);
     let (report, result) = PlanExecutor::new(p, layout(), outputs)
         .run(&Peak::default(), stop_rx, RunControl::new())
@@ -285,11 +276,21 @@ async fn an_adaptive_scan_over_a_peak_takes_more_points_near_it_than_in_the_tail
     assert_eq!(report.total_points, None, "not known up front");
     let mut xs = Vec::new();
     while let StreamEvent::Data(b) = rx.pop().await {
-        xs.extend(b.batch.column(2).as_primitive::<Float64Type>().values().iter().copied());
+        xs.extend(
+            b.batch
+                .column(2)
+                .as_primitive::<Float64Type>()
+                .values()
+                .iter()
+                .copied(),
+        );
     }
     assert_eq!(xs.len() as u64, report.points_done);
     let near = xs.iter().filter(|x| x.abs() < 2.0).count();
     let tails = xs.iter().filter(|x| x.abs() > 6.0).count();
-    assert!(near > 3 * tails, "near the peak {near}, in the tails {tails}: {xs:?}");
+    assert!(
+        near > 3 * tails,
+        "near the peak {near}, in the tails {tails}: {xs:?}"
+    );
     assert!(xs.iter().all(|x| (-10.0..=10.0 + 1e-9).contains(x)));
 }

@@ -201,8 +201,16 @@ impl PointPlan {
             }
             return;
         }
+        for ((slot, axis), d) in out.iter_mut().zip(&self.axes).zip(self.axis_indices(k)) {
+            *slot = axis.points[d];
+        }
+    }
+
+    /// The axis indices of point `k`, outermost first, without allocating (see
+    /// [`indices`](Self::indices)).
+    fn axis_indices(&self, k: u64) -> impl Iterator<Item = usize> + '_ {
         let mut inner: u64 = self.axes.iter().map(|a| a.points.len() as u64).product();
-        for (slot, axis) in out.iter_mut().zip(&self.axes) {
+        self.axes.iter().map(move |axis| {
             let n = axis.points.len() as u64;
             inner /= n.max(1);
             let passes = k / inner.max(1);
@@ -212,8 +220,8 @@ impl PointPlan {
             } else {
                 raw
             };
-            *slot = axis.points[d as usize];
-        }
+            d as usize
+        })
     }
 
     /// Axis indices of point `k` (0-based, `k < total_points()`), outermost axis first.
@@ -222,21 +230,7 @@ impl PointPlan {
     /// every other pass of the axes outside it (a reflected mixed-radix count), so consecutive
     /// points differ in exactly one axis by one step.
     pub fn indices(&self, k: u64) -> Vec<usize> {
-        let sizes: Vec<u64> = self.axes.iter().map(|a| a.points.len() as u64).collect();
-        let mut out = Vec::with_capacity(sizes.len());
-        let mut inner: u64 = sizes.iter().product();
-        for &n in &sizes {
-            inner /= n.max(1);
-            let passes = k / inner.max(1);
-            let raw = passes % n.max(1);
-            let d = if self.snake && (passes / n.max(1)) % 2 == 1 {
-                n - 1 - raw
-            } else {
-                raw
-            };
-            out.push(d as usize);
-        }
-        out
+        self.axis_indices(k).collect()
     }
 
     /// Setpoint values of point `k`, one per axis.
