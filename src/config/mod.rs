@@ -71,6 +71,7 @@ mod experiment;
 mod expr;
 mod graph;
 mod plan;
+mod plan_checks;
 mod profile;
 mod raw;
 mod stages;

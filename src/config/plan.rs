@@ -48,13 +48,13 @@ const MAX_POINTS: u64 = 100_000_000;
 #[derive(Debug, Default)]
 pub(crate) struct PlanRefs {
     /// Each detector name and where it is written.
-    detectors: Vec<(String, Span)>,
+    pub(super) detectors: Vec<(String, Span)>,
     /// Per axis: the key path of its `setpoint` and where it is written.
-    setpoints: Vec<(String, Span)>,
+    pub(super) setpoints: Vec<(String, Span)>,
     /// The channels suspenders read.
-    suspend: SuspendRefs,
+    pub(super) suspend: SuspendRefs,
     /// An adaptive scan's `target` and where it is written.
-    target: Option<(String, Span)>,
+    pub(super) target: Option<(String, Span)>,
 }
 
 /// Compiles a `count`, `scan` or `grid` plan table; `None` after reporting its problems.
@@ -592,94 +592,5 @@ pub(crate) fn check_refs(
             }
         }
     }
-    check_channel_refs(plan, refs, instruments, all_names, d);
-}
-
-/// The channels of instrument `name`'s stream, if it compiled.
-fn stream_channels(instruments: &[InstrumentSpec], name: &str) -> Option<Vec<String>> {
-    instruments
-        .iter()
-        .find(|i| i.name == name)
-        .map(|i| match &i.kind {
-            InstrumentKind::Sim(c) => c.channels.clone(),
-            InstrumentKind::Scpi(c) => c.read.iter().map(|r| r.channel.clone()).collect(),
-        })
-}
-
-/// Suspenders' channels, an adaptive scan's target, and a rel_scan's setpoint (which must be
-/// a simulated instrument's, whose current value is known).
-fn check_channel_refs(
-    plan: &PointPlan,
-    refs: &PlanRefs,
-    instruments: &[InstrumentSpec],
-    all_names: &[String],
-    d: &mut Diagnostics,
-) {
-    for (channel, span, path) in &refs.suspend.channels {
-        if !all_names.contains(&channel.stream) {
-            d.at(
-                span.clone(),
-                path,
-                format!(
-                    "`{channel}`: `{}` is not an instrument; instruments: {}",
-                    channel.stream,
-                    quoted_list(all_names)
-                ),
-            );
-            continue;
-        }
-        if let Some(channels) = stream_channels(instruments, &channel.stream) {
-            if !channels.contains(&channel.channel) {
-                d.at(
-                    span.clone(),
-                    path,
-                    format!(
-                        "`{channel}`: `{}` has no channel `{}`; its channels: {}",
-                        channel.stream,
-                        channel.channel,
-                        quoted_list(&channels)
-                    ),
-                );
-            }
-        }
-    }
-    if let Some((target, span)) = &refs.target {
-        let known: Vec<String> = plan
-            .detectors
-            .iter()
-            .flat_map(|det| {
-                stream_channels(instruments, det)
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(move |c| format!("{det}.{c}"))
-            })
-            .collect();
-        if !known.contains(target) {
-            d.at(
-                span.clone(),
-                "plan.target",
-                format!(
-                    "`{target}` is not a channel of the detectors; detector channels: {}",
-                    quoted_list(&known)
-                ),
-            );
-        }
-    }
-    if plan.kind == PointKind::RelScan {
-        for (axis, (text, span)) in plan.axes.iter().zip(&refs.setpoints) {
-            let scpi = instruments
-                .iter()
-                .any(|i| i.name == axis.instrument && matches!(i.kind, InstrumentKind::Scpi(_)));
-            if scpi {
-                d.at(
-                    span.clone(),
-                    "plan.setpoint",
-                    format!(
-                        "`{text}`: a rel_scan needs the setpoint's current value, which only a \
-                         simulated instrument reports so far; use a scan with absolute values"
-                    ),
-                );
-            }
-        }
-    }
+    super::plan_checks::check_channel_refs(plan, refs, instruments, all_names, d);
 }
