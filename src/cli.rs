@@ -75,6 +75,30 @@ pub enum Command {
     /// Consume what `nats` sinks publish to JetStream and write run directories of Parquet files
     /// (one per run id); keeps running for the next runs until Ctrl-C, then drains and exits.
     Ingest(Box<IngestArgs>),
+    /// Pause a running plan at its next point boundary (through RUN_DIR/control.sock).
+    Pause {
+        /// The run directory (`<output>/<run_id>`).
+        run_dir: PathBuf,
+        /// Abandon the point in progress now; it is taken again after the resume.
+        #[arg(long)]
+        now: bool,
+    },
+    /// Resume a paused plan.
+    Resume {
+        /// The run directory (`<output>/<run_id>`).
+        run_dir: PathBuf,
+    },
+    /// Stop a running run after its current point (at once while paused); everything acquired
+    /// is saved and the status is `stopped`.
+    Stop {
+        /// The run directory (`<output>/<run_id>`).
+        run_dir: PathBuf,
+    },
+    /// Print a running run's plan state: phase, points done, pauses and suspensions (JSON).
+    Status {
+        /// The run directory (`<output>/<run_id>`).
+        run_dir: PathBuf,
+    },
     /// Check an experiment file and print its component graph; creates nothing.
     Validate {
         /// The experiment file (TOML).

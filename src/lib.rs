@@ -3,9 +3,11 @@
 //! - [`cli`]: the command line.
 //! - [`config`]: experiment files: parse, check all errors with positions, compile.
 //! - [`coordinator`]: builds the actor graph, supervises it, stops it in order.
+//! - [`control`]: pause, resume and stop a running plan: the handle and the control socket.
 //! - [`data`]: `runs`, `inspect`, `export`, `plot` and thumbnails: reading what was recorded.
 //! - [`run`]: one run end to end: run directory, manifest, coordinator, outcome.
-//! - [`plan`]: count, scan and grid plans: their points, and the executor that drives them.
+//! - [`plan`]: point plans (count, scan, grid, list/rel/adaptive scans, repeat, suspenders):
+//!   their points, and the executor that drives them.
 //! - [`sim_serve`]: `ensemble sim serve`, the SCPI simulator on TCP or a pseudo-terminal.
 //! - [`loadtest`]: `ensemble loadtest`: many simulated instruments, measured.
 //! - [`manifest`]: the run manifest `run.json`.
@@ -24,6 +26,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod control;
 pub mod coordinator;
 pub mod data;
 pub mod ingest;

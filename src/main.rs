@@ -72,6 +72,12 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         },
+        Command::Pause { run_dir, now } => {
+            control(&run_dir, if now { "pause now" } else { "pause" })
+        }
+        Command::Resume { run_dir } => control(&run_dir, "resume"),
+        Command::Stop { run_dir } => control(&run_dir, "stop"),
+        Command::Status { run_dir } => control(&run_dir, "status"),
         Command::Loadtest(args) => loadtest(&args),
         Command::Ingest(args) => ingest(*args),
         Command::Runs(args) => data_command(ensemble::data::commands::runs(&args)),
@@ -145,6 +151,36 @@ fn data_command(result: Result<(), ensemble::data::DataError>) -> ExitCode {
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+/// `ensemble pause|resume|stop|status RUN_DIR`: one command over the run's control socket;
+/// prints the state it replied with. 0 accepted, 1 refused or unreachable.
+fn control(run_dir: &std::path::Path, command: &str) -> ExitCode {
+    match ensemble::control::send_command(run_dir, command) {
+        Ok(state) => {
+            if command == "status" {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&state).unwrap_or_default()
+                );
+            } else {
+                let total = state["points_total"]
+                    .as_u64()
+                    .map_or("?".to_string(), |n| n.to_string());
+                println!(
+                    "{}: {} ({} of {total} points)",
+                    command,
+                    state["phase"].as_str().unwrap_or("?"),
+                    state["points_done"]
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
         }
     }
 }

@@ -48,6 +48,9 @@ pub struct Manifest {
     pub sinks: BTreeMap<String, SinkEntry>,
     /// Failures, restarts and other events in order.
     pub events: Vec<RunEvent>,
+    /// Every pause and suspension of the plan: when, who or what, at which point, how long.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub interruptions: Vec<crate::control::Interruption>,
     /// The memory cap and what the run used of it (absent in manifests of older versions).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory: Option<MemoryEntry>,

@@ -11,6 +11,7 @@ use ensemble_actors::budget::MemoryBudget;
 use tokio::sync::oneshot;
 
 use crate::config::Experiment;
+use crate::control::{ControlSocket, RunControl};
 use crate::coordinator::{
     Coordinator, RunContext, StopReason, StopRun, StreamPlan, StreamView, plan_streams,
 };
@@ -128,6 +129,7 @@ fn initial_manifest(experiment: &Experiment, run_id: &str, started_at: DateTime<
             })
             .collect(),
         events: Vec::new(),
+        interruptions: Vec::new(),
         memory: None,
     }
 }
@@ -177,13 +179,18 @@ pub async fn run_served(
     manifest.update_streams(&views);
     manifest.write(&run_dir).map_err(manifest_err)?;
 
+    let control = RunControl::new();
     let context = RunContext {
         run_id: run_id.clone(),
         run_dir: run_dir.clone(),
         start_ns: started_at.timestamp_nanos_opt().unwrap_or(0),
         clock_start: tokio::time::Instant::now(),
+        control: control.clone(),
     };
-    let (port, mut web_stop) = crate::web::StopPort::new();
+    // Without a socket the run still goes on (Ctrl-C still stops it); say why.
+    let socket = ControlSocket::bind(&run_dir, control.clone())
+        .inspect_err(|e| tracing::warn!("{e}; `ensemble pause|resume|stop` cannot reach this run."))
+        .ok();
     let server = match &serve {
         Some(config) => {
             let live = crate::web::live::LiveSource::new(crate::web::live::LiveRun {
@@ -199,7 +206,7 @@ pub async fn run_served(
                 view_budget_bytes: view_bytes,
             });
             let server =
-                crate::web::WebServer::start(config, Arc::new(live), Arc::new(port.clone()))?;
+                crate::web::WebServer::start(config, Arc::new(live), Arc::new(control.clone()))?;
             eprintln!("serving http://{}/", server.addr());
             Some(server)
         }
@@ -211,22 +218,27 @@ pub async fn run_served(
     let display = Progress::start(views.clone(), budget.clone(), progress);
 
     tokio::pin!(shutdown);
-    let outcome = tokio::select! {
-        outcome = &mut outcome_rx => outcome,
-        reason = &mut shutdown => {
-            coordinator.do_send(StopRun(reason));
-            outcome_rx.await
-        }
-        Some(reason) = web_stop.recv() => {
-            coordinator.do_send(StopRun(reason));
-            outcome_rx.await
+    let (mut signalled, mut stop_asked) = (false, false);
+    let outcome = loop {
+        tokio::select! {
+            outcome = &mut outcome_rx => break outcome,
+            reason = &mut shutdown, if !signalled => {
+                signalled = true;
+                coordinator.do_send(StopRun(reason));
+            }
+            by = control.stop_requested(), if !stop_asked => {
+                stop_asked = true;
+                coordinator.do_send(StopRun(StopReason::Requested(format!("stop asked by {by}"))));
+            }
         }
     }
     .map_err(|_| RunError::NoOutcome)?;
+    drop(socket);
     display.finish().await;
-    drop((server, port, view_memory));
+    drop((server, view_memory));
 
     manifest.record_outcome(&outcome, &views);
+    manifest.interruptions = control.interruptions();
     manifest.memory = Some(MemoryEntry::read(
         experiment.max_memory_mb,
         &budget,

@@ -221,7 +221,7 @@ fn requests_without_the_token_get_401_and_stop_via_the_api_saves_every_row() {
     let (status, body) = http(&addr, "POST", "/api/pause", Some("s3cret"));
     assert_eq!(
         status, 409,
-        "pause is unsupported until plans can pause: {body}"
+        "a stream plan has no points to pause between: {body}"
     );
     assert!(body.contains("\"error\""), "{body}");
     std::thread::sleep(Duration::from_secs(1));
@@ -237,7 +237,7 @@ fn requests_without_the_token_get_401_and_stop_via_the_api_saves_every_row() {
 fn api_streams_scope_at_1_mhz_returns_at_most_points_buckets_holding_a_single_sample_spike() {
     use ensemble::coordinator::{ReportSlot, StreamView};
     use ensemble::web::live::{LiveRun, LiveSource};
-    use ensemble::web::{ServeConfig, StopPort, WebServer};
+    use ensemble::web::{ServeConfig, WebServer};
     use ensemble_actors::batch::{ChannelSpec, stream_schema};
     use ensemble_actors::stats::StreamStats;
     use ensemble_actors::tap::Tap;
@@ -301,7 +301,7 @@ fn api_streams_scope_at_1_mhz_returns_at_most_points_buckets_holding_a_single_sa
         view_budget_bytes: 256 << 20,
     });
     let config = ServeConfig::new("127.0.0.1:0".parse().expect("addr"), None).expect("loopback");
-    let (port, _stop) = StopPort::new();
+    let port = ensemble::control::RunControl::new();
     let server = WebServer::start(&config, Arc::new(live), Arc::new(port)).expect("serves");
     let addr = server.addr().to_string();
     for points in [2000usize, 500, 37] {

@@ -14,6 +14,8 @@ mod reliability;
 mod scpi;
 // Count, scan and grid plans: the `primary` stream, stop after the current point, throughput.
 mod plans;
+// Pause, resume, stop over the control socket; suspenders; the socket's refusals (issue 14).
+mod control;
 // Sinks slower than instruments under a memory cap: RSS, pushback, counted drops.
 mod overload;
 // Supervision under injected faults; a disk that fills up.

@@ -23,7 +23,15 @@ use super::value::{self, join, quoted_list};
 use crate::plan::{PRIMARY_STREAM, PointKind};
 
 /// Plan types that exist now.
-pub(crate) const PLAN_TYPES: &[&str] = &["stream", "count", "scan", "grid"];
+pub(crate) const PLAN_TYPES: &[&str] = &[
+    "stream",
+    "count",
+    "scan",
+    "grid",
+    "list_scan",
+    "rel_scan",
+    "adaptive_scan",
+];
 /// Keys of `[experiment]`.
 pub(crate) const EXPERIMENT_KEYS: &[&str] = &[
     "name",
@@ -325,11 +333,14 @@ fn compile_plan(
             value::reject_unknown_keys(&section.table, "plan", &["type"], d);
             (d.len() == before).then_some((Plan::Stream, None))
         }
-        points @ ("count" | "scan" | "grid") => {
+        points @ ("count" | "scan" | "grid" | "list_scan" | "rel_scan" | "adaptive_scan") => {
             let kind = match points {
                 "count" => PointKind::Count,
                 "scan" => PointKind::Scan,
-                _ => PointKind::Grid,
+                "grid" => PointKind::Grid,
+                "list_scan" => PointKind::ListScan,
+                "rel_scan" => PointKind::RelScan,
+                _ => PointKind::AdaptiveScan,
             };
             let (plan, refs) = super::plan::compile_points(section, kind, d)?;
             Some((Plan::Points(plan), Some(refs)))

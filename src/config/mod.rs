@@ -69,15 +69,18 @@ mod compiler;
 mod component;
 mod error;
 mod experiment;
+mod expr;
 mod graph;
 mod instrument;
 pub mod metadata;
 mod plan;
+mod plan_checks;
 mod profile;
 mod raw;
 mod sink;
 mod stages;
 mod summary;
+mod suspend;
 mod value;
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
-//! `[plan]` tables of type `count`, `scan` and `grid`: their keys, then (once the instruments
-//! are compiled) the instruments and parameters they name.
+//! `[plan]` tables of type `count`, `scan`, `grid`, `list_scan`, `rel_scan` and
+//! `adaptive_scan`: their keys, then (once the instruments are compiled) the instruments,
+//! parameters and channels they name.
 
 use std::time::Duration;
 
@@ -9,31 +10,35 @@ use toml::de::{DeTable, DeValue};
 use super::error::Diagnostics;
 use super::experiment::{InstrumentKind, InstrumentSpec};
 use super::raw::Section;
+use super::suspend::{SuspendRefs, compile_suspenders};
 use super::value::{self, Span, Value, describe, quoted_list};
-use crate::plan::{Axis, PointKind, PointPlan, linspace};
+use crate::plan::{Adaptive, Axis, PointKind, PointPlan, Repeat, linspace};
 
-/// Keys of each point plan type.
-const COUNT_KEYS: &[&str] = &["type", "num", "detectors", "delay", "readings_per_point"];
-const SCAN_KEYS: &[&str] = &[
+/// Keys every point plan type has.
+const COMMON_KEYS: &[&str] = &[
     "type",
+    "detectors",
+    "readings_per_point",
+    "delay",
+    "repeat",
+    "suspend",
+];
+/// Keys of each point plan type, besides [`COMMON_KEYS`].
+const COUNT_KEYS: &[&str] = &["num"];
+const SCAN_KEYS: &[&str] = &["setpoint", "start", "stop", "steps", "points", "settle"];
+const GRID_KEYS: &[&str] = &["axes", "snake", "settle"];
+const LIST_KEYS: &[&str] = &["axes", "settle"];
+const ADAPTIVE_KEYS: &[&str] = &[
     "setpoint",
     "start",
     "stop",
-    "steps",
-    "points",
     "settle",
-    "detectors",
-    "readings_per_point",
-    "delay",
-];
-const GRID_KEYS: &[&str] = &[
-    "type",
-    "axes",
-    "snake",
-    "settle",
-    "detectors",
-    "readings_per_point",
-    "delay",
+    "target",
+    "min_step",
+    "max_step",
+    "target_delta",
+    "backstep",
+    "threshold",
 ];
 const AXIS_KEYS: &[&str] = &["setpoint", "start", "stop", "steps", "points"];
 /// Most points a plan may have (its rows must be countable up front).
@@ -43,9 +48,13 @@ const MAX_POINTS: u64 = 100_000_000;
 #[derive(Debug, Default)]
 pub(crate) struct PlanRefs {
     /// Each detector name and where it is written.
-    detectors: Vec<(String, Span)>,
+    pub(super) detectors: Vec<(String, Span)>,
     /// Per axis: the key path of its `setpoint` and where it is written.
-    setpoints: Vec<(String, Span)>,
+    pub(super) setpoints: Vec<(String, Span)>,
+    /// The channels suspenders read.
+    pub(super) suspend: SuspendRefs,
+    /// An adaptive scan's `target` and where it is written.
+    pub(super) target: Option<(String, Span)>,
 }
 
 /// Compiles a `count`, `scan` or `grid` plan table; `None` after reporting its problems.
@@ -56,12 +65,15 @@ pub(crate) fn compile_points(
 ) -> Option<(PointPlan, PlanRefs)> {
     let before = d.len();
     let t = &section.table;
-    let keys = match kind {
+    let own = match kind {
         PointKind::Count => COUNT_KEYS,
-        PointKind::Scan => SCAN_KEYS,
+        PointKind::Scan | PointKind::RelScan => SCAN_KEYS,
         PointKind::Grid => GRID_KEYS,
+        PointKind::ListScan => LIST_KEYS,
+        PointKind::AdaptiveScan => ADAPTIVE_KEYS,
     };
-    value::reject_unknown_keys(t, "plan", keys, d);
+    let keys: Vec<&str> = COMMON_KEYS.iter().chain(own).copied().collect();
+    value::reject_unknown_keys(t, "plan", &keys, d);
     let mut refs = PlanRefs::default();
 
     let detectors = match t.get("detectors") {
@@ -101,10 +113,13 @@ pub(crate) fn compile_points(
     });
     let settle = duration_or_zero(t, "settle", d);
     let delay = duration_or_zero(t, "delay", d);
+    let repeat = compile_repeat(t.get("repeat"), d);
+    let suspenders = compile_suspenders(t.get("suspend"), &mut refs.suspend, d);
 
     let mut axes = Vec::new();
     let mut num = 1;
     let mut snake = false;
+    let mut adaptive = None;
     match kind {
         PointKind::Count => match t.get("num") {
             None => d.at(
@@ -118,12 +133,18 @@ pub(crate) fn compile_points(
                 }
             }
         },
-        PointKind::Scan => {
+        PointKind::Scan | PointKind::RelScan => {
             if let Some(axis) = compile_axis(t, section.span.clone(), "plan", &mut refs, d) {
                 axes.push(axis);
             }
         }
-        PointKind::Grid => {
+        PointKind::AdaptiveScan => {
+            if let Some((axis, rule)) = compile_adaptive(section, &mut refs, d) {
+                axes.push(axis);
+                adaptive = Some(rule);
+            }
+        }
+        PointKind::Grid | PointKind::ListScan => {
             if let Some(v) = t.get("snake") {
                 match v.get_ref() {
                     DeValue::Boolean(b) => snake = *b,
@@ -179,6 +200,19 @@ pub(crate) fn compile_points(
             }
         }
     }
+    if kind == PointKind::ListScan {
+        let lengths: Vec<usize> = axes.iter().map(|a| a.points.len()).collect();
+        if lengths.windows(2).any(|w| w[0] != w[1]) {
+            d.at(
+                section.span.clone(),
+                "plan.axes",
+                format!(
+                    "a list_scan moves its axes together, so every axis needs as many points; \
+                     they have {lengths:?}"
+                ),
+            );
+        }
+    }
     if d.len() != before {
         return None;
     }
@@ -191,11 +225,21 @@ pub(crate) fn compile_points(
         readings_per_point: readings_per_point?,
         settle: settle?,
         delay: delay?,
+        adaptive,
+        repeat: repeat?,
+        suspenders: suspenders?,
     };
-    let total = plan
-        .axes
-        .iter()
-        .try_fold(plan.num, |acc, a| acc.checked_mul(a.points.len() as u64));
+    let total = if kind == PointKind::ListScan {
+        plan.points_per_pass()
+    } else {
+        plan.axes
+            .iter()
+            .try_fold(plan.num, |acc, a| acc.checked_mul(a.points.len() as u64))
+    };
+    let total = match plan.repeat {
+        Some(Repeat::Times(n)) => total.and_then(|t| t.checked_mul(n)),
+        _ => total,
+    };
     if total.is_none_or(|n| n > MAX_POINTS) {
         d.at(
             section.span.clone(),
@@ -205,6 +249,116 @@ pub(crate) fn compile_points(
         return None;
     }
     Some((plan, refs))
+}
+
+/// `repeat = N` (N ≥ 1) or `repeat = "forever"`; absent: once.
+fn compile_repeat(v: Option<&Value<'_>>, d: &mut Diagnostics) -> Option<Option<Repeat>> {
+    let Some(v) = v else {
+        return Some(None);
+    };
+    match v.get_ref() {
+        DeValue::String(s) if s.trim() == "forever" => Some(Some(Repeat::UntilStopped)),
+        DeValue::Integer(_) => value::integer("plan.repeat", v, 1, i128::from(MAX_POINTS), d)
+            .map(|n| Some(Repeat::Times(n as u64))),
+        other => {
+            d.at(
+                v.span(),
+                "plan.repeat",
+                format!(
+                    "must be a number of repetitions (1 or more) or \"forever\", got {}",
+                    describe(other)
+                ),
+            );
+            None
+        }
+    }
+}
+
+/// An adaptive scan's axis (`setpoint`, `start`, `stop`) and step rule.
+fn compile_adaptive(
+    section: &Section<'_>,
+    refs: &mut PlanRefs,
+    d: &mut Diagnostics,
+) -> Option<(Axis, Adaptive)> {
+    let t = &section.table;
+    let before = d.len();
+    let required = |key: &str, d: &mut Diagnostics| match t.get(key) {
+        Some(v) => number(&format!("plan.{key}"), v, d),
+        None => {
+            d.at(
+                section.span.clone(),
+                &format!("plan.{key}"),
+                "missing; an adaptive_scan needs `setpoint`, `start`, `stop`, `target`, \
+                 `min_step`, `max_step` and `target_delta`",
+            );
+            None
+        }
+    };
+    let start = required("start", d);
+    let stop = required("stop", d);
+    let min_step = required("min_step", d);
+    let max_step = required("max_step", d);
+    let target_delta = required("target_delta", d);
+    let threshold = t
+        .get("threshold")
+        .map_or(Some(0.8), |v| number("plan.threshold", v, d));
+    let backstep = match t.get("backstep").map(|v| (v, v.get_ref())) {
+        None => Some(true),
+        Some((_, DeValue::Boolean(b))) => Some(*b),
+        Some((v, other)) => {
+            d.at(
+                v.span(),
+                "plan.backstep",
+                format!("must be true or false, got {}", describe(other)),
+            );
+            None
+        }
+    };
+    let target = match t.get("target") {
+        Some(v) => value::string("plan.target", v, d).inspect(|name| {
+            refs.target = Some((name.clone(), v.span()));
+        }),
+        None => {
+            d.at(
+                section.span.clone(),
+                "plan.target",
+                "missing; name the detector column that steers the step, e.g. \"dmm.voltage\"",
+            );
+            None
+        }
+    };
+    let (Some(min), Some(max)) = (min_step, max_step) else {
+        return None;
+    };
+    if !(min > 0.0 && max >= min) {
+        d.at(
+            section.span.clone(),
+            "plan.min_step",
+            format!("need 0 < min_step <= max_step, got min_step = {min}, max_step = {max}"),
+        );
+    }
+    if target_delta.is_some_and(|x| x <= 0.0) {
+        d.at(
+            section.span.clone(),
+            "plan.target_delta",
+            "must be positive",
+        );
+    }
+    let setpoint = compile_setpoint(t, section.span.clone(), "plan", refs, d);
+    if d.len() != before {
+        return None;
+    }
+    let (instrument, param) = setpoint?;
+    let axis = Axis::new(&instrument, &param, vec![start?, stop?]);
+    let rule = Adaptive {
+        target: target?,
+        min_step: min,
+        max_step: max,
+        target_delta: target_delta?,
+        backstep: backstep?,
+        threshold: threshold?,
+    };
+    Some((axis, rule))
 }
 
 fn duration_or_zero(t: &DeTable<'_>, key: &str, d: &mut Diagnostics) -> Option<Duration> {
@@ -236,6 +390,19 @@ fn compile_axis(
     refs: &mut PlanRefs,
     d: &mut Diagnostics,
 ) -> Option<Axis> {
+    let (instrument, param) = compile_setpoint(t, span.clone(), path, refs, d)?;
+    let points = compile_points_of(t, span, path, d)?;
+    Some(Axis::new(&instrument, &param, points))
+}
+
+/// `setpoint = "INSTRUMENT.PARAMETER"` of an axis, recorded in `refs`.
+fn compile_setpoint(
+    t: &DeTable<'_>,
+    span: Span,
+    path: &str,
+    refs: &mut PlanRefs,
+    d: &mut Diagnostics,
+) -> Option<(String, String)> {
     let setpoint_path = format!("{path}.setpoint");
     let Some(sp) = t.get("setpoint") else {
         d.at(
@@ -266,7 +433,16 @@ fn compile_axis(
         return None;
     }
     refs.setpoints.push((text.clone(), sp.span()));
+    Some((instrument.to_string(), param.to_string()))
+}
 
+/// An axis's values: `points`, or `start`, `stop` and `steps`.
+fn compile_points_of(
+    t: &DeTable<'_>,
+    span: Span,
+    path: &str,
+    d: &mut Diagnostics,
+) -> Option<Vec<f64>> {
     let points = match (
         t.get("points"),
         t.get("start"),
@@ -329,7 +505,7 @@ fn compile_axis(
             linspace(start?, stop?, steps? as u64)
         }
     };
-    Some(Axis::new(instrument, param, points))
+    Some(points)
 }
 
 /// Checks the instruments and parameters a plan names against the compiled instruments.
@@ -416,4 +592,5 @@ pub(crate) fn check_refs(
             }
         }
     }
+    super::plan_checks::check_channel_refs(plan, refs, instruments, all_names, d);
 }

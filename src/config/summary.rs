@@ -42,10 +42,13 @@ impl Experiment {
                 } else {
                     format!(" over {}", axes.join(" × "))
                 };
+                let points = match p.total_points() {
+                    Some(n) => n.to_string(),
+                    None => "open-ended".to_string(),
+                };
                 format!(
-                    "{} of {} points{over}, reading {} → primary",
+                    "{} of {points} points{over}, reading {} → primary",
                     p.kind.name(),
-                    p.total_points(),
                     p.detectors.join(", ")
                 )
             }

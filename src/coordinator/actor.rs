@@ -108,6 +108,8 @@ pub struct RunContext {
     pub start_ns: i64,
     /// The same moment on the monotonic clock.
     pub clock_start: tokio::time::Instant,
+    /// The run's control handle: pause, resume, stop and the plan's state.
+    pub control: crate::control::RunControl,
 }
 
 #[derive(Debug)]
@@ -339,13 +341,13 @@ impl Coordinator {
                     outputs,
                 );
                 let actor = SimInstrumentActor::new(name.to_string(), acquisition, me);
+                self.plan
+                    .drivers
+                    .insert(name, crate::plan::Driver::Sim(actor.probe()));
                 let addr =
                     SimInstrumentActor::start_in_arbiter(&self.arbiters.next_handle(), move |_| {
                         actor
                     });
-                self.plan
-                    .drivers
-                    .insert(name, crate::plan::Driver::Sim(addr.clone()));
                 (addr.clone().recipient(), addr.recipient())
             }
             InstrumentKind::Scpi(cfg) => {

@@ -21,7 +21,7 @@ use ensemble_actors::stats::{LinkStats, StreamStats};
 use ensemble_actors::tap::Tap;
 
 use crate::config::{Experiment, InstrumentKind, Plan, StageSpec};
-use crate::plan::{PRIMARY_STREAM, PrimaryLayout};
+use crate::plan::{PRIMARY_STREAM, PrimaryLayout, SUSPEND_CONSUMER};
 
 /// One stream of the run: who makes it, what it looks like, and where it goes.
 pub struct StreamPlan {
@@ -187,13 +187,30 @@ pub fn plan_streams(
             schema: layout.schema,
             channels: layout.channels,
             rate_hz: None,
-            expected_rows: Some(plan.total_points()),
+            expected_rows: plan.total_points(),
             stats: Arc::new(StreamStats::default()),
             links: sink_links(experiment, PRIMARY_STREAM),
             report: ReportSlot::default(),
             memory: None,
             tap: None,
         });
+    }
+    if let Plan::Points(plan) = &experiment.plan {
+        // Suspenders read the streams they name through a link of their own.
+        let watched: std::collections::BTreeSet<String> = plan
+            .suspenders
+            .iter()
+            .flat_map(|s| s.channels())
+            .map(|c| c.stream)
+            .collect();
+        for stream in streams.iter_mut().filter(|s| watched.contains(&*s.name)) {
+            stream.links.push(LinkPlan::new(
+                SUSPEND_CONSUMER,
+                true,
+                crate::config::DEFAULT_QUEUE_BATCHES,
+                Delivery::Lossless,
+            ));
+        }
     }
     for stage in &experiment.stages {
         let plan = plan_stage(stage, &mut streams, sink_links(experiment, &stage.name))?;

@@ -5,15 +5,16 @@ use std::sync::{Arc, Mutex};
 
 use actix::Addr;
 use ensemble_actors::instruments::scpi::{ReadNow, ScpiActor, Set};
-use ensemble_actors::instruments::sim::{SimInstrumentActor, SimReadNow, SimSet};
+use ensemble_actors::instruments::sim::SimProbe;
 
 use super::executor::PlanTarget;
 
 /// A running instrument a plan can drive.
 #[derive(Clone)]
 pub enum Driver {
-    /// A simulated instrument (`offset`, `amplitude`, `frequency_hz`).
-    Sim(Addr<SimInstrumentActor>),
+    /// A simulated instrument (`offset`, `amplitude`, `frequency_hz`), set and read on the
+    /// plan's own thread through its probe: no message round trip.
+    Sim(SimProbe),
     /// An SCPI instrument (its `[set.NAME]` parameters, its `[[read]]` channels).
     Scpi(Addr<ScpiActor>),
 }
@@ -37,6 +38,14 @@ impl Drivers {
             .ok_or_else(|| format!("instrument `{name}` is not running"))
     }
 
+    /// The probe of simulated instrument `name`, if it is one.
+    fn sim(&self, name: &str) -> Option<SimProbe> {
+        match self.lock().get(name) {
+            Some(Driver::Sim(probe)) => Some(probe.clone()),
+            _ => None,
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Driver>> {
         // Entries are replaced whole; a panic elsewhere cannot leave one half written.
         self.0.lock().unwrap_or_else(|e| e.into_inner())
@@ -47,11 +56,7 @@ impl PlanTarget for Drivers {
     async fn set(&self, instrument: &str, param: &str, value: f64) -> Result<f64, String> {
         let param = param.to_string();
         match self.get(instrument)? {
-            Driver::Sim(addr) => addr
-                .send(SimSet { param, value })
-                .await
-                .map_err(|e| format!("instrument `{instrument}`: {e}"))?
-                .map_err(|e| e.to_string()),
+            Driver::Sim(probe) => probe.set(&param, value).map_err(|e| e.to_string()),
             Driver::Scpi(addr) => addr
                 .send(Set { param, value })
                 .await
@@ -62,11 +67,7 @@ impl PlanTarget for Drivers {
 
     async fn read(&self, instrument: &str) -> Result<Vec<Option<f64>>, String> {
         match self.get(instrument)? {
-            Driver::Sim(addr) => addr
-                .send(SimReadNow)
-                .await
-                .map(|r| r.values.into_iter().map(Some).collect())
-                .map_err(|e| format!("instrument `{instrument}`: {e}")),
+            Driver::Sim(probe) => Ok(probe.read_now().values.into_iter().map(Some).collect()),
             Driver::Scpi(addr) => addr
                 .send(ReadNow)
                 .await
@@ -74,5 +75,24 @@ impl PlanTarget for Drivers {
                 .map(|r| r.values)
                 .map_err(|e| e.to_string()),
         }
+    }
+
+    fn current(&self, instrument: &str, param: &str) -> Result<f64, String> {
+        match self.get(instrument)? {
+            Driver::Sim(probe) => probe.get(param).map_err(|e| e.to_string()),
+            Driver::Scpi(_) => Err(format!(
+                "`{instrument}` is an SCPI instrument, whose current value is not known"
+            )),
+        }
+    }
+
+    fn set_now(&self, instrument: &str, param: &str, value: f64) -> Option<Result<f64, String>> {
+        let probe = self.sim(instrument)?;
+        Some(probe.set(param, value).map_err(|e| e.to_string()))
+    }
+
+    fn read_now(&self, instrument: &str, out: &mut [Option<f64>]) -> Option<Result<usize, String>> {
+        let probe = self.sim(instrument)?;
+        Some(Ok(probe.read_into(out)))
     }
 }

@@ -1,30 +1,28 @@
 //! The plan executor: sets each point's setpoints, waits, reads the detectors, and writes one
-//! row per point to the `primary` stream.
+//! row per point to the `primary` stream, pausing and suspending as its [`RunControl`] says.
 //!
 //! It talks to instruments through a [`PlanTarget`], so the logic runs (and is tested) without
 //! actors; in a run the target is [`Drivers`](super::Drivers).
+//!
+//! Speed: a point whose instruments answer at once (simulated ones, through
+//! [`PlanTarget::set_now`] and [`PlanTarget::read_now`]) takes no await, no allocation, no
+//! syscall and no message to another thread: the per-point cost is a few lock-free checks,
+//! the signal evaluation and a clock read. Rows are emitted in batches of [`FLUSH_ROWS`].
 
 use std::future::Future;
-use std::sync::Arc;
 use std::time::Duration;
 
-use arrow_array::{ArrayRef, Float64Array, RecordBatch, TimestampNanosecondArray, UInt64Array};
-use arrow_schema::SchemaRef;
-use ensemble_actors::batch::{ChannelSpec, stream_schema};
-use ensemble_actors::instruments::sim::SIM_SETTABLE;
-use ensemble_actors::outputs::Outputs;
 use serde::Serialize;
 use tokio::sync::watch;
-use tokio::time::Instant;
 
-use super::steps::PointPlan;
-use crate::config::{InstrumentKind, InstrumentSpec};
-
-/// Name of the stream a count, scan or grid plan writes.
-pub const PRIMARY_STREAM: &str = "primary";
+use super::cursor::Cursor;
+use super::rows::{PRIMARY_STREAM, PrimaryLayout, RowBuffer};
+use super::steps::{PointKind, PointPlan};
+use crate::control::{Gate, RunControl};
+use ensemble_actors::outputs::Outputs;
 
 /// Rows buffered before a batch is emitted...
-const FLUSH_ROWS: usize = 256;
+const FLUSH_ROWS: usize = 4096;
 /// ...or how long the oldest buffered row may wait.
 const FLUSH_INTERVAL: Duration = Duration::from_millis(200);
 
@@ -34,6 +32,9 @@ const FLUSH_INTERVAL: Duration = Duration::from_millis(200);
 /// sentence saying why not; the executor then ends the plan as failed. `read` returns one value
 /// per channel of the instrument (null where it had none) or `Err`; the executor counts the
 /// failure and writes nulls for that detector at that point.
+///
+/// The `_now` variants answer at once, without waiting, for instruments that can (a
+/// simulated one); `None` means "not this instrument: use the async method".
 pub trait PlanTarget {
     /// Sets `instrument`'s `param` to `value`.
     fn set(
@@ -44,6 +45,21 @@ pub trait PlanTarget {
     ) -> impl Future<Output = Result<f64, String>>;
     /// Reads every channel of `instrument` now.
     fn read(&self, instrument: &str) -> impl Future<Output = Result<Vec<Option<f64>>, String>>;
+    /// The current value of `instrument`'s `param` (a `rel_scan`'s origin).
+    fn current(&self, instrument: &str, param: &str) -> Result<f64, String>;
+    /// [`set`](Self::set) at once, if this instrument can.
+    fn set_now(&self, _instrument: &str, _param: &str, _value: f64) -> Option<Result<f64, String>> {
+        None
+    }
+    /// [`read`](Self::read) at once into `out` (one slot per channel), if this instrument can;
+    /// `Ok` holds the number of channels it has.
+    fn read_now(
+        &self,
+        _instrument: &str,
+        _out: &mut [Option<f64>],
+    ) -> Option<Result<usize, String>> {
+        None
+    }
 }
 
 /// Why a plan ended early as a failure.
@@ -63,127 +79,111 @@ pub enum PlanError {
         /// Why.
         reason: String,
     },
+    /// A `rel_scan` could not learn where its setpoint is.
+    #[error("plan: the current value of {instrument}.{param} is unknown: {reason}")]
+    Origin {
+        /// The instrument.
+        instrument: String,
+        /// The parameter.
+        param: String,
+        /// Why.
+        reason: String,
+    },
 }
 
 /// What a plan did, for the run manifest (the `primary` stream's `instrument_report`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct PlanReport {
-    /// `count`, `scan` or `grid`.
+    /// The plan type.
     pub plan: String,
-    /// Points the plan has.
-    pub total_points: u64,
+    /// Points the plan has, if known up front.
+    pub total_points: Option<u64>,
     /// Points done (rows written to `primary`).
     pub points_done: u64,
     /// Whether it stopped before the last point (on request or after a failure).
     pub stopped_early: bool,
+    /// Repetitions begun (a `repeat`ed plan).
+    pub repetitions: u64,
+    /// Points abandoned by a pause `now` or a suspension, and taken again.
+    pub points_retaken: u64,
     /// Per detector: readings that failed (written as nulls).
     pub read_failures: std::collections::BTreeMap<String, u64>,
     /// The last read failure, to say why.
     pub last_read_error: Option<String>,
     /// Why the plan failed, if it did.
     pub error: Option<String>,
+    /// Seconds from the first point to the end of the last.
+    pub seconds: f64,
 }
 
-/// The columns of the `primary` stream.
-#[derive(Debug, Clone)]
-pub struct PrimaryLayout {
-    /// `timestamp`, `seq`, one column per setpoint, then one per detector channel.
-    pub schema: SchemaRef,
-    /// The columns after `timestamp` and `seq`, with units.
-    pub channels: Vec<ChannelSpec>,
-    /// Channels per detector, in detector order.
-    pub detector_widths: Vec<usize>,
-}
-
-impl PrimaryLayout {
-    /// The layout for `plan` over the compiled `instruments`: setpoints as `INSTRUMENT.PARAM`
-    /// (the unit of a sim's `offset` and `amplitude` is the instrument's, of `frequency_hz`
-    /// `Hz`; SCPI parameters have none), then each detector's channels as
-    /// `INSTRUMENT.CHANNEL`.
-    pub fn new(plan: &PointPlan, instruments: &[InstrumentSpec]) -> Self {
-        let find = |name: &str| instruments.iter().find(|i| i.name == name);
-        let mut channels = Vec::new();
-        for axis in &plan.axes {
-            let unit = match find(&axis.instrument).map(|i| &i.kind) {
-                Some(InstrumentKind::Sim(_)) if axis.param == SIM_SETTABLE[2] => "Hz".to_string(),
-                Some(InstrumentKind::Sim(c)) => c.unit.clone(),
-                _ => String::new(),
-            };
-            channels.push(ChannelSpec::new(axis.column(), unit));
-        }
-        let mut detector_widths = Vec::new();
-        for name in &plan.detectors {
-            let own: Vec<ChannelSpec> = match find(name).map(|i| &i.kind) {
-                Some(InstrumentKind::Sim(c)) => c
-                    .channels
-                    .iter()
-                    .map(|ch| ChannelSpec::new(ch, &c.unit))
-                    .collect(),
-                Some(InstrumentKind::Scpi(c)) => c
-                    .read
-                    .iter()
-                    .map(|r| ChannelSpec::new(&r.channel, &r.unit))
-                    .collect(),
-                None => Vec::new(),
-            };
-            detector_widths.push(own.len());
-            channels.extend(
-                own.into_iter()
-                    .map(|c| ChannelSpec::new(format!("{name}.{}", c.name), c.unit)),
-            );
-        }
-        Self {
-            schema: stream_schema(&channels),
-            channels,
-            detector_widths,
-        }
-    }
+/// How a point went.
+enum Point {
+    /// Taken: its row can be written.
+    Taken(i64),
+    /// Abandoned by a pause `now` or a suspension: take it again.
+    Abandoned,
+    /// A set failed: the plan ends.
+    Failed(PlanError),
 }
 
 /// Runs one point plan, writing to the `primary` stream's outputs.
 pub struct PlanExecutor {
     plan: PointPlan,
-    layout: PrimaryLayout,
-    outputs: Outputs,
-    /// Buffered rows: timestamps and one column per channel, reused between batches.
-    timestamps: Vec<i64>,
-    columns: Vec<Vec<Option<f64>>>,
-    next_seq: u64,
-    oldest: Option<Instant>,
+    rows: RowBuffer,
+    detector_widths: Vec<usize>,
+    /// Index of an adaptive scan's target among the detector channels.
+    target: Option<usize>,
+}
+
+/// Buffers of one point, reused for every point.
+struct Scratch {
+    setpoints: Vec<f64>,
+    last_set: Vec<Option<f64>>,
+    reached: Vec<Option<f64>>,
+    sums: Vec<(f64, u32)>,
+    reading: Vec<Option<f64>>,
+    pending: Vec<usize>,
 }
 
 impl PlanExecutor {
     /// An executor for `plan`, whose rows have `layout`, writing to `outputs`.
     pub fn new(plan: PointPlan, layout: PrimaryLayout, outputs: Outputs) -> Self {
-        let width = layout.channels.len();
+        let setpoints = plan.axes.len();
+        let target = plan.adaptive.as_ref().and_then(|a| {
+            layout
+                .channels
+                .iter()
+                .position(|c| c.name == a.target)
+                .and_then(|i| i.checked_sub(setpoints))
+        });
         Self {
+            detector_widths: layout.detector_widths.clone(),
+            rows: RowBuffer::new(layout, outputs, FLUSH_ROWS),
             plan,
-            layout,
-            outputs,
-            timestamps: Vec::with_capacity(FLUSH_ROWS),
-            columns: vec![Vec::with_capacity(FLUSH_ROWS); width],
-            next_seq: 0,
-            oldest: None,
+            target,
         }
     }
 
-    /// Visits every point in order until the plan is done or `stop` turns true (checked before
-    /// each point: the current point is always finished), then emits what is buffered and
-    /// ends the stream.
+    /// Visits every point in order until the plan is done, a stop is asked for (`stop` turns
+    /// true, or `control` is asked: the current point is always finished), or a set fails;
+    /// then emits what is buffered and ends the stream.
     ///
     /// Each point: the setpoints that changed since the previous point are set in axis order
-    /// (outermost first) and their reached values kept; then `settle`; then
-    /// `readings_per_point` rounds, each reading every detector at once; the row holds the
-    /// time of the first round, the reached setpoints, and per channel the mean of the
-    /// readings that gave a value (null if none did). `delay` is waited before every point
+    /// (outermost first; after a pause or suspension, all of them) and their reached values
+    /// kept; then `settle`; then `readings_per_point` rounds, each reading every detector at
+    /// once; the row holds the time of the first round, the reached setpoints, per channel the
+    /// mean of the readings that gave a value (null if none did), whether it is the first row
+    /// after a pause or suspension, and the repetition. `delay` is waited before every point
     /// but the first, and a stop cuts it short.
     ///
-    /// Returns the report, and `Err` if a set failed (the plan ends there; earlier points are
-    /// written).
+    /// Before each point the executor passes `control`'s gate: a pause or suspension holds it
+    /// there. A pause `now` or a suspension that comes while a point is in progress abandons
+    /// that point (nothing of it is written) and it is taken again after the resume.
     pub async fn run<T: PlanTarget>(
         mut self,
         target: &T,
         mut stop: watch::Receiver<bool>,
+        control: RunControl,
     ) -> (PlanReport, Result<(), PlanError>) {
         let total = self.plan.total_points();
         let mut report = PlanReport {
@@ -191,139 +191,247 @@ impl PlanExecutor {
             total_points: total,
             ..Default::default()
         };
-        let axes = self.plan.axes.clone();
-        let mut reached: Vec<Option<f64>> = vec![None; axes.len()];
-        let mut previous: Option<Vec<usize>> = None;
-        let mut result = Ok(());
-        let rounds = self.plan.readings_per_point.max(1);
-        let width: usize = self.layout.detector_widths.iter().sum();
-        let mut sums = vec![(0.0f64, 0u32); width];
-        'points: for k in 0..total {
-            if *stop.borrow() {
-                break;
-            }
-            if k > 0 && !self.plan.delay.is_zero() {
-                tokio::select! {
-                    _ = tokio::time::sleep(self.plan.delay) => {}
-                    _ = stop.wait_for(|s| *s) => break,
-                }
-            }
-            let indices = self.plan.indices(k);
-            for (a, axis) in axes.iter().enumerate() {
-                if previous.as_ref().is_some_and(|p| p[a] == indices[a]) {
-                    continue;
-                }
-                let value = axis.points[indices[a]];
-                match target.set(&axis.instrument, &axis.param, value).await {
-                    Ok(v) => reached[a] = Some(v),
-                    Err(reason) => {
-                        let e = PlanError::Set {
-                            instrument: axis.instrument.clone(),
-                            param: axis.param.clone(),
-                            value,
-                            point: k,
-                            reason,
-                        };
-                        tracing::error!(stream = PRIMARY_STREAM, "{e}.");
-                        report.error = Some(e.to_string());
-                        result = Err(e);
-                        break 'points;
-                    }
-                }
-            }
-            previous = Some(indices);
-            if !self.plan.settle.is_zero() {
-                tokio::time::sleep(self.plan.settle).await;
-            }
-            let timestamp = now_ns();
-            sums.iter_mut().for_each(|s| *s = (0.0, 0));
-            for _ in 0..rounds {
-                let reads =
-                    futures::future::join_all(self.plan.detectors.iter().map(|d| target.read(d)))
-                        .await;
-                let mut offset = 0;
-                for ((name, result), &w) in self
-                    .plan
-                    .detectors
-                    .iter()
-                    .zip(reads)
-                    .zip(&self.layout.detector_widths)
-                {
-                    match result {
-                        Ok(values) if values.len() == w => {
-                            for (s, v) in sums[offset..offset + w].iter_mut().zip(values) {
-                                if let Some(v) = v {
-                                    s.0 += v;
-                                    s.1 += 1;
-                                }
-                            }
-                        }
-                        Ok(values) => {
-                            *report.read_failures.entry(name.clone()).or_default() += 1;
-                            report.last_read_error =
-                                Some(format!("{name}: {} values for {w} channels", values.len()));
-                        }
-                        Err(e) => {
-                            *report.read_failures.entry(name.clone()).or_default() += 1;
-                            report.last_read_error = Some(format!("{name}: {e}"));
-                        }
-                    }
-                    offset += w;
-                }
-            }
-            self.push_row(timestamp, &reached, &sums);
-            report.points_done += 1;
-            if self.timestamps.len() >= FLUSH_ROWS
-                || self.oldest.is_some_and(|t| t.elapsed() >= FLUSH_INTERVAL)
-            {
-                self.flush().await;
-            }
+        control.begin_plan(total);
+        let started = std::time::Instant::now();
+        let result = self.points(target, &mut stop, &control, &mut report).await;
+        report.seconds = started.elapsed().as_secs_f64();
+        report.stopped_early = total.is_none_or(|t| report.points_done < t);
+        if let Err(e) = &result {
+            tracing::error!(stream = PRIMARY_STREAM, "{e}.");
+            report.error = Some(e.to_string());
         }
-        report.stopped_early = report.points_done < total;
-        self.flush().await;
-        self.outputs.end().await;
+        control.finish();
+        self.rows.end().await;
         (report, result)
     }
 
-    fn push_row(&mut self, timestamp: i64, reached: &[Option<f64>], sums: &[(f64, u32)]) {
-        self.oldest.get_or_insert_with(Instant::now);
-        self.timestamps.push(timestamp);
-        let values = reached.iter().copied().chain(
-            sums.iter()
-                .map(|&(sum, n)| (n > 0).then(|| sum / f64::from(n))),
-        );
-        for (column, v) in self.columns.iter_mut().zip(values) {
-            column.push(v);
-        }
-    }
-
-    async fn flush(&mut self) {
-        self.oldest = None;
-        let rows = self.timestamps.len();
-        if rows == 0 {
-            return;
-        }
-        let first = self.next_seq;
-        let mut arrays: Vec<ArrayRef> = Vec::with_capacity(self.columns.len() + 2);
-        arrays.push(Arc::new(
-            TimestampNanosecondArray::from(std::mem::take(&mut self.timestamps))
-                .with_timezone("UTC"),
-        ));
-        arrays.push(Arc::new(UInt64Array::from_iter_values(
-            first..first + rows as u64,
-        )));
-        for column in &mut self.columns {
-            arrays.push(Arc::new(Float64Array::from(std::mem::take(column))));
-        }
-        self.next_seq += rows as u64;
-        match RecordBatch::try_new(self.layout.schema.clone(), arrays) {
-            Ok(batch) => self.outputs.emit(first, batch).await,
-            // The columns are built from the layout's own channel list; this cannot happen.
-            Err(e) => {
-                tracing::error!(stream = PRIMARY_STREAM, error = %e, "Could not build a batch; rows lost.")
+    async fn points<T: PlanTarget>(
+        &mut self,
+        target: &T,
+        stop: &mut watch::Receiver<bool>,
+        control: &RunControl,
+        report: &mut PlanReport,
+    ) -> Result<(), PlanError> {
+        let origin = self.origin(target)?;
+        let mut cursor = Cursor::new(&self.plan, origin);
+        let width: usize = self.detector_widths.iter().sum();
+        let axes = self.plan.axes.len();
+        let mut s = Scratch {
+            setpoints: vec![0.0; axes],
+            last_set: vec![None; axes],
+            reached: vec![None; axes],
+            sums: vec![(0.0, 0); width],
+            reading: vec![None; self.detector_widths.iter().copied().max().unwrap_or(0)],
+            pending: Vec::with_capacity(self.plan.detectors.len()),
+        };
+        let mut resumed = false;
+        let mut first = true;
+        let mut last_pass = None;
+        loop {
+            if *stop.borrow() {
+                return Ok(());
+            }
+            if control.needs_attention() {
+                match control.gate(report.points_done).await {
+                    Gate::Stop => return Ok(()),
+                    Gate::Go { resumed: true } => {
+                        resumed = true;
+                        // Set everything again: the instruments may have moved meanwhile.
+                        s.last_set.fill(None);
+                    }
+                    Gate::Go { resumed: false } => {}
+                }
+            }
+            if !cursor.fill(&self.plan, &mut s.setpoints) {
+                return Ok(());
+            }
+            if last_pass != Some(cursor.repetition()) {
+                last_pass = Some(cursor.repetition());
+                report.repetitions += 1;
+            }
+            if !first && !self.plan.delay.is_zero() {
+                tokio::select! {
+                    _ = tokio::time::sleep(self.plan.delay) => {}
+                    _ = stop.wait_for(|s| *s) => return Ok(()),
+                    _ = control.interrupted() => continue,
+                }
+            }
+            first = false;
+            let k = report.points_done;
+            let outcome = tokio::select! {
+                biased;
+                outcome = self.take_point(target, k, &mut s, report) => outcome,
+                _ = control.interrupted() => Point::Abandoned,
+            };
+            match outcome {
+                Point::Failed(e) => return Err(e),
+                Point::Abandoned => {
+                    control.abandoned(k);
+                    report.points_retaken += 1;
+                    s.last_set.fill(None);
+                    continue;
+                }
+                Point::Taken(timestamp) => {
+                    self.rows
+                        .push(timestamp, &s.reached, &s.sums, resumed, cursor.repetition());
+                    resumed = false;
+                }
+            }
+            report.points_done += 1;
+            control.set_points_done(report.points_done);
+            let steer = self
+                .target
+                .and_then(|i| s.sums.get(i))
+                .and_then(|&(sum, n)| (n > 0).then(|| sum / f64::from(n)));
+            cursor.advance(steer);
+            if self.rows.len() >= FLUSH_ROWS
+                || self
+                    .rows
+                    .oldest()
+                    .is_some_and(|t| t.elapsed() >= FLUSH_INTERVAL)
+            {
+                self.rows.flush().await;
+                // A plan of instant points never waits otherwise: let the thread's other
+                // tasks run once per batch.
+                tokio::task::yield_now().await;
             }
         }
     }
+
+    /// A `rel_scan`'s origin: each setpoint's current value (zeros for other plans).
+    fn origin<T: PlanTarget>(&self, target: &T) -> Result<Vec<f64>, PlanError> {
+        if self.plan.kind != PointKind::RelScan {
+            return Ok(vec![0.0; self.plan.axes.len()]);
+        }
+        self.plan
+            .axes
+            .iter()
+            .map(|a| {
+                target
+                    .current(&a.instrument, &a.param)
+                    .map_err(|reason| PlanError::Origin {
+                        instrument: a.instrument.clone(),
+                        param: a.param.clone(),
+                        reason,
+                    })
+            })
+            .collect()
+    }
+
+    /// Takes point `k`: sets what changed, settles, reads; the sums of the readings land in
+    /// `s.sums`. Returns the row's timestamp.
+    async fn take_point<T: PlanTarget>(
+        &self,
+        target: &T,
+        k: u64,
+        s: &mut Scratch,
+        report: &mut PlanReport,
+    ) -> Point {
+        for (a, axis) in self.plan.axes.iter().enumerate() {
+            let value = s.setpoints[a];
+            if s.last_set[a].is_some_and(|v| v.to_bits() == value.to_bits()) {
+                continue;
+            }
+            let set = match target.set_now(&axis.instrument, &axis.param, value) {
+                Some(r) => r,
+                None => target.set(&axis.instrument, &axis.param, value).await,
+            };
+            match set {
+                Ok(v) => {
+                    s.reached[a] = Some(v);
+                    s.last_set[a] = Some(value);
+                }
+                Err(reason) => {
+                    return Point::Failed(PlanError::Set {
+                        instrument: axis.instrument.clone(),
+                        param: axis.param.clone(),
+                        value,
+                        point: k,
+                        reason,
+                    });
+                }
+            }
+        }
+        if !self.plan.settle.is_zero() {
+            tokio::time::sleep(self.plan.settle).await;
+        }
+        let timestamp = now_ns();
+        s.sums.fill((0.0, 0));
+        for _ in 0..self.plan.readings_per_point.max(1) {
+            self.read_round(target, s, report).await;
+        }
+        Point::Taken(timestamp)
+    }
+
+    /// One round: every detector read once (the ones that answer at once first, the others
+    /// concurrently), each reading added to `s.sums`.
+    async fn read_round<T: PlanTarget>(
+        &self,
+        target: &T,
+        s: &mut Scratch,
+        report: &mut PlanReport,
+    ) {
+        s.pending.clear();
+        let mut offset = 0;
+        for (d, (name, &w)) in self
+            .plan
+            .detectors
+            .iter()
+            .zip(&self.detector_widths)
+            .enumerate()
+        {
+            let out = &mut s.reading[..w];
+            match target.read_now(name, out) {
+                Some(Ok(n)) if n == w => add(&mut s.sums[offset..offset + w], out),
+                Some(Ok(n)) => read_failed(report, name, format!("{n} values for {w} channels")),
+                Some(Err(e)) => read_failed(report, name, e),
+                None => s.pending.push(d),
+            }
+            offset += w;
+        }
+        if s.pending.is_empty() {
+            return;
+        }
+        let reads = futures::future::join_all(
+            s.pending
+                .iter()
+                .map(|&d| target.read(&self.plan.detectors[d])),
+        )
+        .await;
+        for (&d, result) in s.pending.iter().zip(reads) {
+            let name = &self.plan.detectors[d];
+            let w = self.detector_widths[d];
+            let offset: usize = self.detector_widths[..d].iter().sum();
+            match result {
+                Ok(values) if values.len() == w => add(&mut s.sums[offset..offset + w], &values),
+                Ok(values) => read_failed(
+                    report,
+                    name,
+                    format!("{} values for {w} channels", values.len()),
+                ),
+                Err(e) => read_failed(report, name, e),
+            }
+        }
+    }
+}
+
+fn add(sums: &mut [(f64, u32)], values: &[Option<f64>]) {
+    for (s, v) in sums.iter_mut().zip(values) {
+        if let Some(v) = v {
+            s.0 += v;
+            s.1 += 1;
+        }
+    }
+}
+
+fn read_failed(report: &mut PlanReport, name: &str, why: String) {
+    match report.read_failures.get_mut(name) {
+        Some(n) => *n += 1,
+        None => {
+            report.read_failures.insert(name.to_string(), 1);
+        }
+    }
+    report.last_read_error = Some(format!("{name}: {why}"));
 }
 
 fn now_ns() -> i64 {
@@ -331,163 +439,5 @@ fn now_ns() -> i64 {
 }
 
 #[cfg(test)]
-mod tests {
-    use std::cell::RefCell;
-
-    use arrow_array::cast::AsArray;
-    use arrow_array::types::{Float64Type, UInt64Type};
-    use ensemble_actors::batch::StreamEvent;
-    use ensemble_actors::link::{Delivery, link};
-    use ensemble_actors::stats::{LinkStats, StreamStats};
-
-    use super::*;
-    use crate::plan::{Axis, PointKind};
-
-    /// A fake instrument set: `x.p` is settable (reached value = target + 0.5, or an error at
-    /// `fail_at`); `d` reads two channels: the last set value, and null every other reading.
-    #[derive(Default)]
-    struct Fake {
-        value: RefCell<f64>,
-        reads: RefCell<u64>,
-        sets: RefCell<Vec<f64>>,
-        fail_at: Option<f64>,
-    }
-
-    impl PlanTarget for Fake {
-        async fn set(&self, _: &str, _: &str, value: f64) -> Result<f64, String> {
-            if self.fail_at == Some(value) {
-                return Err("refused".into());
-            }
-            self.sets.borrow_mut().push(value);
-            *self.value.borrow_mut() = value;
-            Ok(value + 0.5)
-        }
-        async fn read(&self, _: &str) -> Result<Vec<Option<f64>>, String> {
-            let n = {
-                let mut r = self.reads.borrow_mut();
-                *r += 1;
-                *r
-            };
-            let v = *self.value.borrow();
-            Ok(vec![Some(v + n as f64), (n % 2 == 0).then_some(1.0)])
-        }
-    }
-
-    fn plan(points: Vec<f64>, rounds: u32) -> PointPlan {
-        PointPlan {
-            kind: PointKind::Scan,
-            axes: vec![Axis::new("x", "p", points)],
-            snake: false,
-            num: 1,
-            detectors: vec!["d".into()],
-            readings_per_point: rounds,
-            settle: Duration::ZERO,
-            delay: Duration::ZERO,
-        }
-    }
-
-    fn layout() -> PrimaryLayout {
-        let channels = vec![
-            ChannelSpec::new("x.p", ""),
-            ChannelSpec::new("d.a", "V"),
-            ChannelSpec::new("d.b", "V"),
-        ];
-        PrimaryLayout {
-            schema: stream_schema(&channels),
-            channels,
-            detector_widths: vec![2],
-        }
-    }
-
-    async fn run_plan(
-        p: PointPlan,
-        target: &Fake,
-        stop: bool,
-    ) -> (PlanReport, Result<(), PlanError>, Vec<RecordBatch>) {
-        let stats = Arc::new(LinkStats::default());
-        let (tx, rx) = link(1024, Delivery::Lossless, stats);
-        let outputs = Outputs::new(
-            PRIMARY_STREAM.into(),
-            vec![tx],
-            Arc::new(StreamStats::default()),
-        );
-        let (_stop_tx, stop_rx) = watch::channel(stop);
-        let (report, result) = PlanExecutor::new(p, layout(), outputs)
-            .run(target, stop_rx)
-            .await;
-        let mut batches = Vec::new();
-        while let StreamEvent::Data(b) = rx.pop().await {
-            batches.push((*b.batch).clone());
-        }
-        (report, result, batches)
-    }
-
-    #[tokio::test]
-    async fn one_row_per_point_with_reached_setpoints_and_averaged_readings() {
-        let fake = Fake::default();
-        let (report, result, batches) = run_plan(plan(vec![1.0, 2.0, 3.0], 2), &fake, false).await;
-        assert_eq!(result, Ok(()));
-        assert_eq!((report.points_done, report.total_points), (3, 3));
-        assert!(!report.stopped_early);
-        let b = &batches[0];
-        assert_eq!(b.num_rows(), 3);
-        assert_eq!(
-            b.column(1).as_primitive::<UInt64Type>().values().to_vec(),
-            vec![0, 1, 2]
-        );
-        let sp = b.column(2).as_primitive::<Float64Type>();
-        assert_eq!(
-            sp.values().to_vec(),
-            vec![1.5, 2.5, 3.5],
-            "the reached values"
-        );
-        // Point 0 reads n = 1, 2: a = (1+1 + 1+2) / 2; b: only n = 2 gives a value.
-        let a = b.column(3).as_primitive::<Float64Type>();
-        assert_eq!(a.values().to_vec(), vec![2.5, 5.5, 8.5]);
-        let nb = b.column(4).as_primitive::<Float64Type>();
-        assert_eq!(nb.value(0), 1.0);
-        assert_eq!(*fake.sets.borrow(), vec![1.0, 2.0, 3.0]);
-    }
-
-    #[tokio::test]
-    async fn a_setpoint_is_only_set_when_it_changes() {
-        let fake = Fake::default();
-        let mut p = plan(vec![1.0, 2.0], 1);
-        p.kind = PointKind::Grid;
-        p.axes.push(Axis::new("x", "q", vec![7.0, 8.0, 9.0]));
-        let (report, _, _) = run_plan(p, &fake, false).await;
-        assert_eq!(report.points_done, 6);
-        assert_eq!(
-            *fake.sets.borrow(),
-            vec![1.0, 7.0, 8.0, 9.0, 2.0, 7.0, 8.0, 9.0]
-        );
-    }
-
-    #[tokio::test]
-    async fn a_failed_set_ends_the_plan_with_the_points_before_it_saved() {
-        let fake = Fake {
-            fail_at: Some(3.0),
-            ..Default::default()
-        };
-        let (report, result, batches) =
-            run_plan(plan(vec![1.0, 2.0, 3.0, 4.0], 1), &fake, false).await;
-        assert!(
-            matches!(result, Err(PlanError::Set { point: 2, .. })),
-            "{result:?}"
-        );
-        assert_eq!(report.points_done, 2);
-        assert!(report.stopped_early);
-        assert_eq!(batches.iter().map(RecordBatch::num_rows).sum::<usize>(), 2);
-        assert!(report.error.is_some_and(|e| e.contains("x.p to 3")));
-    }
-
-    #[tokio::test]
-    async fn a_stop_before_the_first_point_writes_nothing_and_ends_the_stream() {
-        let fake = Fake::default();
-        let (report, result, batches) = run_plan(plan(vec![1.0, 2.0], 1), &fake, true).await;
-        assert_eq!(result, Ok(()));
-        assert_eq!(report.points_done, 0);
-        assert!(report.stopped_early);
-        assert!(batches.is_empty());
-    }
-}
+#[path = "executor_tests.rs"]
+mod tests;

@@ -1,17 +1,28 @@
-//! Plans other than `stream`: `count`, `scan` and `grid`.
+//! Point plans: `count`, `scan`, `grid`, `list_scan`, `rel_scan`, `adaptive_scan`, each
+//! optionally repeated and guarded by suspenders.
 //!
 //! - `steps`: the points a plan visits, as plain data (grid order, snake, linspace).
-//! - `executor`: drives the instruments point by point through a [`PlanTarget`] and writes one
-//!   row per point to the `primary` stream.
-//! - `driver`: the [`PlanTarget`] of a run, sending `Set`/`ReadNow` messages to the running
-//!   instrument actors.
+//! - `cursor`: where a running plan is, and how it moves on (by index or adaptively).
+//! - `condition`: suspender conditions over stream channels, and their evaluation.
+//! - `suspenders`: the watcher that trips and clears suspensions as rows arrive.
+//! - `rows`: the `primary` stream's columns and the rows buffered for its next batch.
+//! - `executor`: drives the instruments point by point through a [`PlanTarget`], passing the
+//!   run's [`RunControl`](crate::control::RunControl) gate before every point.
+//! - `driver`: the [`PlanTarget`] of a run: simulated instruments through their probes (on
+//!   the plan's own thread), SCPI instruments through `Set`/`ReadNow` messages.
 
+mod condition;
+mod cursor;
 mod driver;
 mod executor;
+mod rows;
 mod steps;
+mod suspenders;
 
+pub use condition::{ChannelRef, CmpOp, Condition, Node, Operand, Suspender};
+pub use cursor::Cursor;
 pub use driver::{Driver, Drivers};
-pub use executor::{
-    PRIMARY_STREAM, PlanError, PlanExecutor, PlanReport, PlanTarget, PrimaryLayout,
-};
-pub use steps::{Axis, PointKind, PointPlan, linspace};
+pub use executor::{PlanError, PlanExecutor, PlanReport, PlanTarget};
+pub use rows::{PRIMARY_STREAM, PrimaryLayout, REPEAT_COLUMN, RESUMED_COLUMN, RowBuffer};
+pub use steps::{Adaptive, Axis, PointKind, PointPlan, Repeat, linspace};
+pub use suspenders::{SUSPEND_CONSUMER, Watcher};

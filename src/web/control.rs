@@ -1,13 +1,14 @@
 //! The buttons' side of a run: what Stop, Pause and Resume do, behind a small trait.
 //!
 //! The web server never reaches into the coordinator or a plan executor: it calls a
-//! [`ControlPort`]. [`StopPort`] is the port of an `ensemble run`: Stop takes the same path as
-//! Ctrl-C (a [`StopReason`] handed to `run`, which sends `StopRun` to the coordinator); it has no
-//! pause, so Pause and Resume answer [`ControlError::Unsupported`] (HTTP 409). A plan executor
-//! that can pause implements the trait itself and reports `can_pause() == true`.
+//! [`ControlPort`]. The port of an `ensemble run` is its [`RunControl`] (the handle the control
+//! socket and `ensemble pause|resume|stop` use too): Stop ends the run as Ctrl-C does, Pause and
+//! Resume act at the plan's next point boundary, and a request the plan cannot take (pause on a
+//! stream plan) answers [`ControlError::Unsupported`] (HTTP 409).
 
-use crate::coordinator::StopReason;
-use tokio::sync::mpsc;
+use serde_json::Value;
+
+use crate::control::{ControlError as PlanControlError, Phase, RunControl};
 
 /// Why a control action was not carried out.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -39,44 +40,54 @@ pub trait ControlPort: Send + Sync + 'static {
     fn is_paused(&self) -> bool {
         false
     }
-}
-
-/// The control port of `ensemble run`: Stop as Ctrl-C; no pause.
-#[derive(Debug, Clone)]
-pub struct StopPort {
-    tx: mpsc::UnboundedSender<StopReason>,
-}
-
-impl StopPort {
-    /// A port and the receiver `run` selects on.
-    pub fn new() -> (Self, mpsc::UnboundedReceiver<StopReason>) {
-        let (tx, rx) = mpsc::unbounded_channel();
-        (Self { tx }, rx)
+    /// The plan's control state (phase, cause, points, pauses and suspensions) for
+    /// `/api/status`, or `null` where there is none.
+    fn plan_state(&self) -> Value {
+        Value::Null
     }
 }
 
-/// What Pause and Resume answer until plans can pause.
-const NO_PAUSE: &str = "this run cannot pause (stream plans have no checkpoints); use stop";
-
-impl ControlPort for StopPort {
+/// The control port of `ensemble run`: the run's [`RunControl`], the same handle the control
+/// socket uses. Stop works for every plan; Pause and Resume for point plans (a stream plan has
+/// no points to pause between: they answer [`ControlError::Unsupported`], HTTP 409).
+impl ControlPort for RunControl {
     fn stop(&self) -> Result<(), ControlError> {
-        self.tx
-            .send(StopReason::Requested(
-                "stop requested from the web view".into(),
-            ))
+        RunControl::stop(self, "http")
+            .map(drop)
             .map_err(|_| ControlError::Ended)
     }
 
-    fn pause(&self, _now: bool) -> Result<(), ControlError> {
-        Err(ControlError::Unsupported(NO_PAUSE.into()))
+    fn pause(&self, now: bool) -> Result<(), ControlError> {
+        RunControl::pause(self, now, "http")
+            .map(drop)
+            .map_err(refused)
     }
 
     fn resume(&self) -> Result<(), ControlError> {
-        Err(ControlError::Unsupported(NO_PAUSE.into()))
+        RunControl::resume(self, "http").map(drop).map_err(refused)
     }
 
     fn can_pause(&self) -> bool {
-        false
+        matches!(
+            self.state().phase,
+            Phase::Running | Phase::Pausing | Phase::Paused | Phase::Suspended
+        )
+    }
+
+    fn is_paused(&self) -> bool {
+        self.state().phase == Phase::Paused
+    }
+
+    fn plan_state(&self) -> Value {
+        serde_json::to_value(self.state()).unwrap_or(Value::Null)
+    }
+}
+
+/// A refused pause or resume as the API reports it.
+fn refused(e: PlanControlError) -> ControlError {
+    match e {
+        PlanControlError::Finished | PlanControlError::Stopping(_) => ControlError::Ended,
+        other => ControlError::Unsupported(other.to_string()),
     }
 }
 
@@ -104,16 +115,32 @@ mod tests {
     use super::*;
 
     #[test]
-    fn stop_hands_a_requested_stop_to_the_run_and_pause_is_unsupported() {
-        let (port, mut rx) = StopPort::new();
-        port.stop().expect("the run listens");
-        assert!(matches!(rx.try_recv(), Ok(StopReason::Requested(_))));
+    fn a_stream_plan_can_stop_but_not_pause() {
+        let control = RunControl::new();
+        assert!(!ControlPort::can_pause(&control));
         assert!(matches!(
-            port.pause(false),
+            ControlPort::pause(&control, false),
             Err(ControlError::Unsupported(_))
         ));
-        assert!(matches!(port.resume(), Err(ControlError::Unsupported(_))));
-        drop(rx);
-        assert_eq!(port.stop(), Err(ControlError::Ended));
+        assert!(matches!(
+            ControlPort::resume(&control),
+            Err(ControlError::Unsupported(_))
+        ));
+        ControlPort::stop(&control).expect("a running run can stop");
+        assert_eq!(control.stop_asked().as_deref(), Some("http"));
+    }
+
+    #[test]
+    fn a_point_plan_pauses_and_resumes_through_the_port() {
+        let control = RunControl::new();
+        control.begin_plan(Some(10));
+        assert!(ControlPort::can_pause(&control));
+        ControlPort::pause(&control, false).expect("a running plan pauses");
+        assert_eq!(control.state().phase, Phase::Pausing);
+        assert_eq!(ControlPort::plan_state(&control)["phase"], "pausing");
+        assert!(matches!(
+            ControlPort::resume(&control),
+            Err(ControlError::Unsupported(_)) | Ok(())
+        ));
     }
 }

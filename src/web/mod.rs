@@ -28,7 +28,7 @@ pub mod parquet_read;
 pub mod server;
 
 pub use auth::{DEFAULT_ADDR, ServeConfig, TOKEN_ENV};
-pub use control::{ControlError, ControlPort, NoControl, StopPort};
+pub use control::{ControlError, ControlPort, NoControl};
 pub use error::WebError;
 pub use server::{ViewSource, WebServer};
 

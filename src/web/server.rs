@@ -62,7 +62,11 @@ pub trait ViewSource: Send + Sync + 'static {
 
 impl ViewSource for super::live::LiveSource {
     fn status(&self, _run: Option<&str>, control: &dyn ControlPort) -> Result<Value, ApiError> {
-        Ok(self.status(control.can_pause(), control.is_paused()))
+        let mut status = self.status(control.can_pause(), control.is_paused());
+        if let Some(object) = status.as_object_mut() {
+            object.insert("plan".into(), control.plan_state());
+        }
+        Ok(status)
     }
     fn stream(&self, name: &str, query: &StreamQuery) -> Result<StreamData, ApiError> {
         self.stream(name, query)

@@ -230,7 +230,17 @@ impl StageInput {
             .collect();
         let names: Vec<String> = match &selection.channels {
             Some(list) => list.clone(),
-            None => available.clone(),
+            // The whole stream, without flag and counter columns (a plan's `resumed` and
+            // `repeat`), which are not measurements.
+            None => schema
+                .fields()
+                .iter()
+                .filter(|f| {
+                    available.contains(f.name())
+                        && !matches!(f.data_type(), DataType::Boolean | DataType::UInt64)
+                })
+                .map(|f| f.name().clone())
+                .collect(),
         };
         if names.is_empty() {
             return Err(StageError::NoInputs);

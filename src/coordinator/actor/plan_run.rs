@@ -5,10 +5,12 @@
 //! with an instrument that has none (SCPI) also gets a timer that stops the run with status
 //! `completed` once `duration` has passed.
 //!
-//! A point plan's executor runs as a future of the coordinator. When it ends, the run stops
-//! (`completed`; `failed` if a set failed). A Ctrl-C while it runs is deferred: the executor
-//! finishes its current point, ends the `primary` stream, and only then are the instruments
-//! stopped (status `stopped`).
+//! A point plan's executor runs as a tokio task on the runtime's worker threads, never on an
+//! actor's thread; the coordinator waits for it as a future. When it ends, the run stops
+//! (`completed`; `failed` if a set failed). A Ctrl-C or a control `stop` while it runs is
+//! deferred: the executor finishes its current point, ends the `primary` stream, and only then
+//! are the instruments stopped (status `stopped`). Suspenders get their own task, fed by the
+//! links `wiring` planned into it.
 
 use actix::prelude::*;
 use ensemble_actors::control::{ComponentExited, ExitOutcome, Stop, Terminate};
@@ -19,7 +21,9 @@ use tokio::sync::watch;
 use super::{Coordinator, StopReason};
 use crate::config::Plan;
 use crate::coordinator::wiring::ReportSlot;
-use crate::plan::{Driver, Drivers, PRIMARY_STREAM, PlanExecutor, PrimaryLayout};
+use crate::plan::{
+    Driver, Drivers, PRIMARY_STREAM, PlanExecutor, PrimaryLayout, SUSPEND_CONSUMER, Watcher,
+};
 
 /// What the coordinator keeps for a plan.
 #[derive(Default)]
@@ -109,23 +113,61 @@ impl Coordinator {
                     return;
                 };
                 let layout = PrimaryLayout::new(plan, &self.experiment.instruments);
-                let executor = PlanExecutor::new(plan.clone(), layout, stream.outputs());
+                let outputs = stream.outputs();
+                let executor = PlanExecutor::new(plan.clone(), layout, outputs.clone());
                 let slot = stream.report.clone();
                 let (stop, stop_rx) = watch::channel(false);
                 self.plan.stop = Some(stop);
+                let control = self.run.control.clone();
+                if !plan.suspenders.is_empty() {
+                    let watcher = Watcher::new(&plan.suspenders, control.clone());
+                    let feeds: Vec<_> = self
+                        .streams
+                        .iter_mut()
+                        .flat_map(|s| {
+                            let name = s.name.to_string();
+                            s.links
+                                .iter_mut()
+                                .filter(|l| l.sink == SUSPEND_CONSUMER)
+                                .filter_map(move |l| l.receiver.take().map(|r| (name.clone(), r)))
+                        })
+                        .collect();
+                    tokio::spawn(watcher.run(feeds));
+                }
                 let drivers = self.plan.drivers.clone();
-                let run = async move { executor.run(&drivers, stop_rx).await };
-                ctx.spawn(run.into_actor(self).map(move |(report, result), act, ctx| {
+                let task = tokio::spawn({
+                    let control = control.clone();
+                    async move { executor.run(&drivers, stop_rx, control).await }
+                });
+                ctx.spawn(task.into_actor(self).map(move |joined, act, ctx| {
+                    act.plan.stop = None;
+                    let (report, result) = match joined {
+                        Ok(done) => done,
+                        Err(e) => {
+                            // The task panicked: its buffered rows are gone; end the stream.
+                            actix::spawn(async move { outputs.end().await });
+                            let reason = format!("the plan's task ended abnormally: {e}");
+                            act.begin_stop(StopReason::Failure(reason), ctx);
+                            return;
+                        }
+                    };
                     tracing::info!(
                         run_id = %act.run.run_id,
                         points = report.points_done,
                         "The plan ended."
                     );
                     slot.set_value(serde_json::to_value(&report).unwrap_or_default());
-                    act.plan.stop = None;
+                    let asked = control
+                        .stop_asked()
+                        .map(|by| StopReason::Requested(format!("stop asked by {by}")));
                     let reason = match result {
                         Err(e) => StopReason::Failure(e.to_string()),
-                        Ok(()) => act.plan.pending.take().unwrap_or(StopReason::PlanEnded),
+                        Ok(()) => act
+                            .plan
+                            .pending
+                            .take()
+                            .or(asked)
+                            .unwrap_or(StopReason::PlanEnded),
                     };
                     act.begin_stop(reason, ctx);
                 }));

@@ -43,6 +43,11 @@
     } else {
       summary += " · status " + s.status;
     }
+    const plan = s.plan;
+    if (plan && plan.phase && plan.phase !== "idle") {
+      summary += " · plan " + plan.phase + (plan.cause ? " (" + plan.cause + ")" : "");
+      summary += " · points " + plan.points_done + (plan.points_total === null || plan.points_total === undefined ? "" : " of " + plan.points_total);
+    }
     document.getElementById("summary").textContent = summary;
     if (s.mode === "files" && s.unrecovered) say(s.unrecovered);
     const live = s.mode === "live";

@@ -1,11 +1,11 @@
-//! The thin actix shell around [`SimAcquisition`] and [`SimParams`].
+//! The thin actix shell around [`SimAcquisition`] and [`SimProbe`].
 
 use actix::prelude::*;
 use tokio::sync::watch;
 
 use super::acquisition::SimAcquisition;
-use super::config::SignalConfig;
-use super::params::{SimParamError, SimParams, SimReading};
+use super::params::{SimParamError, SimReading};
+use super::probe::SimProbe;
 use crate::control::{ComponentExited, ExitOutcome, Stop, Terminate};
 
 /// Sent by a plan to a simulated instrument: set `param` (`offset`, `amplitude` or
@@ -34,10 +34,8 @@ pub struct SimInstrumentActor {
     acquisition: Option<SimAcquisition>,
     stop: watch::Sender<bool>,
     coordinator: Recipient<ComponentExited>,
-    /// The signal as plans set it, and a generator to read it on request.
-    params: SimParams,
-    /// Hands each new signal to the running loop.
-    signal: watch::Sender<SignalConfig>,
+    /// The signal as plans set it, shared with plans that drive the instrument directly.
+    probe: SimProbe,
     /// The running acquisition, to abandon on [`Terminate`].
     running: Option<SpawnHandle>,
 }
@@ -55,10 +53,15 @@ impl SimInstrumentActor {
             acquisition: Some(acquisition),
             stop: watch::channel(false).0,
             coordinator,
-            params,
-            signal,
+            probe: SimProbe::new(params, signal),
             running: None,
         }
+    }
+
+    /// A handle that sets and reads this instrument's signal without a message round trip
+    /// (what [`SimSet`] and [`SimReadNow`] do, from the caller's own thread).
+    pub fn probe(&self) -> SimProbe {
+        self.probe.clone()
     }
 }
 
@@ -110,9 +113,7 @@ impl Handler<SimSet> for SimInstrumentActor {
     type Result = Result<f64, SimParamError>;
 
     fn handle(&mut self, msg: SimSet, _: &mut Self::Context) -> Self::Result {
-        let reached = self.params.set(&msg.param, msg.value)?;
-        self.signal.send_replace(self.params.signal().clone());
-        Ok(reached)
+        self.probe.set(&msg.param, msg.value)
     }
 }
 
@@ -120,7 +121,6 @@ impl Handler<SimReadNow> for SimInstrumentActor {
     type Result = MessageResult<SimReadNow>;
 
     fn handle(&mut self, _: SimReadNow, _: &mut Self::Context) -> Self::Result {
-        let now_ns = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0);
-        MessageResult(self.params.read_at(now_ns))
+        MessageResult(self.probe.read_now())
     }
 }

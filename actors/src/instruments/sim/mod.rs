@@ -6,9 +6,11 @@ mod actor;
 mod config;
 mod generator;
 mod params;
+mod probe;
 
 pub use acquisition::SimAcquisition;
 pub use actor::{SimInstrumentActor, SimReadNow, SimSet};
 pub use config::{Pace, Phase, Shape, SignalConfig, SimFault, SimFaultKind, SimInstrumentConfig};
 pub use generator::SimGenerator;
 pub use params::{SIM_SETTABLE, SimParamError, SimParams, SimReading};
+pub use probe::SimProbe;

@@ -78,14 +78,29 @@ impl SimParams {
     /// Every channel's value at wall-clock time `now_ns` (ns since the Unix epoch), with the
     /// noise of the row due then.
     pub fn read_at(&self, now_ns: i64) -> SimReading {
-        let t = (now_ns - self.probe.start_ns()).max(0) as f64 / 1e9;
-        let seq = (t * self.probe.rate_hz()).floor() as u64;
+        let (t, seq) = self.time_of(now_ns);
         SimReading {
             timestamp_ns: now_ns,
             values: (0..self.probe.channel_count())
                 .map(|c| self.probe.value_at(c, t, seq))
                 .collect(),
         }
+    }
+
+    /// As [`read_at`](Self::read_at), into `out` (one slot per channel, extra slots left
+    /// alone) without allocating; returns the number of channels.
+    pub fn read_into(&self, now_ns: i64, out: &mut [Option<f64>]) -> usize {
+        let (t, seq) = self.time_of(now_ns);
+        for (c, slot) in out.iter_mut().take(self.probe.channel_count()).enumerate() {
+            *slot = Some(self.probe.value_at(c, t, seq));
+        }
+        self.probe.channel_count()
+    }
+
+    /// Seconds since the stream's start, and the row due then (for its noise).
+    fn time_of(&self, now_ns: i64) -> (f64, u64) {
+        let t = (now_ns - self.probe.start_ns()).max(0) as f64 / 1e9;
+        (t, (t * self.probe.rate_hz()).floor() as u64)
     }
 }
 
