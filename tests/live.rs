@@ -234,6 +234,91 @@ fn requests_without_the_token_get_401_and_stop_via_the_api_saves_every_row() {
 }
 
 #[test]
+fn pause_and_resume_from_the_api_hold_a_scan_and_every_point_is_taken() {
+    let out = tempfile::tempdir().expect("tempdir");
+    let config = out.path().join("scan.toml");
+    std::fs::write(
+        &config,
+        r#"
+[experiment]
+name = "api-pause"
+
+[instruments.meter]
+type = "sim"
+rate_hz = 1000
+channels = ["v"]
+signal = { shape = "noise", noise = 0.01 }
+
+[plan]
+type = "scan"
+setpoint = "meter.offset"
+start = 0.0
+stop = 1.0
+steps = 400
+settle = "10ms"
+detectors = ["meter"]
+
+[sinks.store]
+type = "parquet"
+inputs = ["primary", "meter"]
+"#,
+    )
+    .expect("config written");
+    let output = out.path().join("runs").display().to_string();
+    let served = Served::start(&[
+        "run",
+        &config.display().to_string(),
+        "--serve",
+        "127.0.0.1:0",
+        "--quiet",
+        "--output",
+        &output,
+    ]);
+    let addr = served.addr.clone();
+    let plan = |addr: &str| get_json(addr, "/api/status")["plan"].clone();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while plan(&addr)["phase"] != "running" {
+        assert!(Instant::now() < deadline, "the scan never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (status, body) = http(&addr, "POST", "/api/pause", None);
+    assert_eq!(status, 202, "{body}");
+    while plan(&addr)["phase"] != "paused" {
+        assert!(Instant::now() < deadline, "the pause never took effect");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let s = get_json(&addr, "/api/status");
+    assert_eq!(s["paused"], true, "{s}");
+    let held = s["plan"]["points_done"].as_u64().expect("points done");
+    assert!(held < 400, "paused before the end: {held}");
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(
+        plan(&addr)["points_done"].as_u64(),
+        Some(held),
+        "no point taken while paused"
+    );
+    let (status, body) = http(&addr, "POST", "/api/resume", None);
+    assert_eq!(status, 202, "{body}");
+    let (code, _) = served.wait(Duration::from_secs(60));
+    assert_eq!(code, 0, "the scan completes");
+    let run = run_dir(&out.path().join("runs"));
+    let manifest = assert_every_row_saved(&run);
+    assert_eq!(manifest["status"], "completed");
+    assert_contiguous(&seqs(&read_stream(&run, "primary")), 400);
+    let pauses = manifest["interruptions"].as_array().expect("interruptions");
+    assert_eq!(pauses.len(), 1, "{pauses:?}");
+    assert_eq!(pauses[0]["kind"], "pause");
+    assert!(
+        pauses[0]["by"]
+            .as_str()
+            .is_some_and(|b| b.starts_with("web view")),
+        "{}",
+        pauses[0]
+    );
+    assert!(pauses[0]["seconds"].as_f64().is_some_and(|t| t >= 1.0));
+}
+
+#[test]
 fn api_streams_scope_at_1_mhz_returns_at_most_points_buckets_holding_a_single_sample_spike() {
     use ensemble::coordinator::{ReportSlot, StreamView};
     use ensemble::web::live::{LiveRun, LiveSource};

@@ -130,6 +130,13 @@ pub fn figure_of(
         .iter()
         .enumerate()
         .filter(|(_, f)| f.name() != TIMESTAMP_COLUMN && f.name() != SEQ_COLUMN)
+        // Values only: a plan's `resumed` flag and `repeat` number are not channels.
+        .filter(|(_, f)| {
+            matches!(
+                f.data_type(),
+                DataType::Float64 | DataType::FixedSizeList(..)
+            )
+        })
         .filter(|(_, f)| options.channels.is_empty() || options.channels.contains(f.name()))
         .map(|(i, _)| i)
         .collect();

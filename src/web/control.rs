@@ -52,19 +52,21 @@ pub trait ControlPort: Send + Sync + 'static {
 /// no points to pause between: they answer [`ControlError::Unsupported`], HTTP 409).
 impl ControlPort for RunControl {
     fn stop(&self) -> Result<(), ControlError> {
-        RunControl::stop(self, "http")
+        RunControl::stop(self, WEB_VIEW)
             .map(drop)
             .map_err(|_| ControlError::Ended)
     }
 
     fn pause(&self, now: bool) -> Result<(), ControlError> {
-        RunControl::pause(self, now, "http")
+        RunControl::pause(self, now, WEB_VIEW)
             .map(drop)
             .map_err(refused)
     }
 
     fn resume(&self) -> Result<(), ControlError> {
-        RunControl::resume(self, "http").map(drop).map_err(refused)
+        RunControl::resume(self, WEB_VIEW)
+            .map(drop)
+            .map_err(refused)
     }
 
     fn can_pause(&self) -> bool {
@@ -82,6 +84,9 @@ impl ControlPort for RunControl {
         serde_json::to_value(self.state()).unwrap_or(Value::Null)
     }
 }
+
+/// Who asked, as the run records it (`stop_reason`, `interruptions[].by`).
+const WEB_VIEW: &str = "web view";
 
 /// A refused pause or resume as the API reports it.
 fn refused(e: PlanControlError) -> ControlError {
@@ -127,7 +132,7 @@ mod tests {
             Err(ControlError::Unsupported(_))
         ));
         ControlPort::stop(&control).expect("a running run can stop");
-        assert_eq!(control.stop_asked().as_deref(), Some("http"));
+        assert_eq!(control.stop_asked().as_deref(), Some(WEB_VIEW));
     }
 
     #[test]

@@ -77,7 +77,8 @@ pub fn copy_run(from: &Path, to: &Path) {
     }
 }
 
-/// Every file under `dir` with its bytes, sorted by path: for "nothing changed" checks.
+/// Every file under `dir` with its bytes, sorted by path: for "nothing changed" checks. A
+/// socket (a killed run's `control.sock`) has no bytes to read; it is listed empty.
 pub fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     let mut files = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
@@ -87,6 +88,8 @@ pub fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
             if path.is_dir() {
                 files.push((path.clone(), Vec::new()));
                 stack.push(path);
+            } else if !path.is_file() {
+                files.push((path, Vec::new()));
             } else {
                 let bytes = std::fs::read(&path).expect("read file");
                 files.push((path, bytes));
