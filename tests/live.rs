@@ -2,6 +2,8 @@
 //! and `ensemble serve` over finished and killed runs.
 
 mod cdp;
+mod hostile;
+mod views;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -26,8 +28,7 @@ pub fn http(addr: &str, method: &str, path: &str, bearer: Option<&str>) -> (u16,
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Length: 0\r\nConnection: close\r\n\r\n"
     )
     .expect("request sent");
-    let mut raw = Vec::new();
-    let _ = stream.read_to_end(&mut raw);
+    let raw = read_response(&mut stream);
     let text = String::from_utf8_lossy(&raw).to_string();
     let status = text
         .split_whitespace()
@@ -39,6 +40,30 @@ pub fn http(addr: &str, method: &str, path: &str, bearer: Option<&str>) -> (u16,
         .map_or("", |(_, b)| b)
         .to_string();
     (status, body)
+}
+
+/// An HTTP response's bytes: up to `Content-Length` past the headers when it is given (some
+/// servers, Chromium's DevTools among them, keep the connection open after answering), else
+/// until the server closes.
+fn read_response(stream: &mut TcpStream) -> Vec<u8> {
+    let mut raw = Vec::new();
+    let mut chunk = [0u8; 16 * 1024];
+    loop {
+        if let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&raw[..end]).to_ascii_lowercase();
+            let length = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse::<usize>().ok());
+            if length.is_some_and(|n| raw.len() >= end + 4 + n) {
+                return raw;
+            }
+        }
+        match stream.read(&mut chunk) {
+            Ok(0) | Err(_) => return raw,
+            Ok(n) => raw.extend_from_slice(&chunk[..n]),
+        }
+    }
 }
 
 fn get_json(addr: &str, path: &str) -> Value {
@@ -487,8 +512,14 @@ fn clients_that_never_read_or_read_1_byte_per_second_do_not_grow_memory_or_slow_
         timeline.push(rss);
         peak = peak.max(rss);
     }
-    drop(never);
     eprintln!("RSS MiB from {start_rss}: {timeline:?}");
+    // The server cuts event streams whose writes made no progress for its stall timeout.
+    for mut s in never {
+        assert!(
+            hostile::closed_by_server(&mut s, Duration::from_secs(20)),
+            "a client that never reads is disconnected"
+        );
+    }
     // Everything the view may hold (its taps fill during these 30 s) plus what 9 stalled
     // connections hold (one event each, socket buffers): the view's budget and 16 MiB.
     let grown = peak.saturating_sub(start_rss);
