@@ -40,17 +40,11 @@ pub(super) fn closed_by_server(s: &mut TcpStream, within: Duration) -> bool {
 fn a_flood_of_idle_and_half_sent_connections_cannot_take_the_runs_descriptors() {
     let out = tempfile::tempdir().expect("tempdir");
     let output = out.path().display().to_string();
-    let served = Served::start(&[
-        "run",
+    let served = Served::run(
         &repo("configs/quickstart.toml"),
-        "--serve",
-        "127.0.0.1:0",
-        "--duration",
-        "25s",
-        "--quiet",
-        "--output",
         &output,
-    ]);
+        &["--duration", "25s"],
+    );
     let pid = served.child.id();
     let addr: SocketAddr = served.addr.parse().expect("address");
     assert_eq!(get_json(&served.addr, "/api/status")["mode"], "live");

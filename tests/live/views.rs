@@ -9,38 +9,8 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::cdp::{self, Browser};
-use super::{Served, assert_every_row_saved, get_json, repo, run_dir};
-use crate::util::{assert_contiguous, ensemble_bin, external_available, read_stream, seqs};
-
-/// A scan of `steps` points over one simulated meter, `settle` apart.
-fn scan_config(name: &str, steps: u32, settle: &str) -> String {
-    format!(
-        r#"
-[experiment]
-name = "{name}"
-
-[instruments.meter]
-type = "sim"
-rate_hz = 1000
-channels = ["v"]
-unit = "V"
-signal = {{ shape = "noise", noise = 0.01 }}
-
-[plan]
-type = "scan"
-setpoint = "meter.offset"
-start = 0.0
-stop = 1.0
-steps = {steps}
-settle = "{settle}"
-detectors = ["meter"]
-
-[sinks.store]
-type = "parquet"
-inputs = ["primary", "meter"]
-"#
-    )
-}
+use super::{Served, assert_scan_completed_after_one_web_pause, get_json, repo, scan_config};
+use crate::util::{ensemble_bin, external_available};
 
 /// The plot element of `stream` has drawn at least `points` points of `kind` with ink on its
 /// canvas (a JavaScript expression for [`Browser::wait_for`]).
@@ -77,15 +47,7 @@ fn a_live_scan_is_drawn_point_by_point_and_the_pause_and_resume_buttons_hold_it(
     let config = out.path().join("scan.toml");
     std::fs::write(&config, scan_config("browser-pause", 400, "30ms")).expect("config");
     let output = out.path().join("runs").display().to_string();
-    let served = Served::start(&[
-        "run",
-        &config.display().to_string(),
-        "--serve",
-        "127.0.0.1:0",
-        "--quiet",
-        "--output",
-        &output,
-    ]);
+    let served = Served::run(&config.display().to_string(), &output, &[]);
     let mut browser = Browser::open(&format!("http://{}/", served.addr));
     assert!(
         browser.wait_for(&plotted("primary", "scan", 5), Duration::from_secs(30)),
@@ -131,21 +93,9 @@ fn a_live_scan_is_drawn_point_by_point_and_the_pause_and_resume_buttons_hold_it(
     browser.eval("document.getElementById('resume').click(), true");
     let (code, _) = served.wait(Duration::from_secs(60));
     assert_eq!(code, 0, "the scan completes after the resume");
-    let run = run_dir(&out.path().join("runs"));
-    let manifest = assert_every_row_saved(&run);
-    assert_eq!(manifest["status"], "completed");
-    assert_contiguous(&seqs(&read_stream(&run, "primary")), 400);
-    let pauses = manifest["interruptions"].as_array().expect("interruptions");
-    assert_eq!(pauses.len(), 1, "{pauses:?}");
-    assert!(
-        pauses[0]["by"]
-            .as_str()
-            .is_some_and(|b| b.starts_with("web view")),
-        "{}",
-        pauses[0]
-    );
+    let pause = assert_scan_completed_after_one_web_pause(&out.path().join("runs"), 400);
     assert_eq!(
-        pauses[0]["resumed_by"]
+        pause["resumed_by"]
             .as_str()
             .map(|b| b.starts_with("web view")),
         Some(true)
@@ -164,12 +114,7 @@ fn serve_lists_finished_runs_and_draws_a_spectrum_a_scan_and_a_single_run_direct
     std::fs::write(&scan, scan_config("finished-scan", 21, "0ms")).expect("config");
     record(&scan, &runs);
 
-    let served = Served::start(&[
-        "serve",
-        &runs.display().to_string(),
-        "--listen",
-        "127.0.0.1:0",
-    ]);
+    let served = Served::files(&runs);
     let listed = get_json(&served.addr, "/api/status");
     assert_eq!(listed["mode"], "runs");
     let id_of = |experiment: &str| -> String {
@@ -266,12 +211,7 @@ fn serve_lists_finished_runs_and_draws_a_spectrum_a_scan_and_a_single_run_direct
 
     // One run directory on its own: its plots at once, no list.
     let dir = runs.join(&spectrum_run);
-    let single = Served::start(&[
-        "serve",
-        &dir.display().to_string(),
-        "--listen",
-        "127.0.0.1:0",
-    ]);
+    let single = Served::files(&dir);
     let s = get_json(&single.addr, "/api/status");
     assert_eq!(s["mode"], "files");
     assert_eq!(s["status"], "completed");
