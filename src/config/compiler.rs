@@ -87,7 +87,7 @@ pub(crate) fn compile(
     }
     if let (Some(Plan::Points(points)), Some(refs)) = (&plan, &plan_refs) {
         let names: Vec<String> = raw.instruments.iter().map(|s| s.name.clone()).collect();
-        super::plan::check_refs(points, refs, &instruments, &names, d);
+        super::plan_checks::check_refs(points, refs, &instruments, &names, d);
     }
     if let (Some(Plan::Points(_)), Some(section)) = (&plan, &raw.plan) {
         // The plan's rows form the `primary` stream, which sinks may take as an input.
