@@ -153,8 +153,8 @@ pub(crate) fn compile(
         sinks.extend(spec);
     }
     graph::check(&nodes, |offset| line_col(text, offset), d);
-    let schemas = super::stages::source_schemas(&instruments, plan.as_ref());
-    let stages = super::stages::resolve(pending_stages, &raw.stages, schemas, d);
+    let schemas = super::stage_resolve::source_schemas(&instruments, plan.as_ref());
+    let stages = super::stage_resolve::resolve(pending_stages, &raw.stages, schemas, d);
 
     let header = header?;
     let plan = plan?;

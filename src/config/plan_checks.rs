@@ -102,10 +102,7 @@ fn stream_channels(instruments: &[InstrumentSpec], name: &str) -> Option<Vec<Str
     instruments
         .iter()
         .find(|i| i.name == name)
-        .map(|i| match &i.kind {
-            InstrumentKind::Sim(c) => c.channels.clone(),
-            InstrumentKind::Scpi(c) => c.read.iter().map(|r| r.channel.clone()).collect(),
-        })
+        .map(|i| i.kind.channels().into_iter().map(|c| c.name).collect())
 }
 
 /// Suspenders' channels, an adaptive scan's target, and a rel_scan's setpoint (which must be
