@@ -2,6 +2,7 @@
 
 use std::path::Path;
 
+use ensemble_actors::batch::schema_rate_hz;
 use ensemble_actors::instruments::sim::{SimFault, SimFaultKind};
 
 use crate::config::{StageKind, compile, compile_with};
@@ -58,6 +59,44 @@ inputs = ["summary", "dmm"]
         "{summary}"
     );
     assert!(summary.contains("window 50ms"), "{summary}");
+}
+
+#[test]
+fn a_compiled_stage_carries_its_resolved_input_and_output_schema() {
+    let text = format!(
+        r#"{HEAD}
+[stages.summary]
+type = "stats"
+inputs = ["slow"]
+window = "50ms"
+
+[stages.slow]
+type = "decimate"
+inputs = ["dmm.b"]
+factor = 4
+
+[sinks.store]
+type = "parquet"
+inputs = ["summary"]
+"#
+    );
+    let e = compile(Path::new("t.toml"), &text).expect("compiles");
+    let slow = &e.stages[0];
+    assert_eq!(slow.input.stream, "dmm");
+    assert_eq!(slow.input.rate_hz, 1000.0);
+    assert_eq!(slow.input.channels.len(), 1);
+    let columns: Vec<&str> = slow
+        .schema
+        .fields()
+        .iter()
+        .map(|f| f.name().as_str())
+        .collect();
+    assert_eq!(columns, ["timestamp", "seq", "b"]);
+    assert_eq!(schema_rate_hz(&slow.schema), Some(250.0));
+    // The stage downstream was resolved against the schema the first one produces.
+    let summary = &e.stages[1];
+    assert_eq!(summary.input.stream, "slow");
+    assert_eq!(summary.input.rate_hz, 250.0);
 }
 
 #[test]
