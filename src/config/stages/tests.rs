@@ -19,17 +19,8 @@ channels = ["a", "b"]
 unit = "mV"
 "#;
 
-fn errors(stages: &str) -> String {
-    match compile(Path::new("t.toml"), &format!("{HEAD}{stages}")) {
-        Ok(_) => panic!("compiles:\n{stages}"),
-        Err(e) => e.to_string(),
-    }
-}
-
-#[test]
-fn stages_compile_in_topological_order_and_show_in_the_summary() {
-    let text = format!(
-        r#"{HEAD}
+/// Two stages in a chain, written downstream first: `dmm.b` → `slow` → `summary`.
+const CHAIN: &str = r#"
 [stages.summary]
 type = "stats"
 inputs = ["slow"]
@@ -43,9 +34,18 @@ factor = 4
 [sinks.store]
 type = "parquet"
 inputs = ["summary", "dmm"]
-"#
-    );
-    let e = compile(Path::new("t.toml"), &text).expect("compiles");
+"#;
+
+fn errors(stages: &str) -> String {
+    match compile(Path::new("t.toml"), &format!("{HEAD}{stages}")) {
+        Ok(_) => panic!("compiles:\n{stages}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn stages_compile_in_topological_order_and_show_in_the_summary() {
+    let e = compile(Path::new("t.toml"), &format!("{HEAD}{CHAIN}")).expect("compiles");
     let names: Vec<&str> = e.stages.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(names, ["slow", "summary"]);
     assert_eq!(e.stages[0].selection.stream, "dmm");
@@ -63,24 +63,7 @@ inputs = ["summary", "dmm"]
 
 #[test]
 fn a_compiled_stage_carries_its_resolved_input_and_output_schema() {
-    let text = format!(
-        r#"{HEAD}
-[stages.summary]
-type = "stats"
-inputs = ["slow"]
-window = "50ms"
-
-[stages.slow]
-type = "decimate"
-inputs = ["dmm.b"]
-factor = 4
-
-[sinks.store]
-type = "parquet"
-inputs = ["summary"]
-"#
-    );
-    let e = compile(Path::new("t.toml"), &text).expect("compiles");
+    let e = compile(Path::new("t.toml"), &format!("{HEAD}{CHAIN}")).expect("compiles");
     let slow = &e.stages[0];
     assert_eq!(slow.input.stream, "dmm");
     assert_eq!(slow.input.rate_hz, 1000.0);
