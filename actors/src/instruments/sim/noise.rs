@@ -1,8 +1,10 @@
 //! The simulator's Gaussian noise: a value for every `(seed, channel, seq)`, cheap enough that
 //! making rows costs a small fraction of writing them.
 //!
-//! Drawing a fresh normal variate per sample (a hash and a ziggurat step) cost about 4 ns a
-//! value, a fifth of the whole pipeline's CPU at `pace = "max"` (BENCHMARKS.md, issue 16).
+//! Drawing a fresh normal variate per sample (a hash and a ziggurat step) made the generator
+//! about a fifth of the whole pipeline's CPU at `pace = "max"` (BENCHMARKS.md, section 1:
+//! `SimGenerator::generate` 20–24% of `perf` samples); with this table it is 9.7% of the samples
+//! and 54 instructions per 4-channel row (BENCHMARKS.md, issue 16).
 //! Instead, the noise of a block of [`BLOCK`] rows is read from one process-wide table of
 //! [`TABLE`] standard normal draws, at an offset and with a sign hashed from `(seed, channel,
 //! block)`: a contiguous read that vectorizes, one hash per block.
