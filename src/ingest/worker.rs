@@ -15,7 +15,8 @@ use ensemble_actors::sinks::parquet::ParquetSinkConfig;
 use futures::StreamExt;
 use tokio::sync::{mpsc, oneshot};
 
-use super::store::{Outcome, Store, StoreError};
+use super::error::StoreError;
+use super::store::{Outcome, Store};
 
 /// How `ensemble ingest` runs.
 #[derive(Debug, Clone)]
