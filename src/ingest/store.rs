@@ -31,7 +31,7 @@ use std::path::{Path, PathBuf};
 use ensemble_actors::batch::DataBatch;
 use ensemble_actors::control::PartFile;
 use ensemble_actors::sinks::nats::codec::{
-    BatchMessage, ControlKind, Incoming, RunEnd, decode_message, schema_fingerprint,
+    BatchMessage, ControlKind, Incoming, RunEnd, decode_message,
 };
 use ensemble_actors::sinks::parquet::{
     ParquetSinkConfig, PartSettings, Rotation, StreamPartWriter, file_metadata,
@@ -126,7 +126,7 @@ impl Store {
         &mut self,
         subject: &str,
         headers: Option<&async_nats::HeaderMap>,
-        payload: &[u8],
+        payload: bytes::Bytes,
     ) -> Result<Outcome, StoreError> {
         match decode_message(subject, headers, payload) {
             Ok(Incoming::Batch(b)) => self.write(b),
@@ -176,14 +176,21 @@ impl Store {
                 meta.run_id, meta.stream
             )));
         }
-        if schema_fingerprint(&message.batch.schema()) != stream.fingerprint {
+        // `decode_message` checked that the header's fingerprint is the batches' own.
+        if meta.schema != stream.fingerprint {
             return Ok(Outcome::Rejected(format!(
                 "{}/{} seq {start}: its schema differs from the stream's",
                 meta.run_id, meta.stream
             )));
         }
-        let batch = DataBatch::new(meta.stream.as_str().into(), start, message.batch);
-        stream.writer.write(&batch)?;
+        let mut seq = start;
+        for batch in message.batches {
+            let rows = batch.num_rows() as u64;
+            stream
+                .writer
+                .write(&DataBatch::new(meta.stream.as_str().into(), seq, batch))?;
+            seq += rows;
+        }
         stream.report.seq.insert(start, end);
         stream.dirty = true;
         run.dirty = true;
@@ -359,7 +366,7 @@ fn open_stream(
         run_dir,
         PathBuf::from(&meta.stream),
         meta.stream.as_str().into(),
-        first.batch.schema(),
+        first.batches[0].schema(),
         settings,
     )?
     .with_part_names(prefix, next_part);
@@ -368,7 +375,7 @@ fn open_stream(
     }
     Ok(StreamState {
         writer,
-        fingerprint: schema_fingerprint(&first.batch.schema()),
+        fingerprint: meta.schema.clone(),
         report: WorkerStream {
             rows,
             seq,
@@ -402,9 +409,11 @@ mod tests {
     use crate::ingest::check::check_run;
     use ensemble_actors::instruments::sim::{SimGenerator, SimInstrumentConfig};
     use ensemble_actors::sinks::nats::IpcCompression;
-    use ensemble_actors::sinks::nats::codec::{BatchMeta, batch_headers, encode_batch};
+    use ensemble_actors::sinks::nats::codec::{
+        BatchMeta, batch_headers, encode_batch, schema_fingerprint,
+    };
 
-    fn message(g: &mut SimGenerator, rows: usize) -> (async_nats::HeaderMap, Vec<u8>) {
+    fn message(g: &mut SimGenerator, rows: usize) -> (async_nats::HeaderMap, bytes::Bytes) {
         let first_seq = g.next_seq();
         let batch = g.generate(rows);
         let meta = BatchMeta {
@@ -418,7 +427,9 @@ mod tests {
         };
         (
             batch_headers(&meta),
-            encode_batch(&batch, IpcCompression::None).expect("encode"),
+            encode_batch(&batch, IpcCompression::None)
+                .expect("encode")
+                .into(),
         )
     }
 
@@ -436,20 +447,22 @@ mod tests {
         let mut store = Store::new(dir.path(), "w1", ParquetSinkConfig::default()).expect("store");
         for (h, p) in &msgs[..2] {
             assert_eq!(
-                store.handle("ensemble.r1.daq", Some(h), p).expect("write"),
+                store
+                    .handle("ensemble.r1.daq", Some(h), p.clone())
+                    .expect("write"),
                 Outcome::Stored
             );
         }
         assert_eq!(
             store
-                .handle("ensemble.r1.daq", Some(&msgs[0].0), &msgs[0].1)
+                .handle("ensemble.r1.daq", Some(&msgs[0].0), msgs[0].1.clone())
                 .expect("write"),
             Outcome::Duplicate
         );
         store.commit().expect("commit");
         // An unacknowledged message in an open part, then the worker dies.
         store
-            .handle("ensemble.r1.daq", Some(&msgs[2].0), &msgs[2].1)
+            .handle("ensemble.r1.daq", Some(&msgs[2].0), msgs[2].1.clone())
             .expect("write");
         drop(store);
         let stream_dir = dir.path().join("r1/daq");
@@ -457,7 +470,9 @@ mod tests {
 
         let mut store = Store::new(dir.path(), "w1", ParquetSinkConfig::default()).expect("store");
         for (h, p) in &msgs {
-            store.handle("ensemble.r1.daq", Some(h), p).expect("write");
+            store
+                .handle("ensemble.r1.daq", Some(h), p.clone())
+                .expect("write");
         }
         store.commit().expect("commit");
         assert!(!stream_dir.join("part-w1-000001.parquet.partial").exists());
@@ -492,7 +507,11 @@ mod tests {
         let mut store = Store::new(dir.path(), "w", ParquetSinkConfig::default()).expect("store");
         let (h, _) = message(&mut sim(), 5);
         let outcome = store
-            .handle("ensemble.r1.daq", Some(&h), b"garbage")
+            .handle(
+                "ensemble.r1.daq",
+                Some(&h),
+                bytes::Bytes::from_static(b"garbage"),
+            )
             .expect("no io error");
         assert!(matches!(outcome, Outcome::Rejected(_)), "{outcome:?}");
     }

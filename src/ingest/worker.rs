@@ -141,7 +141,7 @@ fn writer_thread(mut store: Store, mut rx: mpsc::Receiver<Cmd>) {
                 if failed.is_some() {
                     continue;
                 }
-                let result = store.handle(&subject, headers.as_ref(), &payload);
+                let result = store.handle(&subject, headers.as_ref(), payload);
                 match (result, reply) {
                     (r, Some(reply)) => {
                         let _ = reply.send(r);
