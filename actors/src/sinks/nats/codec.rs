@@ -431,7 +431,7 @@ mod tests {
             else {
                 panic!("a batch");
             };
-            assert_eq!(m.batches, [b.clone()]);
+            assert_eq!(m.batches, std::slice::from_ref(&b));
             assert_eq!(
                 m.batches[0].schema(),
                 b.schema(),

@@ -496,8 +496,12 @@ mod tests {
         let whole = encode_batch(&batch, IpcCompression::None)
             .expect("encode")
             .len();
-        let pieces =
-            split_encode(&[batch.clone()], IpcCompression::None, whole / 3).expect("split");
+        let pieces = split_encode(
+            std::slice::from_ref(&batch),
+            IpcCompression::None,
+            whole / 3,
+        )
+        .expect("split");
         assert!(pieces.len() >= 3, "{} pieces", pieces.len());
         let mut next = 0;
         for (offset, rows, payload) in &pieces {
