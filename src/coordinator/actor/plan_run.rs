@@ -1,5 +1,4 @@
-//! The coordinator's side of plans: the stream plan's timer, the point plan's executor, and
-//! starting SCPI instruments (whose session reports go to the manifest).
+//! The coordinator's side of plans: the stream plan's timer and the point plan's executor.
 //!
 //! A stream plan whose instruments all have a row limit ends when the last one finishes; one
 //! with an instrument that has none (SCPI) also gets a timer that stops the run with status
@@ -13,16 +12,12 @@
 //! links `wiring` planned into it.
 
 use actix::prelude::*;
-use ensemble_actors::control::{ComponentExited, ExitOutcome, Stop, Terminate};
-use ensemble_actors::instruments::scpi::{ScpiActor, ScpiInstrumentConfig};
-use ensemble_actors::outputs::Outputs;
 use tokio::sync::watch;
 
 use super::{Coordinator, StopReason};
 use crate::config::Plan;
-use crate::coordinator::wiring::ReportSlot;
 use crate::plan::{
-    Driver, Drivers, PRIMARY_STREAM, PlanExecutor, PrimaryLayout, SUSPEND_CONSUMER, Watcher,
+    Drivers, PRIMARY_STREAM, PlanExecutor, PrimaryLayout, SUSPEND_CONSUMER, Watcher,
 };
 
 /// What the coordinator keeps for a plan.
@@ -58,51 +53,18 @@ impl PlanState {
     }
 }
 
-/// Starts an SCPI instrument: its report follows into `report`, its address into `drivers`.
-/// A config the actor refuses (cannot happen after compiling) is reported as the instrument's
-/// failure, and `None` returned.
-pub(super) fn start_scpi(
-    name: &str,
-    config: &ScpiInstrumentConfig,
-    outputs: Outputs,
-    report: &ReportSlot,
-    drivers: &Drivers,
-    coordinator: Recipient<ComponentExited>,
-) -> Option<(Recipient<Stop>, Recipient<Terminate>)> {
-    match ScpiActor::new(
-        name.to_string(),
-        config.clone(),
-        outputs,
-        coordinator.clone(),
-    ) {
-        Ok(actor) => {
-            report.set_scpi(actor.report());
-            let addr = actor.start();
-            drivers.insert(name, Driver::Scpi(addr.clone()));
-            Some((addr.clone().recipient(), addr.recipient()))
-        }
-        Err(e) => {
-            coordinator.do_send(ComponentExited {
-                component: name.to_string(),
-                outcome: ExitOutcome::Failed(e.to_string()),
-            });
-            None
-        }
-    }
-}
-
 impl Coordinator {
     /// Starts the plan's own part once every component runs: the stream plan's timer or the
     /// point plan's executor.
     pub(super) fn start_plan(&mut self, ctx: &mut Context<Self>) {
-        if self.outcome.is_none() || self.stopping.is_some() {
+        if self.supervisor.is_finished() || self.supervisor.stopping().is_some() {
             return;
         }
         match &self.experiment.plan {
             Plan::Stream => {
                 if self.streams.iter().any(|s| s.expected_rows.is_none()) {
                     ctx.run_later(self.experiment.duration, |act, ctx| {
-                        if act.stopping.is_none() {
+                        if act.supervisor.stopping().is_none() {
                             act.begin_stop(StopReason::PlanEnded, ctx);
                         }
                     });
