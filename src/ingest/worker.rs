@@ -44,6 +44,9 @@ pub struct IngestOptions {
     pub parquet: ParquetSinkConfig,
     /// Credentials and TLS: files and environment variable names, as the sink's `security`.
     pub security: NatsSecurity,
+    /// Create the streams with this many replicas when they do not exist (and refuse to start
+    /// when they exist with another number); `None`: wait for a sink to create them.
+    pub replicas: Option<usize>,
 }
 
 impl IngestOptions {
@@ -61,6 +64,7 @@ impl IngestOptions {
             ack_wait: Duration::from_secs(30),
             parquet: ParquetSinkConfig::default(),
             security: NatsSecurity::default(),
+            replicas: None,
         }
     }
 }
@@ -90,6 +94,9 @@ pub enum IngestError {
     /// The options are not usable.
     #[error("invalid option: {0}")]
     Options(String),
+    /// `--replicas`: the streams could not be created, or exist with other replicas.
+    #[error(transparent)]
+    Streams(#[from] super::streams::StreamsError),
 }
 
 /// What a worker did before it stopped.
@@ -112,6 +119,11 @@ const CONTROL_PULL_EXPIRES: Duration = Duration::from_secs(4);
 
 /// Most bytes one pull request asks for.
 const PULL_BYTES: usize = 8 * 1024 * 1024;
+
+/// A worker commits this long after the last data message when no other arrived meanwhile
+/// (at most the commit interval): rows of a stream that pauses or ends become durable (and
+/// their messages acknowledged) without waiting for the next tick.
+const IDLE_COMMIT: Duration = Duration::from_millis(50);
 
 enum Cmd {
     Handle {
@@ -189,6 +201,11 @@ pub async fn run(
             "commit messages must be at least 1".into(),
         ));
     }
+    if let Some(r) = options.replicas.filter(|r| !(1..=5).contains(r)) {
+        return Err(IngestError::Options(format!(
+            "replicas must be 1 to 5, got {r}"
+        )));
+    }
     if options.worker.is_empty() || options.worker.contains(['/', '\\']) {
         return Err(IngestError::Options(format!(
             "worker name `{}` must be a plain file name",
@@ -243,6 +260,12 @@ impl Worker {
         };
         let js = jetstream::new(client);
         let control_name = control_stream_name(&o.stream);
+        if let Some(replicas) = o.replicas {
+            tokio::select! {
+                made = super::streams::create_streams(&js, &o.stream, &o.subject_prefix, replicas) => made?,
+                () = &mut shutdown => return Ok(()),
+            }
+        }
         let mut logged = false;
         let (data, control) = loop {
             let found = async {
@@ -287,6 +310,8 @@ impl Worker {
         tracing::info!(worker = %o.worker, durable = %o.durable, stream = %o.stream, "Ingesting.");
         let mut tick = tokio::time::interval(o.commit_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let idle = IDLE_COMMIT.min(o.commit_interval);
+        let mut last_data = tokio::time::Instant::now();
         loop {
             tokio::select! {
                 biased;
@@ -312,6 +337,7 @@ impl Worker {
                 },
                 m = data_msgs.next() => match m {
                     Some(Ok(m)) => {
+                        last_data = tokio::time::Instant::now();
                         self.data(m).await?;
                         if self.pending.len() >= o.commit_messages {
                             self.commit().await?;
@@ -323,6 +349,9 @@ impl Worker {
                         data_msgs = data_stream(&consumer, &o).await?;
                     }
                 },
+                () = tokio::time::sleep_until(last_data + idle), if !self.pending.is_empty() => {
+                    self.commit().await?;
+                }
                 _ = tick.tick() => {
                     self.commit().await?;
                     if control_msgs.is_none() {
