@@ -3,6 +3,7 @@
     cargo build --release
     python3 scripts/bench_nats_path.py [--rows 2000000] [--repeat 3] [--work DIR]
                                        [--compare OTHER_ENSEMBLE_BINARY] [--skip-r3]
+                                       [--max-payload 8MB]
 
 One stream of ROWS rows (`timestamp, seq` + 4 x Float64, sim `pace = "max"`, batches of
 8,192 rows), zstd-1 Parquet, everything on loopback. Each repetition measures, in this order:
@@ -116,7 +117,7 @@ class Proc:
 class Servers:
     """One JetStream server, or a cluster of three routed on loopback."""
 
-    def __init__(self, work, nodes):
+    def __init__(self, work, nodes, max_payload=None):
         self.procs = []
         self.ports = []
         ports = free_ports(3 * nodes)
@@ -127,6 +128,11 @@ class Servers:
                 "nats-server", "-js", "-a", "127.0.0.1", "-p", str(client[i]),
                 "-m", str(monitor[i]), "-sd", os.path.join(work, f"n{i}"), "-n", f"n{i}",
             ]
+            if max_payload:
+                conf = os.path.join(work, "payload.conf")
+                with open(conf, "w") as f:
+                    f.write(f"max_payload: {max_payload}\n")
+                cmd += ["-c", conf]
             if nodes > 1:
                 cmd += ["--cluster_name", "bench", "--cluster",
                         f"nats://127.0.0.1:{route[i]}", "--routes", routes]
@@ -237,10 +243,10 @@ def wait_ingested(run_dir, rows, start, timeout=600):
     return time.monotonic() - start
 
 
-def end_to_end(exe, work, tag, nodes, workers, rows):
+def end_to_end(exe, work, tag, nodes, workers, rows, max_payload):
     """Returns (wall to ingested, wall of the run, cpu per kind) for one configuration."""
     d = tempfile.mkdtemp(prefix=f"{tag}-r{nodes}w{workers}-", dir=work)
-    servers = Servers(d, nodes)
+    servers = Servers(d, nodes, max_payload)
     url = servers.url
     replicas = 3 if nodes == 3 else 1
     # Warm-up: the sink creates the streams; ingest then finds them at once.
@@ -283,13 +289,13 @@ def local(exe, work, tag, rows):
     return {"wall": wall, "publish": wall, "cpu": {"run": cpu}}
 
 
-def one_repetition(exe, work, tag, rows, skip_r3):
+def one_repetition(exe, work, tag, rows, skip_r3, max_payload):
     figures = {"local": local(exe, work, tag, rows)}
-    figures["R1 1w"], drains = end_to_end(exe, work, tag, 1, 1, rows)
+    figures["R1 1w"], drains = end_to_end(exe, work, tag, 1, 1, rows, max_payload)
     figures["drain 1w"], figures["drain 2w"] = drains[1], drains[2]
-    figures["R1 2w"], _ = end_to_end(exe, work, tag, 1, 2, rows)
+    figures["R1 2w"], _ = end_to_end(exe, work, tag, 1, 2, rows, max_payload)
     if not skip_r3:
-        figures["R3 1w"], _ = end_to_end(exe, work, tag, 3, 1, rows)
+        figures["R3 1w"], _ = end_to_end(exe, work, tag, 3, 1, rows, max_payload)
     return figures
 
 
@@ -300,6 +306,8 @@ def main():
     ap.add_argument("--work", default=None, help="scratch directory (default: a temp dir)")
     ap.add_argument("--compare", default=None, help="a second ensemble binary to measure too")
     ap.add_argument("--skip-r3", action="store_true")
+    ap.add_argument("--max-payload", default=None,
+                    help="servers' max_payload (e.g. 8MB; default: nats-server's, 1 MB)")
     args = ap.parse_args()
     if shutil.which("nats-server") is None:
         sys.exit("nats-server is not in PATH")
@@ -310,12 +318,12 @@ def main():
     os.makedirs(work, exist_ok=True)
     rows = args.rows
     print(f"rows: {rows} (timestamp, seq, 4 x f64; batches of {ROWS_PER_BATCH}); "
-          f"binaries: {exes}", flush=True)
+          f"max_payload: {args.max_payload or 'default'}; binaries: {exes}", flush=True)
     results = {tag: [] for tag in exes}
     for rep in range(args.repeat):
         for tag, exe in exes.items():
             before = load()
-            figures = one_repetition(exe, work, tag, rows, args.skip_r3)
+            figures = one_repetition(exe, work, tag, rows, args.skip_r3, args.max_payload)
             results[tag].append(figures)
             print(f"repetition {rep + 1} [{tag}] load {before:.2f} -> {load():.2f}", flush=True)
             for name, f in figures.items():
