@@ -9,6 +9,7 @@
 //! - `connection`: connect, make sure the JetStream streams exist.
 //! - `publisher`: the plain async publishing logic: batches to messages, in order per stream,
 //!   staging, counting.
+//! - `pending`: a message waiting for its acknowledgement.
 //! - `window`: the window of unacknowledged messages: acknowledgements, re-sending, giving up.
 //! - `task`: the publisher as a tokio task behind a handle.
 //! - `actor`: the thin actix shell.
@@ -18,6 +19,7 @@ pub mod codec;
 mod config;
 mod connection;
 mod error;
+mod pending;
 mod publisher;
 mod security;
 mod task;

@@ -41,7 +41,7 @@ use super::codec::{
 };
 use super::config::NatsSinkConfig;
 use super::error::NatsSinkError;
-use super::window::Pending;
+use super::pending::Pending;
 use crate::batch::{DataBatch, StreamId};
 use crate::control::{SinkReport, StreamWriteReport};
 use crate::sinks::SinkInput;

@@ -4,33 +4,15 @@
 //! that it arrives.
 
 use std::future::{Future, IntoFuture};
-use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
-use async_nats::HeaderMap;
 use async_nats::jetstream::context::{PublishError, PublishErrorKind};
-use async_nats::jetstream::publish::PublishAck;
-use bytes::Bytes;
 
 use super::connection::BACKOFF;
 use super::error::NatsSinkError;
+use super::pending::{AckFuture, Pending};
 use super::publisher::Publisher;
-
-pub(super) type AckFuture = Pin<Box<dyn Future<Output = Result<PublishAck, PublishError>> + Send>>;
-
-/// A message waiting for its acknowledgement (or for a re-send).
-pub(super) struct Pending {
-    /// Index of the stream in `streams`, or `None` for a control message.
-    pub(super) stream: Option<usize>,
-    pub(super) subject: String,
-    pub(super) headers: HeaderMap,
-    pub(super) payload: Bytes,
-    pub(super) first_seq: u64,
-    pub(super) rows: u64,
-    /// Behind a mutex only so that `Pending` is `Sync` (the future itself is `Send` only).
-    pub(super) ack: Option<std::sync::Mutex<AckFuture>>,
-}
 
 impl Publisher {
     /// Sends `pending` once the window has room; a failed send (disconnected client) leaves it
