@@ -180,6 +180,11 @@ pub struct IngestArgs {
     /// How long JetStream waits for an acknowledgement before delivering a message again.
     #[arg(long, value_parser = parse_duration, default_value = "30s")]
     pub ack_wait: Duration,
+    /// Create the JetStream streams with this many replicas (1 to 5) when they do not exist;
+    /// an existing stream with another number is an error. Without it, ingest waits for a
+    /// `nats` sink to create them.
+    #[arg(long)]
+    pub replicas: Option<usize>,
     /// Compression of the Parquet parts: zstd, snappy or none.
     #[arg(long, default_value = "zstd")]
     pub compression: String,

@@ -364,6 +364,7 @@ fn ingest(args: ensemble::cli::IngestArgs) -> ExitCode {
     options.commit_interval = args.commit_interval;
     options.commit_messages = args.commit_messages;
     options.ack_wait = args.ack_wait;
+    options.replicas = args.replicas;
     options.parquet.compression = compression;
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -280,6 +280,49 @@ fn issue_15_no_quorum_for_10s_lossless_pushes_back_and_best_effort_counts_drops(
     w2.stop();
 }
 
+/// `ensemble ingest --replicas 3` creates both streams on the cluster before any run; a run
+/// whose sink asks for the same finds them and every row arrives; a worker asking for another
+/// number of replicas refuses to start and says why.
+#[test]
+fn issue_15_ingest_creates_replicated_streams_and_refuses_other_replicas() {
+    let Some(cluster) = NatsCluster::start() else {
+        return;
+    };
+    let out = tempfile::tempdir().expect("tempdir");
+    let ingest_out = out.path().join("ingested");
+    let mut options = ingest_for(&cluster.url(), "MADE", &ingest_out, "w1");
+    options.replicas = Some(3);
+    let worker = Worker::start(options);
+    cluster.leader("MADE", Duration::from_secs(30));
+    for stream in ["MADE", "MADE_CONTROL"] {
+        let info = cluster.stream_info(stream).expect("stream info");
+        assert_eq!(info["config"]["num_replicas"], 3, "{stream}: {info}");
+    }
+    let text = experiment_text(&cluster.url(), "MADE", 2, "10s", "");
+    let report = run(experiment(&text, &out.path().join("runs")));
+    assert_every_row_once_in_order(&report, &ingest_out, 2 * RATE);
+    assert_eq!(worker.stop().rejected, 0);
+
+    let mut other = ingest_for(&cluster.url(), "MADE", &ingest_out, "w2");
+    other.replicas = Some(1);
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let result = rt.block_on(async {
+        tokio::time::timeout(
+            Duration::from_secs(60),
+            ensemble::ingest::run(other, std::future::pending()),
+        )
+        .await
+    });
+    let err = result
+        .expect("gives up at once")
+        .expect_err("other replicas");
+    let text = err.to_string();
+    assert!(
+        text.contains("`MADE`") && text.contains("3 replica") && text.contains("asks for 1"),
+        "{text}"
+    );
+}
+
 /// Loopback throughput in one run: the same experiment through the local Parquet sink, then
 /// through a `nats` sink to one server (R1) and to the three-node cluster (R3), each until one
 /// ingest worker holds every row; then the R1 stream drained again by one worker and by two

@@ -321,6 +321,10 @@ fn issue_7_two_workers_share_one_durable_and_write_every_row_once() {
     let mut b = ingest_options(&server.url(), "TWO", &ingest_out, "w2");
     a.commit_messages = 10;
     b.commit_messages = 10;
+    // A message redelivered to the other worker (its ack wait passed on a loaded machine)
+    // would be written by both: this test is about sharing, not redelivery.
+    a.ack_wait = Duration::from_secs(20);
+    b.ack_wait = Duration::from_secs(20);
     let (wa, wb) = (Worker::start(a), Worker::start(b));
     let report = run(experiment(
         &experiment_text(&server.url(), "TWO", 10_000, "2s", "realtime"),

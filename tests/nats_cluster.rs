@@ -276,6 +276,12 @@ impl NatsCluster {
     }
 
     fn ask_leader(&self, stream: &str) -> Option<String> {
+        let info = self.stream_info(stream)?;
+        info["cluster"]["leader"].as_str().map(str::to_string)
+    }
+
+    /// The answer of `$JS.API.STREAM.INFO.<stream>` from a running node, if it gave one.
+    pub fn stream_info(&self, stream: &str) -> Option<serde_json::Value> {
         let node = self.nodes.iter().find(|n| n.is_running())?;
         let url = node.url();
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -295,8 +301,7 @@ impl NatsCluster {
             .await
             .ok()?
             .ok()?;
-            let info: serde_json::Value = serde_json::from_slice(&reply.payload).ok()?;
-            info["cluster"]["leader"].as_str().map(str::to_string)
+            serde_json::from_slice(&reply.payload).ok()
         })
     }
 }

@@ -1,8 +1,9 @@
 //! A secured NATS path (issue 15): `nats-server` with TLS (a CA, server and client
 //! certificates generated here) and with users (password from an environment variable, nkey
-//! seed file, token). `ensemble run` and `ensemble ingest` run as the binary, so their stderr is
-//! checked too: right credentials carry every row; wrong or missing ones fail with a clear
-//! message and publish nothing; no secret appears in `run.json`, stderr or Parquet metadata.
+//! seed file, token, a `.creds` file in operator/JWT mode). `ensemble run` and `ensemble
+//! ingest` run as the binary, so their stderr is checked too: right credentials carry every
+//! row; wrong or missing ones fail with a clear message and publish nothing; no secret appears
+//! in `run.json`, stderr or Parquet metadata.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -457,4 +458,127 @@ fn issue_15_token_from_the_environment() {
         &[("LAB_TOKEN", "tok-wrong")],
     );
     assert_refused(&output, &run_dir, "authorization violation");
+}
+
+/// A NATS JWT (`ed25519-nkey`) with `claims` (plus `iss`, `iat`, `jti`), signed by `issuer`.
+fn jwt(issuer: &nkeys::KeyPair, mut claims: serde_json::Value) -> String {
+    use base64::Engine;
+    let b64 = |bytes: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    claims["iss"] = issuer.public_key().into();
+    claims["iat"] = 1_700_000_000u64.into();
+    claims["jti"] = format!("{:x}", std::process::id() as u64 * 7919).into();
+    let header = b64(br#"{"typ":"JWT","alg":"ed25519-nkey"}"#);
+    let body = b64(claims.to_string().as_bytes());
+    let signature = issuer
+        .sign(format!("{header}.{body}").as_bytes())
+        .expect("sign");
+    format!("{header}.{body}.{}", b64(&signature))
+}
+
+/// A user of `account` (JWT signed by it) as a `.creds` file in `dir`; returns the file and
+/// the user's seed.
+fn creds_file(dir: &Path, name: &str, account: &nkeys::KeyPair) -> (PathBuf, String) {
+    let user = nkeys::KeyPair::new_user();
+    let user_jwt = jwt(
+        account,
+        serde_json::json!({"sub": user.public_key(), "name": name, "nats": {
+            "pub": {}, "sub": {}, "subs": -1, "data": -1, "payload": -1,
+            "type": "user", "version": 2}}),
+    );
+    let seed = user.seed().expect("seed");
+    let path = dir.join(format!("{name}.creds"));
+    std::fs::write(
+        &path,
+        format!(
+            "-----BEGIN NATS USER JWT-----\n{user_jwt}\n------END NATS USER JWT------\n\n\
+             -----BEGIN USER NKEY SEED-----\n{seed}\n------END USER NKEY SEED------\n"
+        ),
+    )
+    .expect("creds file");
+    (path, seed)
+}
+
+/// A server in operator (JWT) mode, the account preloaded: a `.creds` file carries every row
+/// through the sink and ingest; a user of an account the server does not trust is refused and
+/// publishes nothing; the seed appears nowhere.
+#[test]
+fn issue_15_creds_file_in_operator_mode() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (operator, account) = (
+        nkeys::KeyPair::new_operator(),
+        nkeys::KeyPair::new_account(),
+    );
+    let operator_jwt = jwt(
+        &operator,
+        serde_json::json!({"sub": operator.public_key(), "name": "lab-operator",
+            "nats": {"type": "operator", "version": 2}}),
+    );
+    let account_jwt = jwt(
+        &operator,
+        serde_json::json!({"sub": account.public_key(), "name": "lab", "nats": {
+            "limits": {"subs": -1, "data": -1, "payload": -1, "imports": -1, "exports": -1,
+                "wildcards": true, "conn": -1, "leaf": -1, "mem_storage": -1,
+                "disk_storage": -1, "streams": -1, "consumer": -1},
+            "type": "account", "version": 2}}),
+    );
+    // JetStream needs a system account.
+    let system = nkeys::KeyPair::new_account();
+    let system_jwt = jwt(
+        &operator,
+        serde_json::json!({"sub": system.public_key(), "name": "SYS",
+            "nats": {"type": "account", "version": 2}}),
+    );
+    let config = dir.path().join("operator.conf");
+    std::fs::write(
+        &config,
+        format!(
+            "operator: \"{operator_jwt}\"\nsystem_account: {sys}\nresolver: MEMORY\n\
+             resolver_preload: {{\n  {sys}: \"{system_jwt}\"\n  {}: \"{account_jwt}\"\n}}\n",
+            account.public_key(),
+            sys = system.public_key(),
+        ),
+    )
+    .expect("config");
+    let Some(server) = server(dir.path(), vec!["-c".into(), config.display().to_string()]) else {
+        return;
+    };
+    let url = server.url();
+    let (creds, seed) = creds_file(dir.path(), "lab", &account);
+
+    let ingest_out = dir.path().join("ingested");
+    let log = dir.path().join("ingest.log");
+    let args = ["--creds-file".to_string(), creds.display().to_string()];
+    let ingest = ingest_bin(&url, "CREDS", &ingest_out, &args, &[], &log);
+    let security = format!("creds_file = \"{}\"", creds.display());
+    let file = experiment_file(dir.path(), &url, "CREDS", &security);
+    let (output, run_dir) = run_bin(&file, &dir.path().join("runs"), &[]);
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(output.status.success(), "{stderr}");
+    let ingest_run = assert_delivered(&run_dir, &ingest_out);
+    let ingest_stderr = stop_ingest(ingest, &log);
+    let run_json = std::fs::read_to_string(run_dir.join("run.json")).expect("run.json");
+    assert_no_secret(
+        &[&seed],
+        &[
+            ("run.json", &run_json),
+            ("stderr of run", &stderr),
+            ("stderr of ingest", &ingest_stderr),
+            ("Parquet metadata", &parquet_metadata(&ingest_run, "sig")),
+        ],
+    );
+
+    // A user of an account the operator never signed: refused, nothing published.
+    let (stranger, stranger_seed) =
+        creds_file(dir.path(), "stranger", &nkeys::KeyPair::new_account());
+    let security = format!("creds_file = \"{}\"", stranger.display());
+    let file = experiment_file(dir.path(), &url, "STRANGER", &security);
+    let (output, run_dir) = run_bin(&file, &dir.path().join("stranger"), &[]);
+    let stderr = assert_refused(&output, &run_dir, "authorization violation");
+    assert_no_secret(&[&stranger_seed], &[("stderr", &stderr)]);
+    let good = async_nats::ConnectOptions::with_credentials_file(creds.clone());
+    let good = tokio::runtime::Runtime::new()
+        .expect("runtime")
+        .block_on(good)
+        .expect("creds file");
+    assert!(!stream_exists(&url, good, "STRANGER"), "nothing published");
 }

@@ -28,52 +28,20 @@ use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use arrow_array::cast::AsArray;
-use arrow_array::types::UInt64Type;
 use ensemble_actors::batch::DataBatch;
 use ensemble_actors::control::PartFile;
 use ensemble_actors::sinks::nats::codec::{
-    BatchMessage, ControlKind, Incoming, RunEnd, decode_message, schema_fingerprint,
+    BatchMessage, ControlKind, Incoming, RunEnd, decode_message,
 };
 use ensemble_actors::sinks::parquet::{
-    ParquetSinkConfig, PartSettings, Rotation, SinkError, StreamPartWriter, file_metadata,
+    ParquetSinkConfig, PartSettings, Rotation, StreamPartWriter, file_metadata,
 };
-use parquet::arrow::ProjectionMask;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde::{Deserialize, Serialize};
 
+use super::check::read_seq_ranges;
+use super::error::{StoreError, io_err};
+use super::seq_ranges::SeqRanges;
 use crate::manifest::MANIFEST_FILE;
-
-/// Why ingest could not store something. Every variant names the file or message involved.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// Writing a Parquet part failed.
-    #[error(transparent)]
-    Parquet(#[from] SinkError),
-    /// A file or directory could not be written or read.
-    #[error("{path}: {source}")]
-    Io {
-        /// The file or directory.
-        path: PathBuf,
-        /// What the file system said.
-        source: std::io::Error,
-    },
-    /// An existing part could not be read back (to learn which rows it holds).
-    #[error("cannot read back {path}: {message}")]
-    ReadBack {
-        /// The part.
-        path: PathBuf,
-        /// Why.
-        message: String,
-    },
-}
-
-fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
-    move |source| StoreError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
-}
 
 /// What became of one message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,62 +54,6 @@ pub enum Outcome {
     Control,
     /// It cannot be stored (undecodable, or its schema differs from the stream's); the reason.
     Rejected(String),
-}
-
-/// `seq` ranges `[start, end)`, merged.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SeqRanges(BTreeMap<u64, u64>);
-
-impl SeqRanges {
-    /// Whether every `seq` of `[start, end)` is in the set.
-    pub fn covers(&self, start: u64, end: u64) -> bool {
-        self.0
-            .range(..=start)
-            .next_back()
-            .is_some_and(|(_, &e)| e >= end)
-    }
-
-    /// Whether any `seq` of `[start, end)` is in the set.
-    pub fn overlaps(&self, start: u64, end: u64) -> bool {
-        self.0
-            .range(..end)
-            .next_back()
-            .is_some_and(|(_, &e)| e > start)
-    }
-
-    /// Adds `[start, end)`.
-    pub fn insert(&mut self, mut start: u64, mut end: u64) {
-        if start >= end {
-            return;
-        }
-        let touching: Vec<(u64, u64)> = self
-            .0
-            .range(..=end)
-            .filter(|(_, e)| **e >= start)
-            .map(|(s, e)| (*s, *e))
-            .collect();
-        for (s, e) in touching {
-            self.0.remove(&s);
-            start = start.min(s);
-            end = end.max(e);
-        }
-        self.0.insert(start, end);
-    }
-
-    /// The ranges, in order.
-    pub fn ranges(&self) -> Vec<(u64, u64)> {
-        self.0.iter().map(|(s, e)| (*s, *e)).collect()
-    }
-
-    /// Rows covered.
-    pub fn len(&self) -> u64 {
-        self.0.iter().map(|(s, e)| e - s).sum()
-    }
-
-    /// Whether no row is covered.
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
 }
 
 /// What one worker wrote of one run: `ingest-<worker>.json`.
@@ -214,7 +126,7 @@ impl Store {
         &mut self,
         subject: &str,
         headers: Option<&async_nats::HeaderMap>,
-        payload: &[u8],
+        payload: bytes::Bytes,
     ) -> Result<Outcome, StoreError> {
         match decode_message(subject, headers, payload) {
             Ok(Incoming::Batch(b)) => self.write(b),
@@ -264,14 +176,21 @@ impl Store {
                 meta.run_id, meta.stream
             )));
         }
-        if schema_fingerprint(&message.batch.schema()) != stream.fingerprint {
+        // `decode_message` checked that the header's fingerprint is the batches' own.
+        if meta.schema != stream.fingerprint {
             return Ok(Outcome::Rejected(format!(
                 "{}/{} seq {start}: its schema differs from the stream's",
                 meta.run_id, meta.stream
             )));
         }
-        let batch = DataBatch::new(meta.stream.as_str().into(), start, message.batch);
-        stream.writer.write(&batch)?;
+        let mut seq = start;
+        for batch in message.batches {
+            let rows = batch.num_rows() as u64;
+            stream
+                .writer
+                .write(&DataBatch::new(meta.stream.as_str().into(), seq, batch))?;
+            seq += rows;
+        }
         stream.report.seq.insert(start, end);
         stream.dirty = true;
         run.dirty = true;
@@ -447,7 +366,7 @@ fn open_stream(
         run_dir,
         PathBuf::from(&meta.stream),
         meta.stream.as_str().into(),
-        first.batch.schema(),
+        first.batches[0].schema(),
         settings,
     )?
     .with_part_names(prefix, next_part);
@@ -456,7 +375,7 @@ fn open_stream(
     }
     Ok(StreamState {
         writer,
-        fingerprint: schema_fingerprint(&first.batch.schema()),
+        fingerprint: meta.schema.clone(),
         report: WorkerStream {
             rows,
             seq,
@@ -465,40 +384,6 @@ fn open_stream(
         },
         dirty: false,
     })
-}
-
-/// The `seq` ranges held by a Parquet part, read from its `seq` column.
-pub fn read_seq_ranges(path: &Path) -> Result<Vec<(u64, u64)>, StoreError> {
-    let read_err = |message: String| StoreError::ReadBack {
-        path: path.to_path_buf(),
-        message,
-    };
-    let file = File::open(path).map_err(io_err(path))?;
-    let builder =
-        ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| read_err(e.to_string()))?;
-    let column = builder
-        .parquet_schema()
-        .columns()
-        .iter()
-        .position(|c| c.name() == ensemble_actors::batch::SEQ_COLUMN)
-        .ok_or_else(|| read_err("no seq column".to_string()))?;
-    let mask = ProjectionMask::leaves(builder.parquet_schema(), [column]);
-    let reader = builder
-        .with_projection(mask)
-        .build()
-        .map_err(|e| read_err(e.to_string()))?;
-    let mut ranges: Vec<(u64, u64)> = Vec::new();
-    for batch in reader {
-        let batch = batch.map_err(|e| read_err(e.to_string()))?;
-        let seq = batch.column(0).as_primitive::<UInt64Type>();
-        for &s in seq.values() {
-            match ranges.last_mut() {
-                Some((_, end)) if *end == s => *end += 1,
-                _ => ranges.push((s, s + 1)),
-            }
-        }
-    }
-    Ok(ranges)
 }
 
 /// Writes `name` in `dir` through a temporary file and a rename, synced.
@@ -518,93 +403,17 @@ fn write_atomic(dir: &Path, name: &str, writer: &str, bytes: &[u8]) -> Result<()
         .map_err(io_err(dir))
 }
 
-/// How complete a run directory is: per stream, what the sinks published and what the parts
-/// (of every worker) hold.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RunCheck {
-    /// Per stream.
-    pub streams: BTreeMap<String, StreamCheck>,
-    /// Whether an end message (`end-*.json`) is there.
-    pub ended: bool,
-}
-
-/// One stream of a [`RunCheck`].
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct StreamCheck {
-    /// Rows the sink says JetStream acknowledged (0 before its end message).
-    pub published: u64,
-    /// Rows the sink could not deliver.
-    pub undelivered: u64,
-    /// Rows in all parts.
-    pub rows: u64,
-    /// Distinct `seq` in all parts.
-    pub distinct: u64,
-    /// Whether the distinct `seq` are exactly `0..rows` (no gap).
-    pub contiguous: bool,
-}
-
-impl RunCheck {
-    /// Whether the run ended and every stream holds every published row exactly once.
-    pub fn is_complete(&self) -> bool {
-        self.ended
-            && self
-                .streams
-                .values()
-                .all(|s| s.rows == s.distinct && s.distinct == s.published && s.contiguous)
-    }
-}
-
-/// Reads a run directory written by ingest workers and checks it against the end messages.
-pub fn check_run(run_dir: &Path) -> Result<RunCheck, StoreError> {
-    let mut check = RunCheck::default();
-    for entry in fs::read_dir(run_dir).map_err(io_err(run_dir))? {
-        let path = entry.map_err(io_err(run_dir))?.path();
-        let name = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or_default()
-            .to_string();
-        if name.starts_with("end-") && name.ends_with(".json") {
-            let text = fs::read(&path).map_err(io_err(&path))?;
-            let end: RunEnd = serde_json::from_slice(&text).map_err(|e| StoreError::ReadBack {
-                path: path.clone(),
-                message: e.to_string(),
-            })?;
-            check.ended = true;
-            for s in end.streams {
-                let entry = check.streams.entry(s.stream).or_default();
-                entry.published += s.rows_published;
-                entry.undelivered += s.rows_undelivered;
-            }
-        } else if path.is_dir() {
-            let mut seqs = Vec::new();
-            for part in fs::read_dir(&path).map_err(io_err(&path))? {
-                let part = part.map_err(io_err(&path))?.path();
-                if part.extension().is_some_and(|x| x == "parquet") {
-                    for (s, e) in read_seq_ranges(&part)? {
-                        seqs.extend(s..e);
-                    }
-                }
-            }
-            let entry = check.streams.entry(name).or_default();
-            entry.rows = seqs.len() as u64;
-            seqs.sort_unstable();
-            seqs.dedup();
-            entry.distinct = seqs.len() as u64;
-            entry.contiguous = seqs.iter().enumerate().all(|(i, s)| *s == i as u64);
-        }
-    }
-    Ok(check)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ingest::check::check_run;
     use ensemble_actors::instruments::sim::{SimGenerator, SimInstrumentConfig};
     use ensemble_actors::sinks::nats::IpcCompression;
-    use ensemble_actors::sinks::nats::codec::{BatchMeta, batch_headers, encode_batch};
+    use ensemble_actors::sinks::nats::codec::{
+        BatchMeta, batch_headers, encode_batch, schema_fingerprint,
+    };
 
-    fn message(g: &mut SimGenerator, rows: usize) -> (async_nats::HeaderMap, Vec<u8>) {
+    fn message(g: &mut SimGenerator, rows: usize) -> (async_nats::HeaderMap, bytes::Bytes) {
         let first_seq = g.next_seq();
         let batch = g.generate(rows);
         let meta = BatchMeta {
@@ -618,7 +427,9 @@ mod tests {
         };
         (
             batch_headers(&meta),
-            encode_batch(&batch, IpcCompression::None).expect("encode"),
+            encode_batch(&batch, IpcCompression::None)
+                .expect("encode")
+                .into(),
         )
     }
 
@@ -629,22 +440,6 @@ mod tests {
     }
 
     #[test]
-    fn seq_ranges_merge_and_answer() {
-        let mut r = SeqRanges::default();
-        r.insert(10, 20);
-        r.insert(0, 10);
-        r.insert(30, 40);
-        assert_eq!(r.ranges(), [(0, 20), (30, 40)]);
-        assert!(r.covers(5, 20));
-        assert!(!r.covers(15, 25));
-        assert!(r.overlaps(15, 25));
-        assert!(!r.overlaps(20, 30));
-        r.insert(20, 30);
-        assert_eq!(r.ranges(), [(0, 40)]);
-        assert_eq!(r.len(), 40);
-    }
-
-    #[test]
     fn redelivery_is_stored_once_and_a_restart_continues_numbering() {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut g = sim();
@@ -652,20 +447,22 @@ mod tests {
         let mut store = Store::new(dir.path(), "w1", ParquetSinkConfig::default()).expect("store");
         for (h, p) in &msgs[..2] {
             assert_eq!(
-                store.handle("ensemble.r1.daq", Some(h), p).expect("write"),
+                store
+                    .handle("ensemble.r1.daq", Some(h), p.clone())
+                    .expect("write"),
                 Outcome::Stored
             );
         }
         assert_eq!(
             store
-                .handle("ensemble.r1.daq", Some(&msgs[0].0), &msgs[0].1)
+                .handle("ensemble.r1.daq", Some(&msgs[0].0), msgs[0].1.clone())
                 .expect("write"),
             Outcome::Duplicate
         );
         store.commit().expect("commit");
         // An unacknowledged message in an open part, then the worker dies.
         store
-            .handle("ensemble.r1.daq", Some(&msgs[2].0), &msgs[2].1)
+            .handle("ensemble.r1.daq", Some(&msgs[2].0), msgs[2].1.clone())
             .expect("write");
         drop(store);
         let stream_dir = dir.path().join("r1/daq");
@@ -673,7 +470,9 @@ mod tests {
 
         let mut store = Store::new(dir.path(), "w1", ParquetSinkConfig::default()).expect("store");
         for (h, p) in &msgs {
-            store.handle("ensemble.r1.daq", Some(h), p).expect("write");
+            store
+                .handle("ensemble.r1.daq", Some(h), p.clone())
+                .expect("write");
         }
         store.commit().expect("commit");
         assert!(!stream_dir.join("part-w1-000001.parquet.partial").exists());
@@ -708,7 +507,11 @@ mod tests {
         let mut store = Store::new(dir.path(), "w", ParquetSinkConfig::default()).expect("store");
         let (h, _) = message(&mut sim(), 5);
         let outcome = store
-            .handle("ensemble.r1.daq", Some(&h), b"garbage")
+            .handle(
+                "ensemble.r1.daq",
+                Some(&h),
+                bytes::Bytes::from_static(b"garbage"),
+            )
             .expect("no io error");
         assert!(matches!(outcome, Outcome::Rejected(_)), "{outcome:?}");
     }

@@ -15,7 +15,8 @@ use ensemble_actors::sinks::parquet::ParquetSinkConfig;
 use futures::StreamExt;
 use tokio::sync::{mpsc, oneshot};
 
-use super::store::{Outcome, Store, StoreError};
+use super::error::StoreError;
+use super::store::{Outcome, Store};
 
 /// How `ensemble ingest` runs.
 #[derive(Debug, Clone)]
@@ -43,6 +44,9 @@ pub struct IngestOptions {
     pub parquet: ParquetSinkConfig,
     /// Credentials and TLS: files and environment variable names, as the sink's `security`.
     pub security: NatsSecurity,
+    /// Create the streams with this many replicas when they do not exist (and refuse to start
+    /// when they exist with another number); `None`: wait for a sink to create them.
+    pub replicas: Option<usize>,
 }
 
 impl IngestOptions {
@@ -60,6 +64,7 @@ impl IngestOptions {
             ack_wait: Duration::from_secs(30),
             parquet: ParquetSinkConfig::default(),
             security: NatsSecurity::default(),
+            replicas: None,
         }
     }
 }
@@ -89,6 +94,9 @@ pub enum IngestError {
     /// The options are not usable.
     #[error("invalid option: {0}")]
     Options(String),
+    /// `--replicas`: the streams could not be created, or exist with other replicas.
+    #[error(transparent)]
+    Streams(#[from] super::streams::StreamsError),
 }
 
 /// What a worker did before it stopped.
@@ -111,6 +119,11 @@ const CONTROL_PULL_EXPIRES: Duration = Duration::from_secs(4);
 
 /// Most bytes one pull request asks for.
 const PULL_BYTES: usize = 8 * 1024 * 1024;
+
+/// A worker commits this long after the last data message when no other arrived meanwhile
+/// (at most the commit interval): rows of a stream that pauses or ends become durable (and
+/// their messages acknowledged) without waiting for the next tick.
+const IDLE_COMMIT: Duration = Duration::from_millis(50);
 
 enum Cmd {
     Handle {
@@ -140,7 +153,7 @@ fn writer_thread(mut store: Store, mut rx: mpsc::Receiver<Cmd>) {
                 if failed.is_some() {
                     continue;
                 }
-                let result = store.handle(&subject, headers.as_ref(), &payload);
+                let result = store.handle(&subject, headers.as_ref(), payload);
                 match (result, reply) {
                     (r, Some(reply)) => {
                         let _ = reply.send(r);
@@ -187,6 +200,11 @@ pub async fn run(
         return Err(IngestError::Options(
             "commit messages must be at least 1".into(),
         ));
+    }
+    if let Some(r) = options.replicas.filter(|r| !(1..=5).contains(r)) {
+        return Err(IngestError::Options(format!(
+            "replicas must be 1 to 5, got {r}"
+        )));
     }
     if options.worker.is_empty() || options.worker.contains(['/', '\\']) {
         return Err(IngestError::Options(format!(
@@ -242,6 +260,12 @@ impl Worker {
         };
         let js = jetstream::new(client);
         let control_name = control_stream_name(&o.stream);
+        if let Some(replicas) = o.replicas {
+            tokio::select! {
+                made = super::streams::create_streams(&js, &o.stream, &o.subject_prefix, replicas) => made?,
+                () = &mut shutdown => return Ok(()),
+            }
+        }
         let mut logged = false;
         let (data, control) = loop {
             let found = async {
@@ -286,6 +310,8 @@ impl Worker {
         tracing::info!(worker = %o.worker, durable = %o.durable, stream = %o.stream, "Ingesting.");
         let mut tick = tokio::time::interval(o.commit_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let idle = IDLE_COMMIT.min(o.commit_interval);
+        let mut last_data = tokio::time::Instant::now();
         loop {
             tokio::select! {
                 biased;
@@ -311,6 +337,7 @@ impl Worker {
                 },
                 m = data_msgs.next() => match m {
                     Some(Ok(m)) => {
+                        last_data = tokio::time::Instant::now();
                         self.data(m).await?;
                         if self.pending.len() >= o.commit_messages {
                             self.commit().await?;
@@ -322,6 +349,9 @@ impl Worker {
                         data_msgs = data_stream(&consumer, &o).await?;
                     }
                 },
+                () = tokio::time::sleep_until(last_data + idle), if !self.pending.is_empty() => {
+                    self.commit().await?;
+                }
                 _ = tick.tick() => {
                     self.commit().await?;
                     if control_msgs.is_none() {

@@ -1,28 +1,31 @@
-//! The wire format of the NATS sink: one Arrow IPC stream per batch, headers that describe it,
+//! The wire format of the NATS sink: one Arrow IPC stream per message, headers that describe it,
 //! subjects, and the run's control messages. Plain functions, no I/O; `ensemble ingest` decodes
 //! with the same functions the sink encodes with.
 //!
 //! | subject                               | `Ensemble-Kind` | payload                          |
 //! |---------------------------------------|-----------------|----------------------------------|
-//! | `PREFIX.RUN.STREAM`                   | `batch`         | Arrow IPC stream of one batch    |
+//! | `PREFIX.RUN.STREAM`                   | `batch`         | Arrow IPC stream of its batches  |
 //! | `PREFIX.RUN._manifest.start`          | `start`         | `run.json` as the run started    |
 //! | `PREFIX.RUN._manifest.end`            | `end`           | [`RunEnd`] JSON (sink totals)    |
 //! | `PREFIX.RUN._manifest.final`          | `final`         | `run.json` as the run ended      |
 //!
-//! Every batch message carries `Ensemble-Run`, `Ensemble-Stream`, `Ensemble-Seq` (the `seq` of
-//! its first row), `Ensemble-Rows`, `Ensemble-Schema` (a fingerprint of the Arrow schema),
+//! A batch message holds one or more record batches of one stream whose rows are contiguous in
+//! `seq` (the sink puts batches that arrive while their predecessor waits for its
+//! acknowledgement into one message). It carries `Ensemble-Run`, `Ensemble-Stream`,
+//! `Ensemble-Seq` (the `seq` of its first row), `Ensemble-Rows` (of all its batches), `Ensemble-Schema` (a fingerprint of the Arrow schema),
 //! `Ensemble-Component` and `Ensemble-Experiment`, and a `Nats-Msg-Id` of `RUN:STREAM:SEQ` so
 //! that JetStream drops a re-sent copy within its duplicate window.
 
 use std::collections::BTreeMap;
-use std::io::Cursor;
 
 use arrow_array::RecordBatch;
+use arrow_buffer::Buffer;
 use arrow_ipc::CompressionType;
-use arrow_ipc::reader::StreamReader;
+use arrow_ipc::reader::StreamDecoder;
 use arrow_ipc::writer::{IpcWriteOptions, StreamWriter};
 use arrow_schema::Schema;
 use async_nats::HeaderMap;
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use super::config::IpcCompression;
@@ -62,9 +65,9 @@ pub enum CodecError {
         /// What is wrong with it.
         problem: String,
     },
-    /// The payload holds no batch, or more than one.
-    #[error("payload holds {0} batches, expected exactly 1")]
-    BatchCount(usize),
+    /// The payload holds no batch.
+    #[error("payload holds no batch")]
+    NoBatch,
     /// The headers do not describe the payload (rows or schema differ).
     #[error("headers do not match the payload: {0}")]
     Mismatch(String),
@@ -164,8 +167,10 @@ pub struct BatchMeta {
 pub struct BatchMessage {
     /// Its headers.
     pub meta: BatchMeta,
-    /// Its rows, with the schema (and the schema's metadata) the producer used.
-    pub batch: RecordBatch,
+    /// Its rows, in `seq` order and contiguous (the first holds `meta.first_seq`), with the
+    /// schema (and the schema's metadata) the producer used; one or more batches, all with the
+    /// same schema.
+    pub batches: Vec<RecordBatch>,
 }
 
 /// A decoded message of either kind.
@@ -236,28 +241,54 @@ pub fn encode_batch(
     batch: &RecordBatch,
     compression: IpcCompression,
 ) -> Result<Vec<u8>, CodecError> {
+    encode_batches(std::slice::from_ref(batch), compression)
+}
+
+/// Encodes batches that share one schema as one Arrow IPC stream (schema message, the batches
+/// in order, end marker). Empty `batches` gives [`CodecError::NoBatch`].
+pub fn encode_batches(
+    batches: &[RecordBatch],
+    compression: IpcCompression,
+) -> Result<Vec<u8>, CodecError> {
+    let first = batches.first().ok_or(CodecError::NoBatch)?;
     let options = match compression {
         IpcCompression::None => IpcWriteOptions::default(),
         IpcCompression::Zstd => {
             IpcWriteOptions::default().try_with_compression(Some(CompressionType::ZSTD))?
         }
     };
-    let mut out = Vec::with_capacity(batch.get_array_memory_size() + 1024);
-    let mut writer = StreamWriter::try_new_with_options(&mut out, &batch.schema(), options)?;
-    writer.write(batch)?;
+    let size: usize = batches.iter().map(RecordBatch::get_array_memory_size).sum();
+    let mut out = Vec::with_capacity(size + 1024);
+    let mut writer = StreamWriter::try_new_with_options(&mut out, &first.schema(), options)?;
+    for batch in batches {
+        writer.write(batch)?;
+    }
     writer.finish()?;
     drop(writer);
     Ok(out)
 }
 
-/// Decodes a payload made by [`encode_batch`]: exactly one batch.
-pub fn decode_batch(payload: &[u8]) -> Result<RecordBatch, CodecError> {
-    let reader = StreamReader::try_new(Cursor::new(payload), None)?;
-    let mut batches = reader.collect::<Result<Vec<_>, _>>()?;
-    if batches.len() != 1 {
-        return Err(CodecError::BatchCount(batches.len()));
+/// Decodes a payload made by [`encode_batches`]: one or more batches.
+///
+/// The batches' buffers point into `payload` (no copy) where they are aligned as Arrow wants
+/// them; a misaligned buffer (the payload's place in the client's read buffer decides) is
+/// copied once.
+pub fn decode_batches(payload: Bytes) -> Result<Vec<RecordBatch>, CodecError> {
+    let mut decoder = StreamDecoder::new();
+    let mut buffer = Buffer::from(payload);
+    let mut batches = Vec::new();
+    while !buffer.is_empty() {
+        match decoder.decode(&mut buffer)? {
+            Some(batch) => batches.push(batch),
+            None if buffer.is_empty() => break,
+            None => {}
+        }
     }
-    Ok(batches.remove(0))
+    decoder.finish()?;
+    if batches.is_empty() {
+        return Err(CodecError::NoBatch);
+    }
+    Ok(batches)
 }
 
 /// The headers of a batch message, including its `Nats-Msg-Id`.
@@ -314,7 +345,7 @@ fn number(headers: Option<&HeaderMap>, name: &'static str) -> Result<u64, CodecE
 pub fn decode_message(
     subject: &str,
     headers: Option<&HeaderMap>,
-    payload: &[u8],
+    payload: Bytes,
 ) -> Result<Incoming, CodecError> {
     let kind = header(headers, HEADER_KIND)?;
     let run_id = header(headers, HEADER_RUN)?.to_string();
@@ -345,22 +376,23 @@ pub fn decode_message(
             .unwrap_or_default()
             .to_string(),
     };
-    let batch = decode_batch(payload)?;
-    if batch.num_rows() as u64 != meta.rows {
+    let batches = decode_batches(payload)?;
+    let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+    if rows as u64 != meta.rows {
         return Err(CodecError::Mismatch(format!(
-            "{} rows in the payload, {} in the header",
-            batch.num_rows(),
+            "{rows} rows in the payload, {} in the header",
             meta.rows
         )));
     }
-    let fingerprint = schema_fingerprint(&batch.schema());
+    // One IPC stream has one schema: checking the first batch checks them all.
+    let fingerprint = schema_fingerprint(&batches[0].schema());
     if fingerprint != meta.schema {
         return Err(CodecError::Mismatch(format!(
             "schema fingerprint {fingerprint}, header says {}",
             meta.schema
         )));
     }
-    Ok(Incoming::Batch(BatchMessage { meta, batch }))
+    Ok(Incoming::Batch(BatchMessage { meta, batches }))
 }
 
 #[cfg(test)]
@@ -395,13 +427,13 @@ mod tests {
             let payload = encode_batch(&b, compression).expect("encode");
             let headers = batch_headers(&meta(&b));
             let Incoming::Batch(m) =
-                decode_message("ensemble.r1.daq", Some(&headers), &payload).expect("decode")
+                decode_message("ensemble.r1.daq", Some(&headers), payload.into()).expect("decode")
             else {
                 panic!("a batch");
             };
-            assert_eq!(m.batch, b);
+            assert_eq!(m.batches, std::slice::from_ref(&b));
             assert_eq!(
-                m.batch.schema(),
+                m.batches[0].schema(),
                 b.schema(),
                 "field and schema metadata survive"
             );
@@ -410,18 +442,50 @@ mod tests {
     }
 
     #[test]
+    fn several_batches_travel_in_one_message_in_order() {
+        let whole = batch(300);
+        let parts = [
+            whole.slice(0, 100),
+            whole.slice(100, 150),
+            whole.slice(250, 50),
+        ];
+        for compression in [IpcCompression::None, IpcCompression::Zstd] {
+            let payload = encode_batches(&parts, compression).expect("encode");
+            let mut m = meta(&whole);
+            m.rows = 300;
+            let Incoming::Batch(decoded) =
+                decode_message("ensemble.r1.daq", Some(&batch_headers(&m)), payload.into())
+                    .expect("decode")
+            else {
+                panic!("a batch");
+            };
+            assert_eq!(decoded.batches, parts);
+        }
+        assert!(matches!(
+            encode_batches(&[], IpcCompression::None),
+            Err(CodecError::NoBatch)
+        ));
+        assert!(matches!(
+            decode_batches(Bytes::new()),
+            Err(CodecError::NoBatch)
+        ));
+    }
+
+    #[test]
     fn wrong_rows_or_schema_header_is_refused() {
         let b = batch(10);
         let payload = encode_batch(&b, IpcCompression::None).expect("encode");
         let mut m = meta(&b);
         m.rows = 11;
-        let err = decode_message("s", Some(&batch_headers(&m)), &payload).expect_err("rows");
+        let payload = Bytes::from(payload);
+        let err = decode_message("s", Some(&batch_headers(&m)), payload.clone()).expect_err("rows");
         assert!(err.to_string().contains("11"), "{err}");
         let mut m = meta(&b);
         m.schema = "0000".into();
-        let err = decode_message("s", Some(&batch_headers(&m)), &payload).expect_err("schema");
+        let err =
+            decode_message("s", Some(&batch_headers(&m)), payload.clone()).expect_err("schema");
         assert!(err.to_string().contains("fingerprint"), "{err}");
-        let err = decode_message("s", None, &payload).expect_err("no headers");
+        let err = decode_message("s", None, payload).expect_err("no headers");
         assert!(err.to_string().contains(HEADER_KIND), "{err}");
     }
 
@@ -449,7 +513,8 @@ mod tests {
         assert_eq!(control_filter("ens"), "ens.*._manifest.*");
         let h = control_headers("r", ControlKind::Start, "sink");
         let Incoming::Control { kind, run_id, .. } =
-            decode_message("ens.r._manifest.start", Some(&h), b"{}").expect("control")
+            decode_message("ens.r._manifest.start", Some(&h), Bytes::from_static(b"{}"))
+                .expect("control")
         else {
             panic!("control");
         };

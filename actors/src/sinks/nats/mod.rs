@@ -7,8 +7,10 @@
 //! - `security`: credentials and TLS (from files and environment variables; shared with ingest).
 //! - `error`: the sink's error type.
 //! - `connection`: connect, make sure the JetStream streams exist.
-//! - `publisher`: the plain async publishing logic (bounded window, in order per stream,
-//!   re-send, counting).
+//! - `publisher`: the plain async publishing logic: batches to messages, in order per stream,
+//!   staging, counting.
+//! - `pending`: a message waiting for its acknowledgement.
+//! - `window`: the window of unacknowledged messages: acknowledgements, re-sending, giving up.
 //! - `task`: the publisher as a tokio task behind a handle.
 //! - `actor`: the thin actix shell.
 
@@ -17,9 +19,11 @@ pub mod codec;
 mod config;
 mod connection;
 mod error;
+mod pending;
 mod publisher;
 mod security;
 mod task;
+mod window;
 
 pub use actor::NatsSinkActor;
 pub use config::{

@@ -1,67 +1,65 @@
-//! The publishing logic of the NATS sink, as plain async code: publish batches with a bounded
-//! window of unacknowledged messages, re-send on a lost connection, count what could not be
-//! delivered. No actors here; `task` runs it as a tokio task behind a `PublisherHandle`.
+//! The publishing logic of the NATS sink, as plain async code: what goes out when. Batches of
+//! a stream become messages, in `seq` order, one message in flight per stream; the window of
+//! unacknowledged messages (`window.rs`) sees that each arrives. No actors here; `task` runs it
+//! as a tokio task behind a `PublisherHandle`.
 //!
 //! # Delivery
 //! A batch counts as stored only once JetStream acknowledged it. At most `max_in_flight`
-//! messages wait for their acknowledgement, and at most one *per input stream*: a batch goes out
-//! only once its predecessor of the same stream is acknowledged, so a lost message can never be
-//! overtaken by its successor (after a reconnect, a leader election or a timeout), and batches
-//! of a stream reach JetStream in `seq` order. Several streams still share the window. When an
-//! acknowledgement fails (timeout, broken connection, server error), every unacknowledged
-//! message is published again *in order, one at a time*, until each is acknowledged or
-//! `retry_for` has passed since the failure. Re-sent copies carry the same `Nats-Msg-Id`, so
-//! JetStream stores each batch once (within the stream's duplicate window, which the sink sets to
-//! at least `retry_for` plus a minute).
+//! messages wait for their acknowledgement, and at most one *per input stream*: a message goes
+//! out only once its predecessor of the same stream is acknowledged, so a lost message can
+//! never be overtaken by its successor (after a reconnect, a leader election or a timeout), and
+//! batches of a stream reach JetStream in `seq` order. Several streams still share the window.
+//! When an acknowledgement fails (timeout, broken connection, server error), every
+//! unacknowledged message is published again *in order, one at a time*, until each is
+//! acknowledged or `retry_for` has passed since the failure. Re-sent copies carry the same
+//! `Nats-Msg-Id`, so JetStream stores each message once (within the stream's duplicate window,
+//! which the sink sets to at least `retry_for` plus a minute).
+//!
+//! # Batching
+//! Batches of a stream that arrive while its message is in flight are *staged* and go out
+//! together, as one message, as soon as that message is acknowledged: one acknowledgement
+//! round trip then covers several batches, so a fast stream is not bound to one round trip per
+//! batch, and an idle one waits for none. A message holds batches contiguous in `seq` (a gap,
+//! e.g. rows an instrument skipped, starts a new message) up to the server's `max_payload`.
 //!
 //! # Limits
-//! One stream's throughput is bounded by one acknowledgement round trip per message (about a
-//! millisecond on a replicated stream): large batches keep that cheap per row; many small
-//! batches of one stream do not pipeline.
+//! One stream's throughput is bounded by one acknowledgement round trip per `max_payload`
+//! bytes: on a replicated stream, raise the servers' `max_payload` (e.g. to 8 MB) for the
+//! fastest streams.
 
 use std::collections::{HashMap, VecDeque};
-use std::future::{Future, IntoFuture};
-use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Instant;
 
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
-use async_nats::HeaderMap;
 use async_nats::jetstream;
-use async_nats::jetstream::context::PublishError;
-use async_nats::jetstream::publish::PublishAck;
 use bytes::Bytes;
 
 use super::codec::{
     BatchMeta, ControlKind, RunEnd, StreamEnd, batch_headers, control_headers, control_subject,
-    data_subject, encode_batch, schema_fingerprint,
+    data_subject, encode_batches, schema_fingerprint,
 };
 use super::config::NatsSinkConfig;
-use super::connection::BACKOFF;
 use super::error::NatsSinkError;
+use super::pending::Pending;
 use crate::batch::{DataBatch, StreamId};
 use crate::control::{SinkReport, StreamWriteReport};
 use crate::sinks::SinkInput;
 
-/// Encode on a blocking thread when a batch is larger than this (bytes in memory).
+/// Encode on a blocking thread when the batches are larger than this (bytes in memory).
 const ENCODE_INLINE_LIMIT: usize = 256 * 1024;
 /// Room left in each message for headers and protocol overhead.
 const HEADER_ROOM: usize = 1024;
 
-type AckFuture = Pin<Box<dyn Future<Output = Result<PublishAck, PublishError>> + Send>>;
-
-/// A message waiting for its acknowledgement (or for a re-send).
-struct Pending {
-    /// Index of the stream in `streams`, or `None` for a control message.
-    stream: Option<usize>,
-    subject: String,
-    headers: HeaderMap,
-    payload: Bytes,
+/// Batches of one stream waiting for the stream's message in flight, to go out as its next
+/// message.
+struct Staged {
+    batches: Vec<RecordBatch>,
+    fingerprint: String,
     first_seq: u64,
     rows: u64,
-    /// Behind a mutex only so that `Pending` is `Sync` (the future itself is `Send` only).
-    ack: Option<std::sync::Mutex<AckFuture>>,
+    /// Bytes the batches take in memory: about their encoded size.
+    bytes: usize,
 }
 
 /// Per input stream: where it goes and what was delivered.
@@ -76,6 +74,10 @@ pub(super) struct StreamState {
     rows_undelivered: u64,
     undelivered: Vec<(u64, u64)>,
     error: Option<String>,
+    /// Messages of this stream in the window (0 or 1, but while re-sending after a failure).
+    pub(super) in_flight: usize,
+    /// Batches waiting for this stream's message in flight.
+    staged: Option<Staged>,
 }
 
 /// Turns a run id or stream name into one subject token: `.`, `*`, `>` and whitespace become `_`.
@@ -97,12 +99,12 @@ pub struct Publisher {
     pub(super) js: Option<jetstream::Context>,
     pub(super) config: NatsSinkConfig,
     pub(super) sink: String,
-    run_id: String,
+    pub(super) run_id: String,
     run_token: String,
     experiment: String,
     pub(super) streams: Vec<StreamState>,
     index: HashMap<StreamId, usize>,
-    in_flight: VecDeque<Pending>,
+    pub(super) in_flight: VecDeque<Pending>,
     /// Largest message the server takes; bigger batches are split.
     pub(super) max_payload: usize,
     /// Set once the sink gave up on a message: later batches are counted as undelivered.
@@ -139,6 +141,8 @@ impl Publisher {
                 rows_undelivered: 0,
                 undelivered: Vec::new(),
                 error: None,
+                in_flight: 0,
+                staged: None,
             })
             .collect();
         let index = streams
@@ -177,8 +181,10 @@ impl Publisher {
         Some(text)
     }
 
-    /// Publishes `batch` (split if it exceeds the server's message size), waiting while the
-    /// window of unacknowledged messages is full.
+    /// Publishes `batch`: at once when its stream has no message in flight, else staged to go
+    /// out with the stream's next message. Waits while the window is full, or while the
+    /// stream's staged batches cannot take this one (full, or not contiguous) and its message
+    /// is in flight.
     pub async fn publish(&mut self, batch: DataBatch) {
         let Some(&index) = self.index.get(&batch.stream) else {
             return;
@@ -191,30 +197,103 @@ impl Publisher {
             self.count_undelivered(index, batch.first_seq, rows);
             return;
         }
+        self.settle_arrived().await;
         let fingerprint = self.fingerprint(index, &batch.batch.schema());
-        let pieces = match self.encode(&batch.batch).await {
+        let bytes = batch.batch.get_array_memory_size();
+        let limit = self.payload_limit();
+        loop {
+            let state = &mut self.streams[index];
+            if state.in_flight == 0 {
+                if state.staged.is_some() {
+                    self.send_staged(index).await;
+                    continue;
+                }
+                break;
+            }
+            match &mut state.staged {
+                None => break,
+                Some(staged)
+                    if staged.first_seq + staged.rows == batch.first_seq
+                        && staged.fingerprint == fingerprint
+                        && staged.bytes + bytes <= limit =>
+                {
+                    staged.batches.push((*batch.batch).clone());
+                    staged.rows += rows;
+                    staged.bytes += bytes;
+                    return;
+                }
+                Some(_) => self.settle_oldest().await,
+            }
+        }
+        self.streams[index].staged = Some(Staged {
+            batches: vec![(*batch.batch).clone()],
+            fingerprint,
+            first_seq: batch.first_seq,
+            rows,
+            bytes,
+        });
+        if self.streams[index].in_flight == 0 {
+            self.send_staged(index).await;
+        }
+    }
+
+    /// Whether batches are staged, waiting for their stream's message in flight.
+    pub fn has_staged(&self) -> bool {
+        self.streams.iter().any(|s| s.staged.is_some())
+    }
+
+    /// Waits for the oldest acknowledgement, then sends the staged batches of every stream
+    /// whose message is no longer in flight. For the idle publisher task: staged batches go
+    /// out without waiting for the next batch.
+    pub async fn progress(&mut self) {
+        self.settle_oldest().await;
+        self.send_ready_staged().await;
+    }
+
+    async fn send_ready_staged(&mut self) {
+        for index in 0..self.streams.len() {
+            if self.streams[index].in_flight == 0 && self.streams[index].staged.is_some() {
+                self.send_staged(index).await;
+            }
+        }
+    }
+
+    /// Largest payload of one message.
+    fn payload_limit(&self) -> usize {
+        self.max_payload.saturating_sub(HEADER_ROOM).max(1)
+    }
+
+    /// Encodes stream `index`'s staged batches (split into several messages if they exceed
+    /// the server's message size) and puts them in the window.
+    async fn send_staged(&mut self, index: usize) {
+        let Some(staged) = self.streams[index].staged.take() else {
+            return;
+        };
+        if self.failure.is_some() {
+            self.count_undelivered(index, staged.first_seq, staged.rows);
+            return;
+        }
+        let pieces = match self.encode(staged.batches, staged.bytes).await {
             Ok(p) => p,
             Err(source) => {
-                let e = NatsSinkError::Encode {
-                    stream: batch.stream.to_string(),
-                    source,
-                };
-                tracing::error!(stream = %batch.stream, "{e}.");
+                let stream = self.streams[index].name.to_string();
+                let e = NatsSinkError::Encode { stream, source };
+                tracing::error!(stream = %self.streams[index].name, "{e}.");
                 self.streams[index].error.get_or_insert(e.to_string());
-                self.count_undelivered(index, batch.first_seq, rows);
+                self.count_undelivered(index, staged.first_seq, staged.rows);
                 self.failure.get_or_insert(e);
                 return;
             }
         };
         for (offset, piece_rows, payload) in pieces {
-            let first_seq = batch.first_seq + offset;
+            let first_seq = staged.first_seq + offset;
             let state = &self.streams[index];
             let headers = batch_headers(&BatchMeta {
                 run_id: self.run_id.clone(),
                 stream: state.name.to_string(),
                 first_seq,
                 rows: piece_rows,
-                schema: fingerprint.clone(),
+                schema: staged.fingerprint.clone(),
                 component: state.component.clone(),
                 experiment: self.experiment.clone(),
             });
@@ -227,6 +306,10 @@ impl Publisher {
                 rows: piece_rows,
                 ack: None,
             };
+            // Pieces of one staged set: each waits for its predecessor (in order per stream).
+            while self.streams[index].in_flight > 0 {
+                self.settle_oldest().await;
+            }
             self.push(pending).await;
         }
     }
@@ -250,10 +333,11 @@ impl Publisher {
         self.drain().await;
     }
 
-    /// Waits until every published message is acknowledged (or given up on).
+    /// Waits until every batch is published and acknowledged (or given up on).
     pub async fn drain(&mut self) {
-        while !self.in_flight.is_empty() {
-            self.settle_oldest().await;
+        while !self.in_flight.is_empty() || self.has_staged() {
+            self.send_ready_staged().await;
+            self.settle_all().await;
         }
     }
 
@@ -309,17 +393,16 @@ impl Publisher {
         }
     }
 
-    /// Encodes a batch into `(row offset, rows, payload)` pieces that each fit a message.
+    /// Encodes batches into `(row offset, rows, payload)` pieces that each fit a message.
     async fn encode(
         &self,
-        batch: &Arc<RecordBatch>,
+        batches: Vec<RecordBatch>,
+        bytes: usize,
     ) -> Result<Vec<(u64, u64, Bytes)>, super::codec::CodecError> {
         let compression = self.config.compression;
-        let limit = self.max_payload.saturating_sub(HEADER_ROOM).max(1);
-        let size = batch.get_array_memory_size();
-        let batch = batch.clone();
-        let work = move || split_encode(&batch, compression, limit);
-        if size > ENCODE_INLINE_LIMIT {
+        let limit = self.payload_limit();
+        let work = move || split_encode(&batches, compression, limit);
+        if bytes > ENCODE_INLINE_LIMIT {
             tokio::task::spawn_blocking(work).await.unwrap_or_else(|e| {
                 Err(arrow_schema::ArrowError::ExternalError(Box::new(e)).into())
             })
@@ -328,125 +411,18 @@ impl Publisher {
         }
     }
 
-    async fn push(&mut self, mut pending: Pending) {
-        // In order per stream: wait for this stream's predecessor (settled oldest first).
-        while self.in_flight.len() >= self.config.max_in_flight
-            || (pending.stream.is_some()
-                && self.in_flight.iter().any(|p| p.stream == pending.stream))
-        {
-            self.settle_oldest().await;
-        }
-        if self.failure.is_some() {
-            self.give_up_on(pending);
-            return;
-        }
-        // A failed send (disconnected client) leaves `ack` empty: the next settle re-sends it.
-        pending.ack = self.send(&pending).await.ok().map(std::sync::Mutex::new);
-        self.in_flight.push_back(pending);
-    }
-
-    fn send(
-        &self,
-        p: &Pending,
-    ) -> impl Future<Output = Result<AckFuture, PublishError>> + Send + use<> {
-        let js = self.js.clone();
-        let (subject, headers, payload) = (p.subject.clone(), p.headers.clone(), p.payload.clone());
-        async move {
-            let Some(js) = js else {
-                return Err(PublishError::new(
-                    async_nats::jetstream::context::PublishErrorKind::Other,
-                ));
-            };
-            let future = js.publish_with_headers(subject, headers, payload).await?;
-            Ok(Box::pin(future.into_future()) as AckFuture)
-        }
-    }
-
-    async fn settle_oldest(&mut self) {
-        let Some(mut head) = self.in_flight.pop_front() else {
-            return;
-        };
-        let result = match head.ack.take() {
-            Some(ack) => {
-                let ack = ack.into_inner().unwrap_or_else(|e| e.into_inner());
-                ack.await.map_err(|e| e.to_string())
-            }
-            None => Err("not sent (connection down)".to_string()),
-        };
-        match result {
-            Ok(_) => self.delivered(&head),
-            Err(e) => {
-                self.in_flight.push_front(head);
-                self.resend_all(e).await;
-            }
-        }
-    }
-
-    /// Publishes every unacknowledged message again, in order and one at a time, until each is
-    /// acknowledged or `retry_for` has passed.
-    async fn resend_all(&mut self, first_error: String) {
-        tracing::warn!(
-            sink = %self.sink,
-            run_id = %self.run_id,
-            pending = self.in_flight.len(),
-            "JetStream did not acknowledge a message ({first_error}); re-sending in order."
-        );
-        for p in &mut self.in_flight {
-            p.ack = None;
-        }
-        let deadline = Instant::now() + self.config.retry_for;
-        let mut last_error;
-        let mut wait = BACKOFF.0;
-        while let Some(head) = self.in_flight.pop_front() {
-            let result = match self.send(&head).await {
-                Ok(ack) => ack.await.map_err(|e| e.to_string()),
-                Err(e) => Err(e.to_string()),
-            };
-            match result {
-                Ok(_) => {
-                    self.delivered(&head);
-                    wait = BACKOFF.0;
-                }
-                Err(e) => {
-                    last_error = e;
-                    self.in_flight.push_front(head);
-                    if Instant::now() + wait > deadline {
-                        let rows = self.in_flight.iter().map(|p| p.rows).sum();
-                        let error = NatsSinkError::Undelivered {
-                            rows,
-                            retry_for: self.config.retry_for,
-                            message: last_error,
-                        };
-                        tracing::error!(sink = %self.sink, run_id = %self.run_id, "{error}.");
-                        self.failure.get_or_insert(error);
-                        while let Some(p) = self.in_flight.pop_front() {
-                            self.give_up_on(p);
-                        }
-                        return;
-                    }
-                    tokio::time::sleep(wait).await;
-                    wait = (wait * 2).min(BACKOFF.1);
-                }
-            }
-        }
-        tracing::warn!(sink = %self.sink, run_id = %self.run_id, "JetStream acknowledged every re-sent message; nothing lost.");
-    }
-
-    fn delivered(&mut self, p: &Pending) {
+    /// Counts an acknowledged message as delivered.
+    pub(super) fn delivered(&mut self, p: &Pending) {
         if let Some(i) = p.stream {
             let s = &mut self.streams[i];
+            s.in_flight -= 1;
             s.rows_published += p.rows;
             s.batches_published += 1;
         }
     }
 
-    fn give_up_on(&mut self, p: Pending) {
-        if let Some(i) = p.stream {
-            self.count_undelivered(i, p.first_seq, p.rows);
-        }
-    }
-
-    fn count_undelivered(&mut self, index: usize, first_seq: u64, rows: u64) {
+    /// Counts rows of stream `index` as undelivered (never silently dropped).
+    pub(super) fn count_undelivered(&mut self, index: usize, first_seq: u64, rows: u64) {
         let s = &mut self.streams[index];
         s.rows_undelivered += rows;
         match s.undelivered.last_mut() {
@@ -462,25 +438,36 @@ impl Publisher {
     }
 }
 
-/// Encodes `batch`, halving it until every piece fits `limit` bytes.
+/// Encodes `batches` (contiguous rows of one stream) into messages that fit `limit` bytes:
+/// all in one if they fit, else halved by batches, and a single batch too large by rows.
 fn split_encode(
-    batch: &RecordBatch,
+    batches: &[RecordBatch],
     compression: super::config::IpcCompression,
     limit: usize,
 ) -> Result<Vec<(u64, u64, Bytes)>, super::codec::CodecError> {
     let mut out = Vec::new();
-    let mut todo = vec![(0usize, batch.num_rows())];
-    while let Some((offset, rows)) = todo.pop() {
-        let slice = batch.slice(offset, rows);
-        let payload = encode_batch(&slice, compression)?;
+    // Pushed in reverse, popped in order: the first rows are encoded (and published) first.
+    let mut todo: Vec<(u64, Vec<RecordBatch>)> = vec![(0, batches.to_vec())];
+    while let Some((offset, group)) = todo.pop() {
+        let rows: usize = group.iter().map(RecordBatch::num_rows).sum();
+        let payload = encode_batches(&group, compression)?;
         if payload.len() > limit && rows > 1 {
-            let half = rows / 2;
-            // Pushed in reverse so the first half is encoded (and published) first.
-            todo.push((offset + half, rows - half));
-            todo.push((offset, half));
+            let (first, second) = if group.len() > 1 {
+                let half = group.len() / 2;
+                (group[..half].to_vec(), group[half..].to_vec())
+            } else {
+                let half = rows / 2;
+                (
+                    vec![group[0].slice(0, half)],
+                    vec![group[0].slice(half, rows - half)],
+                )
+            };
+            let first_rows: usize = first.iter().map(RecordBatch::num_rows).sum();
+            todo.push((offset + first_rows as u64, second));
+            todo.push((offset, first));
             continue;
         }
-        out.push((offset as u64, rows as u64, Bytes::from(payload)));
+        out.push((offset, rows as u64, Bytes::from(payload)));
     }
     Ok(out)
 }
@@ -489,7 +476,7 @@ fn split_encode(
 mod tests {
     use super::*;
     use crate::instruments::sim::{SimGenerator, SimInstrumentConfig};
-    use crate::sinks::nats::codec::decode_batch;
+    use crate::sinks::nats::codec::{decode_batches, encode_batch};
     use crate::sinks::nats::config::IpcCompression;
 
     #[test]
@@ -509,14 +496,19 @@ mod tests {
         let whole = encode_batch(&batch, IpcCompression::None)
             .expect("encode")
             .len();
-        let pieces = split_encode(&batch, IpcCompression::None, whole / 3).expect("split");
+        let pieces = split_encode(
+            std::slice::from_ref(&batch),
+            IpcCompression::None,
+            whole / 3,
+        )
+        .expect("split");
         assert!(pieces.len() >= 3, "{} pieces", pieces.len());
         let mut next = 0;
         for (offset, rows, payload) in &pieces {
             assert_eq!(*offset, next, "pieces are in order and contiguous");
             assert!(payload.len() <= whole / 3);
             assert_eq!(
-                decode_batch(payload).expect("decode").num_rows() as u64,
+                decode_batches(payload.clone()).expect("decode")[0].num_rows() as u64,
                 *rows
             );
             next += rows;

@@ -14,8 +14,9 @@ use crate::batch::DataBatch;
 use crate::control::SinkReport;
 use crate::sinks::{SinkContext, SinkInput, WriteFailure};
 
-/// Commands a [`PublisherHandle`] may hold queued before the sender waits.
-const COMMAND_QUEUE: usize = 4;
+/// Commands a [`PublisherHandle`] may hold queued before the sender waits: batches that arrive
+/// while their stream's message is in flight queue here and go out together as one message.
+const COMMAND_QUEUE: usize = 16;
 
 /// Publishes one control message of a run and waits for its acknowledgement, retrying for up to
 /// `config.retry_for`. Used by `ensemble run` to publish the final manifest after every sink
@@ -159,7 +160,22 @@ async fn serve(
         }
     };
     report_failure(&mut publisher);
-    while let Some(command) = rx.recv().await {
+    loop {
+        let command = match rx.try_recv() {
+            Ok(command) => command,
+            Err(mpsc::error::TryRecvError::Empty) if publisher.has_staged() => {
+                // Nothing queued: send what is staged as soon as its stream's message is
+                // acknowledged, rather than with the next batch.
+                publisher.progress().await;
+                report_failure(&mut publisher);
+                continue;
+            }
+            Err(mpsc::error::TryRecvError::Empty) => match rx.recv().await {
+                Some(command) => command,
+                None => return,
+            },
+            Err(mpsc::error::TryRecvError::Disconnected) => return,
+        };
         match command {
             Command::Publish(batch) => publisher.publish(batch).await,
             Command::Flush(reply) => {
