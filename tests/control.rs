@@ -108,7 +108,8 @@ fn manifest(run_dir: &Path) -> Value {
         .expect("run.json is JSON")
 }
 
-fn resumed_flags(batches: &[RecordBatch]) -> Vec<bool> {
+/// The `resumed` column of `primary`'s batches, in order.
+pub(crate) fn resumed_flags(batches: &[RecordBatch]) -> Vec<bool> {
     batches
         .iter()
         .flat_map(|b| {

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
-use super::record::Interruption;
+use super::record::{Interruption, InterruptionKind};
 
 /// The control handle of one run: ask its plan to pause, resume or stop, and see where it is.
 ///
@@ -68,7 +68,12 @@ struct Inner {
     unready: BTreeMap<usize, String>,
     stop: Option<String>,
     log: Vec<Interruption>,
+    /// Instruments that have held the plan, by hold id (`INSTRUMENT_HOLDS + index`).
+    instruments: Vec<String>,
 }
+
+/// Holds for unreachable instruments share the suspensions' table, from this id on.
+const INSTRUMENT_HOLDS: usize = usize::MAX / 2;
 
 struct PauseRequest {
     by: String,
@@ -427,10 +432,40 @@ impl RunControl {
             return;
         }
         let point = self.shared.points_done.load(Ordering::Relaxed);
-        inner.log.push(Interruption::suspension(by, cause, point));
+        let kind = if id >= INSTRUMENT_HOLDS {
+            InterruptionKind::Reconnect
+        } else {
+            InterruptionKind::Suspend
+        };
+        inner.log.push(Interruption::hold(kind, by, cause, point));
         let index = inner.log.len() - 1;
         inner.suspensions.insert(id, (cause.to_string(), index));
         self.changed(&inner);
+    }
+
+    /// Holds the plan while `instrument` cannot be reached (`cause` says why), recorded as a
+    /// `reconnect` interruption, until [`release_instrument`](Self::release_instrument).
+    pub fn hold_for_instrument(&self, instrument: &str, cause: &str) {
+        let id = self.instrument_id(instrument);
+        self.suspend(id, instrument, &format!("{instrument}: {cause}"));
+    }
+
+    /// `instrument` is back (`why`: reconnected, setpoints restored): the plan may go on.
+    pub fn release_instrument(&self, instrument: &str, why: &str) {
+        let id = self.instrument_id(instrument);
+        self.clear_suspension(id, why);
+    }
+
+    fn instrument_id(&self, instrument: &str) -> usize {
+        let mut inner = self.lock();
+        let i = match inner.instruments.iter().position(|n| n == instrument) {
+            Some(i) => i,
+            None => {
+                inner.instruments.push(instrument.to_string());
+                inner.instruments.len() - 1
+            }
+        };
+        INSTRUMENT_HOLDS + i
     }
 
     /// Suspender `id`'s condition cleared (`why`): the plan may go on.

@@ -8,8 +8,9 @@
 //! - `rows`: the `primary` stream's columns and the rows buffered for its next batch.
 //! - `executor`: drives the instruments point by point through a [`PlanTarget`], passing the
 //!   run's [`RunControl`](crate::control::RunControl) gate before every point.
-//! - `driver`: the [`PlanTarget`] of a run: simulated instruments through their probes (on
-//!   the plan's own thread), SCPI instruments through `Set`/`ReadNow` messages.
+//! - `target`: [`PlanTarget`], what the executor asks of instruments, and how that fails.
+//! - `driver`: the [`PlanTarget`] of a run: simulated and SCPI instruments through their
+//!   probes, on the plan's own task (no message round trips).
 
 mod condition;
 mod cursor;
@@ -18,11 +19,13 @@ mod executor;
 mod rows;
 mod steps;
 mod suspenders;
+mod target;
 
 pub use condition::{ChannelRef, CmpOp, Condition, Node, Operand, Suspender};
 pub use cursor::Cursor;
 pub use driver::{Driver, Drivers};
-pub use executor::{PlanError, PlanExecutor, PlanReport, PlanTarget};
+pub use executor::{PlanError, PlanExecutor, PlanReport};
 pub use rows::{PRIMARY_STREAM, PrimaryLayout, REPEAT_COLUMN, RESUMED_COLUMN, RowBuffer};
 pub use steps::{Adaptive, Axis, PointKind, PointPlan, Repeat, linspace};
 pub use suspenders::{SUSPEND_CONSUMER, Watcher};
+pub use target::{PlanTarget, TargetError};

@@ -77,8 +77,8 @@ pub(super) fn start_scpi(
     ) {
         Ok(actor) => {
             report.set_scpi(actor.report());
+            drivers.insert(name, Driver::Scpi(actor.probe()));
             let addr = actor.start();
-            drivers.insert(name, Driver::Scpi(addr.clone()));
             Some((addr.clone().recipient(), addr.recipient()))
         }
         Err(e) => {
