@@ -3,8 +3,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use ensemble_actors::instruments::pauses::Pauses;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
@@ -53,6 +55,8 @@ struct Shared {
     /// cost when nobody asks for anything.
     attention: AtomicBool,
     points_done: AtomicU64,
+    /// The pauses as the streaming instruments follow them ([`RunControl::pauses`]).
+    pauses: watch::Sender<Pauses>,
 }
 
 #[derive(Default)]
@@ -70,6 +74,8 @@ struct Inner {
     log: Vec<Interruption>,
     /// Instruments that have held the plan, by hold id (`INSTRUMENT_HOLDS + index`).
     instruments: Vec<String>,
+    /// How long the pauses that have ended lasted, in all.
+    paused_for: Duration,
 }
 
 /// Holds for unreachable instruments share the suspensions' table, from this id on.
@@ -81,6 +87,8 @@ struct PauseRequest {
     requested_at: DateTime<Utc>,
     /// Its index in `log`, once it took effect.
     logged: Option<usize>,
+    /// When it took effect.
+    since: Option<Instant>,
 }
 
 /// Where a run's plan is, for a status line or a web page.
@@ -175,6 +183,7 @@ impl RunControl {
                 wake: watch::channel(0).0,
                 attention: AtomicBool::new(false),
                 points_done: AtomicU64::new(0),
+                pauses: watch::channel(Pauses::default()).0,
             }),
         }
     }
@@ -211,6 +220,7 @@ impl RunControl {
                     now,
                     requested_at: Utc::now(),
                     logged: None,
+                    since: None,
                 })
             }
         }
@@ -232,8 +242,39 @@ impl RunControl {
         if let Some(i) = pause.logged {
             inner.log[i].close(by);
         }
+        self.pause_ended(&mut inner, &pause);
         self.changed(&inner);
         Ok(self.snapshot(&inner))
+    }
+
+    /// A pause that had taken effect has ended: its time counts, the streams go on.
+    fn pause_ended(&self, inner: &mut Inner, pause: &PauseRequest) {
+        if let Some(since) = pause.since {
+            inner.paused_for += since.elapsed();
+            self.shared.pauses.send_replace(Pauses {
+                paused: false,
+                paused_for: inner.paused_for,
+            });
+        }
+    }
+
+    /// A pause has taken effect now (it is `log[index]`): the streams that follow pauses
+    /// hold.
+    fn pause_began(&self, inner: &mut Inner, index: usize) {
+        if let Some(p) = inner.pause.as_mut() {
+            p.logged = Some(index);
+            p.since = Some(Instant::now());
+        }
+        self.shared.pauses.send_replace(Pauses {
+            paused: true,
+            paused_for: inner.paused_for,
+        });
+    }
+
+    /// The plan's pauses as its streaming instruments follow them: whether one is in effect,
+    /// and how long the ended ones lasted (suspensions and reconnections are not pauses).
+    pub fn pauses(&self) -> watch::Receiver<Pauses> {
+        self.shared.pauses.subscribe()
     }
 
     /// Asks the run to stop: after the point in progress, or at once while paused or
@@ -327,6 +368,25 @@ impl RunControl {
         self.changed(&inner);
     }
 
+    /// Called by a `duration` (stream) plan's clock when it starts: from now on it can be
+    /// paused. A pause takes effect at once (there is no point in progress), and `now` makes
+    /// no difference.
+    pub fn begin_stream(&self) {
+        self.begin_plan(None);
+    }
+
+    /// Resolves once the plan must call [`gate`](Self::gate): a pause, stop or suspension is
+    /// asked for.
+    pub async fn attention(&self) {
+        let mut rx = self.shared.wake.subscribe();
+        while !self.needs_attention() {
+            if rx.changed().await.is_err() {
+                // The sender lives in `self`; it cannot be gone while we hold `self`.
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+
     /// Holds the plan until suspender `id` has seen its first value (`what` names it).
     pub fn await_first_value(&self, id: usize, what: &str) {
         let mut inner = self.lock();
@@ -365,9 +425,10 @@ impl RunControl {
                     return Gate::Stop;
                 }
                 let Inner { pause, log, .. } = &mut *inner;
-                if let Some(p) = pause.as_mut().filter(|p| p.logged.is_none()) {
+                if let Some(p) = pause.as_ref().filter(|p| p.logged.is_none()) {
                     log.push(Interruption::pause(&p.by, p.now, p.requested_at, point));
-                    p.logged = Some(log.len() - 1);
+                    let index = log.len() - 1;
+                    self.pause_began(&mut inner, index);
                     self.changed(&inner);
                 }
                 let holding = inner.pause.is_some()
@@ -408,9 +469,10 @@ impl RunControl {
         let mut inner = self.lock();
         // A pause `now` takes effect here, before the gate sees it.
         let Inner { pause, log, .. } = &mut *inner;
-        if let Some(p) = pause.as_mut().filter(|p| p.logged.is_none() && p.now) {
+        if let Some(p) = pause.as_ref().filter(|p| p.logged.is_none() && p.now) {
             log.push(Interruption::pause(&p.by, true, p.requested_at, point));
-            p.logged = Some(log.len() - 1);
+            let index = log.len() - 1;
+            self.pause_began(&mut inner, index);
         }
         let open: BTreeSet<usize> = inner
             .suspensions
@@ -481,7 +543,9 @@ impl RunControl {
     pub fn finish(&self) {
         let mut inner = self.lock();
         inner.finished = true;
-        inner.pause = None;
+        if let Some(pause) = inner.pause.take() {
+            self.pause_ended(&mut inner, &pause);
+        }
         inner.suspensions.clear();
         inner.unready.clear();
         for entry in inner.log.iter_mut().filter(|e| e.resumed_at.is_none()) {

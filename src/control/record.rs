@@ -59,14 +59,7 @@ impl Interruption {
     /// A hold of `kind` (a suspension or a reconnection) by `by` for `cause`, taking effect
     /// now before point `point`.
     pub(super) fn hold(kind: InterruptionKind, by: &str, cause: &str, point: u64) -> Self {
-        Self::new(
-            kind,
-            by,
-            Some(cause),
-            true,
-            Utc::now(),
-            point,
-        )
+        Self::new(kind, by, Some(cause), true, Utc::now(), point)
     }
 
     fn new(

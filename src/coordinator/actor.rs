@@ -333,13 +333,14 @@ impl Coordinator {
         let outputs = stream.outputs();
         let (stop, terminate) = match &slot.spec.kind {
             InstrumentKind::Sim(cfg) => {
-                let acquisition = SimAcquisition::new(
+                let mut acquisition = SimAcquisition::new(
                     cfg,
                     self.run.start_ns,
                     self.run.clock_start,
                     stream.expected_rows,
                     outputs,
                 );
+                acquisition.follow_pauses(self.run.control.pauses(), self.experiment.pause_streams);
                 let actor = SimInstrumentActor::new(name.to_string(), acquisition, me);
                 self.plan
                     .drivers
@@ -357,6 +358,9 @@ impl Coordinator {
                     outputs,
                     &stream.report,
                     &self.plan.drivers,
+                    self.experiment
+                        .pause_streams
+                        .then(|| self.run.control.pauses()),
                     me,
                 ) {
                     Some(stop) => stop,

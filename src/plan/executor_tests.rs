@@ -360,13 +360,19 @@ async fn an_unreachable_instrument_holds_the_plan_until_recovered_and_the_point_
         vec![1.0, 2.0, 3.0],
         "the restored setpoint is trusted, not set again"
     );
-    assert!(report.read_failures.is_empty(), "a lost connection is not a failed read");
+    assert!(
+        report.read_failures.is_empty(),
+        "a lost connection is not a failed read"
+    );
     let StreamEvent::Data(b) = rx.pop().await else {
         panic!("a batch");
     };
     assert_eq!(b.batch.num_rows(), 3);
     let resumed = b.batch.column_by_name("resumed").expect("resumed column");
-    assert!(resumed.as_boolean().value(1), "the re-taken point follows the hold");
+    assert!(
+        resumed.as_boolean().value(1),
+        "the re-taken point follows the hold"
+    );
     assert_eq!(resumed.as_boolean().true_count(), 1);
     let log = control.interruptions();
     assert_eq!(log.len(), 1);

@@ -8,6 +8,7 @@
 //! - `rows`: the `primary` stream's columns and the rows buffered for its next batch.
 //! - `executor`: drives the instruments point by point through a [`PlanTarget`], passing the
 //!   run's [`RunControl`](crate::control::RunControl) gate before every point.
+//! - `stream_clock`: a `duration` plan's clock, held while the plan is paused.
 //! - `target`: [`PlanTarget`], what the executor asks of instruments, and how that fails.
 //! - `driver`: the [`PlanTarget`] of a run: simulated and SCPI instruments through their
 //!   probes, on the plan's own task (no message round trips).
@@ -18,6 +19,7 @@ mod driver;
 mod executor;
 mod rows;
 mod steps;
+mod stream_clock;
 mod suspenders;
 mod target;
 
@@ -27,5 +29,6 @@ pub use driver::{Driver, Drivers};
 pub use executor::{PlanError, PlanExecutor, PlanReport};
 pub use rows::{PRIMARY_STREAM, PrimaryLayout, REPEAT_COLUMN, RESUMED_COLUMN, RowBuffer};
 pub use steps::{Adaptive, Axis, PointKind, PointPlan, Repeat, linspace};
+pub use stream_clock::{ClockEnd, run_stream_clock};
 pub use suspenders::{SUSPEND_CONSUMER, Watcher};
 pub use target::{PlanTarget, TargetError};

@@ -45,10 +45,8 @@ pub trait PlanTarget {
         value: f64,
     ) -> impl Future<Output = Result<f64, TargetError>>;
     /// Reads every channel of `instrument` now.
-    fn read(
-        &self,
-        instrument: &str,
-    ) -> impl Future<Output = Result<Vec<Option<f64>>, TargetError>>;
+    fn read(&self, instrument: &str)
+    -> impl Future<Output = Result<Vec<Option<f64>>, TargetError>>;
     /// The current value of `instrument`'s `param` (a `rel_scan`'s origin).
     fn current(&self, instrument: &str, param: &str) -> Result<f64, String>;
     /// Brings an unreachable `instrument` back (reconnects, puts its last commanded setpoints

@@ -2,8 +2,8 @@
 //! starting SCPI instruments (whose session reports go to the manifest).
 //!
 //! A stream plan whose instruments all have a row limit ends when the last one finishes; one
-//! with an instrument that has none (SCPI) also gets a timer that stops the run with status
-//! `completed` once `duration` has passed.
+//! with an instrument that has none (SCPI) also stops with status `completed` once its clock
+//! has run `duration` (pauses hold the clock, and lengthen the row limits by as much).
 //!
 //! A point plan's executor runs as a tokio task on the runtime's worker threads, never on an
 //! actor's thread; the coordinator waits for it as a future. When it ends, the run stops
@@ -14,6 +14,7 @@
 
 use actix::prelude::*;
 use ensemble_actors::control::{ComponentExited, ExitOutcome, Stop, Terminate};
+use ensemble_actors::instruments::pauses::Pauses;
 use ensemble_actors::instruments::scpi::{ScpiActor, ScpiInstrumentConfig};
 use ensemble_actors::outputs::Outputs;
 use tokio::sync::watch;
@@ -22,7 +23,8 @@ use super::{Coordinator, StopReason};
 use crate::config::Plan;
 use crate::coordinator::wiring::ReportSlot;
 use crate::plan::{
-    Driver, Drivers, PRIMARY_STREAM, PlanExecutor, PrimaryLayout, SUSPEND_CONSUMER, Watcher,
+    ClockEnd, Driver, Drivers, PRIMARY_STREAM, PlanExecutor, PrimaryLayout, SUSPEND_CONSUMER,
+    Watcher, run_stream_clock,
 };
 
 /// What the coordinator keeps for a plan.
@@ -58,7 +60,8 @@ impl PlanState {
     }
 }
 
-/// Starts an SCPI instrument: its report follows into `report`, its address into `drivers`.
+/// Starts an SCPI instrument: its report follows into `report`, its address into `drivers`;
+/// it stops polling while the plan is paused if given the `pauses` (`pause_streams`).
 /// A config the actor refuses (cannot happen after compiling) is reported as the instrument's
 /// failure, and `None` returned.
 pub(super) fn start_scpi(
@@ -67,6 +70,7 @@ pub(super) fn start_scpi(
     outputs: Outputs,
     report: &ReportSlot,
     drivers: &Drivers,
+    pauses: Option<watch::Receiver<Pauses>>,
     coordinator: Recipient<ComponentExited>,
 ) -> Option<(Recipient<Stop>, Recipient<Terminate>)> {
     match ScpiActor::new(
@@ -75,7 +79,10 @@ pub(super) fn start_scpi(
         outputs,
         coordinator.clone(),
     ) {
-        Ok(actor) => {
+        Ok(mut actor) => {
+            if let Some(pauses) = pauses {
+                actor.pause_on(pauses);
+            }
             report.set_scpi(actor.report());
             drivers.insert(name, Driver::Scpi(actor.probe()));
             let addr = actor.start();
@@ -100,13 +107,17 @@ impl Coordinator {
         }
         match &self.experiment.plan {
             Plan::Stream => {
-                if self.streams.iter().any(|s| s.expected_rows.is_none()) {
-                    ctx.run_later(self.experiment.duration, |act, ctx| {
-                        if act.stopping.is_none() {
-                            act.begin_stop(StopReason::PlanEnded, ctx);
-                        }
-                    });
-                }
+                // Instruments with a row limit end by themselves (a pause lengthens it); the
+                // clock ends the others.
+                let timed = self.streams.iter().any(|s| s.expected_rows.is_none());
+                let control = self.run.control.clone();
+                let duration = self.experiment.duration;
+                let clock = async move { run_stream_clock(duration, &control).await };
+                ctx.spawn(clock.into_actor(self).map(move |end, act, ctx| {
+                    if timed && end == ClockEnd::Elapsed && act.stopping.is_none() {
+                        act.begin_stop(StopReason::PlanEnded, ctx);
+                    }
+                }));
             }
             Plan::Points(plan) => {
                 let Some(stream) = self.streams.iter().find(|s| &*s.name == PRIMARY_STREAM) else {

@@ -10,6 +10,7 @@ use tokio::sync::watch;
 use tokio::time::{Instant, MissedTickBehavior};
 
 use super::probe::ScpiProbe;
+use crate::instruments::pauses::Pauses;
 
 use super::error::ScpiError;
 use super::report::{ScpiReport, SessionReport};
@@ -25,8 +26,8 @@ pub(crate) struct ScpiAcquisition {
     /// `seq` of the first buffered row.
     next_seq: u64,
     max_rows: usize,
-    /// While true (`pause_streams`), the loop does not poll.
-    paused: Option<watch::Receiver<bool>>,
+    /// While paused (`pause_streams`), the loop does not poll.
+    paused: Option<watch::Receiver<Pauses>>,
 }
 
 impl ScpiAcquisition {
@@ -57,7 +58,7 @@ impl ScpiAcquisition {
 
     /// Holds the polls while `paused` is true (a plan's `pause_streams`); requests from the
     /// plan are still served.
-    pub(crate) fn pause_on(&mut self, paused: watch::Receiver<bool>) {
+    pub(crate) fn pause_on(&mut self, paused: watch::Receiver<Pauses>) {
         self.paused = Some(paused);
     }
 
@@ -81,7 +82,7 @@ impl ScpiAcquisition {
         let mut paused = self.paused.take();
         loop {
             let flush_at = self.probe.rows().oldest.map(|t| t + batch_interval);
-            let held = paused.as_ref().is_some_and(|p| *p.borrow());
+            let held = paused.as_ref().is_some_and(|p| p.borrow().paused);
             tokio::select! {
                 biased;
                 changed = stop.changed() => {
@@ -153,7 +154,7 @@ async fn sleep_until_opt(at: Option<Instant>) {
 }
 
 /// Resolves when `paused` changes (`true`) or its sender is gone (`false`); never without one.
-async fn changed_opt(paused: &mut Option<watch::Receiver<bool>>) -> bool {
+async fn changed_opt(paused: &mut Option<watch::Receiver<Pauses>>) -> bool {
     match paused {
         Some(rx) => rx.changed().await.is_ok(),
         None => std::future::pending().await,

@@ -10,6 +10,7 @@ use super::probe::ScpiProbe;
 use super::report::{Reading, ScpiReport};
 use super::session::Session;
 use crate::control::{ComponentExited, ExitOutcome, Stop, Terminate};
+use crate::instruments::pauses::Pauses;
 use crate::outputs::Outputs;
 
 /// Sent by a scan plan to an SCPI instrument: set parameter `param` (a `[set.NAME]` table) to
@@ -82,9 +83,9 @@ impl ScpiActor {
         self.probe.clone()
     }
 
-    /// Holds the instrument's polls while `paused` is true (a plan's `pause_streams`). Call
-    /// before the actor starts; later calls do nothing.
-    pub fn pause_on(&mut self, paused: watch::Receiver<bool>) {
+    /// Holds the instrument's polls while the plan is paused (its `pause_streams`); a plan's
+    /// own requests are still served. Call before the actor starts; later calls do nothing.
+    pub fn pause_on(&mut self, paused: watch::Receiver<Pauses>) {
         if let Some(acquisition) = &mut self.acquisition {
             acquisition.pause_on(paused);
         }
