@@ -186,6 +186,7 @@ pub async fn run_served(
         start_ns: started_at.timestamp_nanos_opt().unwrap_or(0),
         clock_start: tokio::time::Instant::now(),
         control: control.clone(),
+        pause_streams: experiment.pause_streams,
     };
     // Without a socket the run still goes on (Ctrl-C still stops it); say why.
     let socket = ControlSocket::bind(&run_dir, control.clone())

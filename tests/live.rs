@@ -2,6 +2,8 @@
 //! and `ensemble serve` over finished and killed runs.
 
 mod cdp;
+mod hostile;
+mod views;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -26,8 +28,7 @@ pub fn http(addr: &str, method: &str, path: &str, bearer: Option<&str>) -> (u16,
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Length: 0\r\nConnection: close\r\n\r\n"
     )
     .expect("request sent");
-    let mut raw = Vec::new();
-    let _ = stream.read_to_end(&mut raw);
+    let raw = read_response(&mut stream);
     let text = String::from_utf8_lossy(&raw).to_string();
     let status = text
         .split_whitespace()
@@ -39,6 +40,30 @@ pub fn http(addr: &str, method: &str, path: &str, bearer: Option<&str>) -> (u16,
         .map_or("", |(_, b)| b)
         .to_string();
     (status, body)
+}
+
+/// An HTTP response's bytes: up to `Content-Length` past the headers when it is given (some
+/// servers, Chromium's DevTools among them, keep the connection open after answering), else
+/// until the server closes.
+fn read_response(stream: &mut TcpStream) -> Vec<u8> {
+    let mut raw = Vec::new();
+    let mut chunk = [0u8; 16 * 1024];
+    loop {
+        if let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&raw[..end]).to_ascii_lowercase();
+            let length = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse::<usize>().ok());
+            if length.is_some_and(|n| raw.len() >= end + 4 + n) {
+                return raw;
+            }
+        }
+        match stream.read(&mut chunk) {
+            Ok(0) | Err(_) => return raw,
+            Ok(n) => raw.extend_from_slice(&chunk[..n]),
+        }
+    }
 }
 
 fn get_json(addr: &str, path: &str) -> Value {
@@ -89,6 +114,24 @@ impl Served {
             addr,
             stderr: log,
         }
+    }
+
+    /// `ensemble run CONFIG --serve 127.0.0.1:0 EXTRA.. --quiet --output OUTPUT`.
+    fn run(config: &str, output: &str, extra: &[&str]) -> Served {
+        let mut args = vec!["run", config, "--serve", "127.0.0.1:0"];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["--quiet", "--output", output]);
+        Served::start(&args)
+    }
+
+    /// `ensemble serve DIR --listen 127.0.0.1:0`: finished runs.
+    fn files(dir: &Path) -> Served {
+        Served::start(&[
+            "serve",
+            &dir.display().to_string(),
+            "--listen",
+            "127.0.0.1:0",
+        ])
     }
 
     /// Waits for the process to end (at most `timeout`); its exit code and stdout.
@@ -153,6 +196,56 @@ fn assert_every_row_saved(run: &Path) -> Value {
     manifest
 }
 
+/// A scan of `steps` points over one simulated meter, `settle` apart.
+fn scan_config(name: &str, steps: u32, settle: &str) -> String {
+    format!(
+        r#"
+[experiment]
+name = "{name}"
+
+[instruments.meter]
+type = "sim"
+rate_hz = 1000
+channels = ["v"]
+unit = "V"
+signal = {{ shape = "noise", noise = 0.01 }}
+
+[plan]
+type = "scan"
+setpoint = "meter.offset"
+start = 0.0
+stop = 1.0
+steps = {steps}
+settle = "{settle}"
+detectors = ["meter"]
+
+[sinks.store]
+type = "parquet"
+inputs = ["primary", "meter"]
+"#
+    )
+}
+
+/// The one run under `output` completed with every row and `points` contiguous `primary`
+/// rows, after exactly one pause asked from the web view; returns that pause's record.
+fn assert_scan_completed_after_one_web_pause(output: &Path, points: u64) -> Value {
+    let run = run_dir(output);
+    let manifest = assert_every_row_saved(&run);
+    assert_eq!(manifest["status"], "completed");
+    assert_contiguous(&seqs(&read_stream(&run, "primary")), points);
+    let pauses = manifest["interruptions"].as_array().expect("interruptions");
+    assert_eq!(pauses.len(), 1, "{pauses:?}");
+    assert_eq!(pauses[0]["kind"], "pause");
+    assert!(
+        pauses[0]["by"]
+            .as_str()
+            .is_some_and(|b| b.starts_with("web view")),
+        "{}",
+        pauses[0]
+    );
+    pauses[0].clone()
+}
+
 fn rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
@@ -193,19 +286,11 @@ fn a_non_loopback_bind_without_a_token_is_refused_with_a_clear_message() {
 fn requests_without_the_token_get_401_and_stop_via_the_api_saves_every_row() {
     let out = tempfile::tempdir().expect("tempdir");
     let output = out.path().display().to_string();
-    let served = Served::start(&[
-        "run",
+    let served = Served::run(
         &repo("configs/quickstart.toml"),
-        "--serve",
-        "127.0.0.1:0",
-        "--serve-token",
-        "s3cret",
-        "--duration",
-        "60s",
-        "--quiet",
-        "--output",
         &output,
-    ]);
+        &["--serve-token", "s3cret", "--duration", "60s"],
+    );
     let addr = served.addr.clone();
     let (status, body) = http(&addr, "GET", "/api/status", None);
     assert_eq!(status, 401, "{body}");
@@ -236,43 +321,9 @@ fn requests_without_the_token_get_401_and_stop_via_the_api_saves_every_row() {
 fn pause_and_resume_from_the_api_hold_a_scan_and_every_point_is_taken() {
     let out = tempfile::tempdir().expect("tempdir");
     let config = out.path().join("scan.toml");
-    std::fs::write(
-        &config,
-        r#"
-[experiment]
-name = "api-pause"
-
-[instruments.meter]
-type = "sim"
-rate_hz = 1000
-channels = ["v"]
-signal = { shape = "noise", noise = 0.01 }
-
-[plan]
-type = "scan"
-setpoint = "meter.offset"
-start = 0.0
-stop = 1.0
-steps = 400
-settle = "10ms"
-detectors = ["meter"]
-
-[sinks.store]
-type = "parquet"
-inputs = ["primary", "meter"]
-"#,
-    )
-    .expect("config written");
+    std::fs::write(&config, scan_config("api-pause", 400, "10ms")).expect("config written");
     let output = out.path().join("runs").display().to_string();
-    let served = Served::start(&[
-        "run",
-        &config.display().to_string(),
-        "--serve",
-        "127.0.0.1:0",
-        "--quiet",
-        "--output",
-        &output,
-    ]);
+    let served = Served::run(&config.display().to_string(), &output, &[]);
     let addr = served.addr.clone();
     let plan = |addr: &str| get_json(addr, "/api/status")["plan"].clone();
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -300,21 +351,8 @@ inputs = ["primary", "meter"]
     assert_eq!(status, 202, "{body}");
     let (code, _) = served.wait(Duration::from_secs(60));
     assert_eq!(code, 0, "the scan completes");
-    let run = run_dir(&out.path().join("runs"));
-    let manifest = assert_every_row_saved(&run);
-    assert_eq!(manifest["status"], "completed");
-    assert_contiguous(&seqs(&read_stream(&run, "primary")), 400);
-    let pauses = manifest["interruptions"].as_array().expect("interruptions");
-    assert_eq!(pauses.len(), 1, "{pauses:?}");
-    assert_eq!(pauses[0]["kind"], "pause");
-    assert!(
-        pauses[0]["by"]
-            .as_str()
-            .is_some_and(|b| b.starts_with("web view")),
-        "{}",
-        pauses[0]
-    );
-    assert!(pauses[0]["seconds"].as_f64().is_some_and(|t| t >= 1.0));
+    let pause = assert_scan_completed_after_one_web_pause(&out.path().join("runs"), 400);
+    assert!(pause["seconds"].as_f64().is_some_and(|t| t >= 1.0));
 }
 
 #[test]
@@ -446,17 +484,7 @@ fn clients_that_never_read_or_read_1_byte_per_second_do_not_grow_memory_or_slow_
     )
     .expect("config");
     let output = out.path().join("runs").display().to_string();
-    let served = Served::start(&[
-        "run",
-        &file.display().to_string(),
-        "--serve",
-        "127.0.0.1:0",
-        "--duration",
-        "45s",
-        "--quiet",
-        "--output",
-        &output,
-    ]);
+    let served = Served::run(&file.display().to_string(), &output, &["--duration", "45s"]);
     let addr = served.addr.clone();
     let pid = served.child.id();
     let open = |path: &str| {
@@ -486,8 +514,14 @@ fn clients_that_never_read_or_read_1_byte_per_second_do_not_grow_memory_or_slow_
         timeline.push(rss);
         peak = peak.max(rss);
     }
-    drop(never);
     eprintln!("RSS MiB from {start_rss}: {timeline:?}");
+    // The server cuts event streams whose writes made no progress for its stall timeout.
+    for mut s in never {
+        assert!(
+            hostile::closed_by_server(&mut s, Duration::from_secs(20)),
+            "a client that never reads is disconnected"
+        );
+    }
     // Everything the view may hold (its taps fill during these 30 s) plus what 9 stalled
     // connections hold (one event each, socket buffers): the view's budget and 16 MiB.
     let grown = peak.saturating_sub(start_rss);
@@ -516,17 +550,11 @@ fn the_page_in_a_real_browser_plots_every_stream_and_its_stop_saves_every_row() 
     }
     let out = tempfile::tempdir().expect("tempdir");
     let output = out.path().display().to_string();
-    let served = Served::start(&[
-        "run",
+    let served = Served::run(
         &repo("configs/quickstart.toml"),
-        "--serve",
-        "127.0.0.1:0",
-        "--duration",
-        "120s",
-        "--quiet",
-        "--output",
         &output,
-    ]);
+        &["--duration", "120s"],
+    );
     let mut browser = cdp::Browser::open(&format!("http://{}/", served.addr));
     // Every stream's plot exists, holds data, and its canvas has drawn pixels in it.
     let ready = "(() => { const p = [...document.querySelectorAll('.plot')];
@@ -612,12 +640,7 @@ rotate_interval = "300ms"
     child.kill().expect("SIGKILL");
     child.wait().expect("reaped");
     let run = run_dir(&output);
-    let served = Served::start(&[
-        "serve",
-        &output.display().to_string(),
-        "--listen",
-        "127.0.0.1:0",
-    ]);
+    let served = Served::files(&output);
     let addr = served.addr.clone();
     let list = get_json(&addr, "/api/status");
     assert_eq!(list["mode"], "runs");

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use actix::Recipient;
 use serde::{Deserialize, Serialize};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
 
 use crate::batch::StreamEvent;
 use crate::stats::LinkStats;
@@ -209,16 +209,59 @@ impl LinkReceiver {
     }
 }
 
-/// Forwards a link's events to its consumer, one at a time and in order, until the end marker.
+/// Who a link's pump hands its events to.
+pub enum Consumer {
+    /// One actor for the link's whole life (a sink): once it is gone, the link closes.
+    Fixed(Recipient<StreamEvent>),
+    /// Whichever actor runs the consumer now (a stage, which a restart replaces), as its
+    /// supervisor last set it; `None` once no consumer will ever read the link again.
+    ///
+    /// While the actor is gone, the event in hand waits for the next one; an event the old
+    /// actor never answered (it panicked on it) is delivered again to the new one.
+    Replaceable(watch::Receiver<Option<Recipient<StreamEvent>>>),
+}
+
+impl From<Recipient<StreamEvent>> for Consumer {
+    fn from(recipient: Recipient<StreamEvent>) -> Self {
+        Consumer::Fixed(recipient)
+    }
+}
+
+impl Consumer {
+    /// Hands `event` to the consumer; `false` once no consumer will take it.
+    async fn deliver(&mut self, event: StreamEvent) -> bool {
+        match self {
+            Consumer::Fixed(recipient) => recipient.send(event).await.is_ok(),
+            Consumer::Replaceable(current) => loop {
+                let target = current.borrow_and_update().clone();
+                let Some(target) = target else {
+                    return false;
+                };
+                if target.send(event.clone()).await.is_ok() {
+                    return true;
+                }
+                // The actor is gone: wait for the supervisor's decision, then try again.
+                if current.changed().await.is_err() {
+                    return false;
+                }
+            },
+        }
+    }
+}
+
+/// The pump of every link: forwards the link's events to its consumer, one at a time and in
+/// order, until the end marker.
 ///
 /// Each event is handed over with `send().await`, so the pump waits while the consumer's
-/// mailbox is full. If the consumer is gone, the link is closed and what was lost is counted.
-pub async fn run_pump(rx: LinkReceiver, consumer: Recipient<StreamEvent>) {
+/// mailbox is full (a busy consumer pushes back through a lossless link to its producer). Once
+/// no consumer will take an event, the link is closed and what was lost is counted as dropped.
+pub async fn run_pump(rx: LinkReceiver, consumer: impl Into<Consumer>) {
+    let mut consumer = consumer.into();
     loop {
         let event = rx.pop().await;
         let rows = event.rows() as u64;
         let is_end = matches!(event, StreamEvent::End(_));
-        if consumer.send(event).await.is_err() {
+        if !consumer.deliver(event).await {
             rx.shared.stats.record_drop(rows);
             rx.close();
             return;

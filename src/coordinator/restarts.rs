@@ -33,6 +33,11 @@ impl RestartTracker {
         }
     }
 
+    /// The policy the tracker applies.
+    pub fn policy(&self) -> &Supervision {
+        &self.policy
+    }
+
     /// Records a failure at `now` and decides: restart after a backoff, or give up.
     pub fn on_failure(&mut self, now: Instant) -> RestartDecision {
         while self

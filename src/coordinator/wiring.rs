@@ -104,8 +104,9 @@ impl ReportSlot {
 pub struct LinkPlan {
     /// The consumer's name (a sink's, or a stage's when `to_stage`).
     pub sink: String,
-    /// Whether the consumer is a stage: its link is fed by the stage feeder, which survives a
-    /// restart of the stage, and it is not a sink in the manifest.
+    /// Whether the consumer is a stage (or the plan's suspender watcher): a stage's link is
+    /// pumped to a replaceable consumer, which survives a restart of the stage, and it is not
+    /// a sink in the manifest.
     pub to_stage: bool,
     /// Counters of the link.
     pub stats: Arc<LinkStats>,

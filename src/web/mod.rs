@@ -3,6 +3,7 @@
 //!
 //! - [`auth`]: where it listens (loopback by default) and the token anything else needs.
 //! - [`server`]: the HTTP server on its own thread and runtime; routes; the event stream.
+//! - [`connections`]: accepting clients within limits (count, header time, stalled writes).
 //! - [`live`]: a running run's status and plots, read from counters and taps.
 //! - [`files`] and [`parquet_read`]: finished runs, read from manifests and Parquet parts.
 //! - [`decimate`] and [`history`]: min/max/last per bucket, for any window, in fixed memory.
@@ -16,6 +17,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod connections;
 pub mod control;
 pub mod decimate;
 pub mod error;

@@ -28,6 +28,7 @@ use tokio::sync::{oneshot, watch};
 
 use super::api::{StreamData, StreamQuery};
 use super::auth::{ServeConfig, require_token};
+use super::connections::{self, Limits};
 use super::control::ControlPort;
 use super::error::{ApiError, WebError};
 
@@ -234,12 +235,12 @@ fn serve_thread(
         let router = router(app.clone(), token);
         let (stop_ticks_tx, stop_ticks_rx) = oneshot::channel::<()>();
         let ticker = tokio::spawn(tick_loop(app.clone(), events_tx, stop_ticks_rx));
-        let serve = axum::serve(listener, router).with_graceful_shutdown(async move {
+        let serve = connections::serve(listener, router, Limits::default(), async move {
             let _ = shutdown.await;
             // Ending the ticks drops the event sender: every open event stream ends.
             let _ = stop_ticks_tx.send(());
         });
-        let serve = tokio::spawn(async move { serve.await });
+        let serve = tokio::spawn(serve);
         let _ = ticker.await;
         // Connections still open after a second are cut when the runtime drops.
         let _ = tokio::time::timeout(Duration::from_secs(1), serve).await;

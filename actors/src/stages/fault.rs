@@ -26,8 +26,8 @@ use crate::instruments::sim::{SimFault, SimFaultKind};
 /// - `kind = "error"`: [`process`](Stage::process) returns [`StageError::InjectedFault`], so the
 ///   actor reports the failure and stops; the batch is lost with the stage.
 /// - `kind = "panic"`: `process` panics, so the actor dies without a report and the coordinator
-///   finds it gone. The batch in flight was never answered, so the feeder delivers it again to
-///   the next stage.
+///   finds it gone. The batch in flight was never answered, so the link's pump delivers it
+///   again to the next stage.
 ///
 /// `times` is applied by whoever builds the stage ([`Faulty::new`] takes the fault only for the
 /// starts that fail). Without a fault the wrapper only passes calls through.

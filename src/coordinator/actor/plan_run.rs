@@ -1,5 +1,4 @@
-//! The coordinator's side of plans: the stream plan's timer, the point plan's executor, and
-//! starting SCPI instruments (whose session reports go to the manifest).
+//! The coordinator's side of plans: the stream plan's timer and the point plan's executor.
 //!
 //! A stream plan whose instruments all have a row limit ends when the last one finishes; one
 //! with an instrument that has none (SCPI) also stops with status `completed` once its clock
@@ -13,18 +12,13 @@
 //! links `wiring` planned into it.
 
 use actix::prelude::*;
-use ensemble_actors::control::{ComponentExited, ExitOutcome, Stop, Terminate};
-use ensemble_actors::instruments::pauses::Pauses;
-use ensemble_actors::instruments::scpi::{ScpiActor, ScpiInstrumentConfig};
-use ensemble_actors::outputs::Outputs;
 use tokio::sync::watch;
 
 use super::{Coordinator, StopReason};
 use crate::config::Plan;
-use crate::coordinator::wiring::ReportSlot;
 use crate::plan::{
-    ClockEnd, Driver, Drivers, PRIMARY_STREAM, PlanExecutor, PrimaryLayout, SUSPEND_CONSUMER,
-    Watcher, run_stream_clock,
+    ClockEnd, Drivers, PRIMARY_STREAM, PlanExecutor, PrimaryLayout, SUSPEND_CONSUMER, Watcher,
+    run_stream_clock,
 };
 
 /// What the coordinator keeps for a plan.
@@ -60,49 +54,11 @@ impl PlanState {
     }
 }
 
-/// Starts an SCPI instrument: its report follows into `report`, its address into `drivers`;
-/// it stops polling while the plan is paused if given the `pauses` (`pause_streams`).
-/// A config the actor refuses (cannot happen after compiling) is reported as the instrument's
-/// failure, and `None` returned.
-pub(super) fn start_scpi(
-    name: &str,
-    config: &ScpiInstrumentConfig,
-    outputs: Outputs,
-    report: &ReportSlot,
-    drivers: &Drivers,
-    pauses: Option<watch::Receiver<Pauses>>,
-    coordinator: Recipient<ComponentExited>,
-) -> Option<(Recipient<Stop>, Recipient<Terminate>)> {
-    match ScpiActor::new(
-        name.to_string(),
-        config.clone(),
-        outputs,
-        coordinator.clone(),
-    ) {
-        Ok(mut actor) => {
-            if let Some(pauses) = pauses {
-                actor.pause_on(pauses);
-            }
-            report.set_scpi(actor.report());
-            drivers.insert(name, Driver::Scpi(actor.probe()));
-            let addr = actor.start();
-            Some((addr.clone().recipient(), addr.recipient()))
-        }
-        Err(e) => {
-            coordinator.do_send(ComponentExited {
-                component: name.to_string(),
-                outcome: ExitOutcome::Failed(e.to_string()),
-            });
-            None
-        }
-    }
-}
-
 impl Coordinator {
     /// Starts the plan's own part once every component runs: the stream plan's timer or the
     /// point plan's executor.
     pub(super) fn start_plan(&mut self, ctx: &mut Context<Self>) {
-        if self.outcome.is_none() || self.stopping.is_some() {
+        if self.supervisor.is_finished() || self.supervisor.stopping().is_some() {
             return;
         }
         match &self.experiment.plan {
@@ -114,7 +70,7 @@ impl Coordinator {
                 let duration = self.experiment.duration;
                 let clock = async move { run_stream_clock(duration, &control).await };
                 ctx.spawn(clock.into_actor(self).map(move |end, act, ctx| {
-                    if timed && end == ClockEnd::Elapsed && act.stopping.is_none() {
+                    if timed && end == ClockEnd::Elapsed && act.supervisor.stopping().is_none() {
                         act.begin_stop(StopReason::PlanEnded, ctx);
                     }
                 }));

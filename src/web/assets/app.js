@@ -152,6 +152,8 @@
       entry.plot.setData(data);
     }
     entry.el.dataset.points = String(xs.length);
+    entry.el.dataset.kind = d.kind;
+    entry.el.dataset.yscale = d.kind === "spectrum" && logy ? "log" : "linear";
   }
 
   async function refresh(name) {
