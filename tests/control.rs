@@ -618,3 +618,81 @@ fn with_pause_streams_a_paused_scan_holds_the_sim_and_scpi_streams_too() {
         );
     }
 }
+
+/// Item 4 of the plans issue: `ensemble run` with its stdin on a pseudo-terminal reads keys:
+/// `p` pauses the scan, `r` resumes it; the pause is recorded as the terminal's, and the
+/// terminal has its line editing and echo back once the run has ended.
+#[test]
+fn p_and_r_on_the_terminal_pause_and_resume_a_scan_and_the_terminal_is_restored() {
+    use std::io::Write;
+    use std::os::fd::{FromRawFd, OwnedFd};
+
+    let (mut master, slave) = {
+        let (mut m, mut s) = (0, 0);
+        // SAFETY: openpty writes two descriptors into `m` and `s`; the other arguments may be
+        // null.
+        let rc = unsafe {
+            libc::openpty(
+                &mut m,
+                &mut s,
+                std::ptr::null_mut(),
+                std::ptr::null(),
+                std::ptr::null(),
+            )
+        };
+        assert_eq!(rc, 0, "openpty");
+        // SAFETY: both descriptors were just opened and are owned here alone.
+        unsafe { (std::fs::File::from_raw_fd(m), OwnedFd::from_raw_fd(s)) }
+    };
+    let out = tempfile::tempdir().expect("tempdir");
+    let plan = "type = \"scan\"\nsetpoint = \"meter.offset\"\nstart = 0.0\nstop = 999.0\nsteps = 1000\ndelay = \"2ms\"\ndetectors = [\"meter\"]";
+    let file = out.path().join("keys.toml");
+    std::fs::write(&file, experiment_text(plan, STEADY)).expect("experiment file");
+    let runs = out.path().join("runs");
+    let mut child = Command::new(ensemble_bin())
+        .arg("run")
+        .arg(&file)
+        .arg("--output")
+        .arg(&runs)
+        .stdin(std::process::Stdio::from(slave.try_clone().expect("dup")))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("ensemble run");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let run_dir = loop {
+        if let Some(dir) = only_run_dir(&runs).filter(|d| d.join("control.sock").exists()) {
+            break dir;
+        }
+        assert!(Instant::now() < deadline, "no control socket");
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    wait_for_phase(&run_dir, "running");
+    master.write_all(b"p").expect("key p");
+    let paused = wait_for_phase(&run_dir, "paused");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(status(&run_dir)["points_done"], paused["points_done"]);
+    master.write_all(b"r").expect("key r");
+    let code = child.wait().expect("run ends");
+    assert!(code.success(), "{code:?}");
+    let m = manifest(&run_dir);
+    let pauses = m["interruptions"].as_array().expect("interruptions");
+    assert_eq!(pauses.len(), 1, "{pauses:?}");
+    assert_eq!(pauses[0]["by"], "terminal");
+    assert_eq!(pauses[0]["resumed_by"], "terminal");
+    assert_contiguous(&seqs(&read_stream(&run_dir, "primary")), 1000);
+    // SAFETY: tcgetattr writes the terminal's settings into `t`.
+    let t = unsafe {
+        let mut t: libc::termios = std::mem::zeroed();
+        assert_eq!(
+            libc::tcgetattr(std::os::fd::AsRawFd::as_raw_fd(&slave), &mut t),
+            0
+        );
+        t
+    };
+    assert_eq!(
+        t.c_lflag & (libc::ICANON | libc::ECHO),
+        libc::ICANON | libc::ECHO,
+        "line editing and echo are back"
+    );
+}
