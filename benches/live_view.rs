@@ -1,7 +1,8 @@
 //! Zero cost of the live view, measured: a `pace = "max"` lossless stream into Parquet, run
-//! alternately without and with `--serve` plus 8 clients polling `/api/events` and
-//! `/api/streams` as fast as they can, in one invocation. Prints each run's rows/s, the
-//! medians, their ratio and the rows lost.
+//! in turn without the view, with `--serve` and no client, and with `--serve` plus 8 clients
+//! polling `/api/events` and `/api/streams` as fast as they can, in one invocation. Prints
+//! each run's rows/s, the CPU seconds the view's thread took, the medians, their ratios and
+//! the rows lost.
 //!
 //! `cargo bench --bench live_view` (rounds: `LIVE_BENCH_ROUNDS`, default 3 of each; rows:
 //! `LIVE_BENCH_SECONDS` of a 1 MHz, 4-channel stream, default 10).
@@ -26,6 +27,17 @@ use ensemble::web::ServeConfig;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const CLIENTS: usize = 8;
+/// Name of the clients' threads, so their CPU time can be told apart.
+const CLIENT_THREAD: &str = "bench-client";
+
+/// CPU seconds (user + system) this process has used, exited threads included.
+fn process_cpu_seconds() -> f64 {
+    // SAFETY: getrusage writes into the struct we own.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    let s = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    s(usage.ru_utime) + s(usage.ru_stime)
+}
 
 fn experiment(seconds: u64, output: &std::path::Path) -> ensemble::config::Experiment {
     let text = format!(
@@ -87,30 +99,33 @@ fn client(
     nice(19);
     let reader = {
         let stop = stop.clone();
-        std::thread::spawn(move || {
-            nice(19);
-            while !stop.load(Ordering::Relaxed) {
-                let Ok(mut s) = TcpStream::connect(addr) else {
-                    std::thread::sleep(Duration::from_millis(20));
-                    continue;
-                };
-                let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
-                let _ = write!(s, "GET /api/events HTTP/1.1\r\nHost: x\r\n\r\n");
-                let mut chunk = [0u8; 16 * 1024];
+        std::thread::Builder::new()
+            .name(CLIENT_THREAD.into())
+            .spawn(move || {
+                nice(19);
                 while !stop.load(Ordering::Relaxed) {
-                    match s.read(&mut chunk) {
-                        Ok(0) => break,
-                        Ok(n) => {
-                            event_bytes.fetch_add(n as u64, Ordering::Relaxed);
+                    let Ok(mut s) = TcpStream::connect(addr) else {
+                        std::thread::sleep(Duration::from_millis(20));
+                        continue;
+                    };
+                    let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
+                    let _ = write!(s, "GET /api/events HTTP/1.1\r\nHost: x\r\n\r\n");
+                    let mut chunk = [0u8; 16 * 1024];
+                    while !stop.load(Ordering::Relaxed) {
+                        match s.read(&mut chunk) {
+                            Ok(0) => break,
+                            Ok(n) => {
+                                event_bytes.fetch_add(n as u64, Ordering::Relaxed);
+                            }
+                            Err(e)
+                                if e.kind() == std::io::ErrorKind::WouldBlock
+                                    || e.kind() == std::io::ErrorKind::TimedOut => {}
+                            Err(_) => break,
                         }
-                        Err(e)
-                            if e.kind() == std::io::ErrorKind::WouldBlock
-                                || e.kind() == std::io::ErrorKind::TimedOut => {}
-                        Err(_) => break,
                     }
                 }
-            }
-        })
+            })
+            .expect("a reader thread")
     };
     let mut buf = Vec::new();
     let paths = [
@@ -130,24 +145,83 @@ fn client(
     let _ = reader.join();
 }
 
+/// CPU seconds (user + system) taken so far by this process's threads named `name`.
+fn thread_cpu_seconds(name: &str) -> f64 {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return 0.0;
+    };
+    let ticks = 100.0; // USER_HZ on Linux
+    tasks
+        .flatten()
+        .filter(|t| {
+            std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.trim_end() == name)
+        })
+        .filter_map(|t| std::fs::read_to_string(t.path().join("stat")).ok())
+        .map(|stat| {
+            // Fields after the command's closing parenthesis; utime and stime are 14 and 15.
+            let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            let field = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok());
+            (field(11).unwrap_or(0.0) + field(12).unwrap_or(0.0)) / ticks
+        })
+        .sum()
+}
+
+/// Name of the threads that sample CPU times (their own time is left out of every figure).
+const SAMPLER_THREAD: &str = "bench-sampler";
+
+/// Samples the CPU time of the threads named `name` every 100 ms until `stop`; the largest
+/// sum seen (the view's thread ends with the run, so its last sample is at most 100 ms old).
+fn watch_cpu(name: &'static str, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<f64> {
+    std::thread::Builder::new()
+        .name(SAMPLER_THREAD.into())
+        .spawn(move || {
+            let mut most = 0.0f64;
+            while !stop.load(Ordering::Relaxed) {
+                most = most.max(thread_cpu_seconds(name));
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            most.max(thread_cpu_seconds(name))
+        })
+        .expect("a sampler thread")
+}
+
 fn free_port() -> SocketAddr {
     let l = TcpListener::bind("127.0.0.1:0").expect("a free port");
     l.local_addr().expect("bound")
 }
 
-/// One run; with `serve`, the view and 8 clients beside it. Rows/s, rows lost, requests.
-fn one_run(seconds: u64, serve: bool) -> (f64, u64, u64, u64) {
+/// What one run measured.
+struct Measured {
+    rows_per_s: f64,
+    lost: u64,
+    answers: u64,
+    event_bytes: u64,
+    /// CPU seconds of the view's thread per million rows written.
+    view_cpu_per_m_rows: f64,
+    /// CPU seconds of everything else in the process (the run) per million rows written.
+    acquisition_cpu_per_m_rows: f64,
+}
+
+/// One run; with `serve`, the view and `clients` clients beside it.
+fn one_run(seconds: u64, serve: bool, clients: usize) -> Measured {
     let out = tempfile::tempdir().expect("tempdir");
     let e = experiment(seconds, out.path());
     let addr = free_port();
     let stop = Arc::new(AtomicBool::new(false));
     let requests = Arc::new(AtomicU64::new(0));
     let event_bytes = Arc::new(AtomicU64::new(0));
+    let cpu_before = process_cpu_seconds();
+    let sampler = watch_cpu("web", stop.clone());
+    let client_sampler = watch_cpu(CLIENT_THREAD, stop.clone());
     let clients: Vec<_> = if serve {
-        (0..CLIENTS)
+        (0..clients)
             .map(|_| {
                 let (stop, r, b) = (stop.clone(), requests.clone(), event_bytes.clone());
-                std::thread::spawn(move || client(addr, stop, r, b))
+                std::thread::Builder::new()
+                    .name(CLIENT_THREAD.into())
+                    .spawn(move || client(addr, stop, r, b))
+                    .expect("a client thread")
             })
             .collect()
     } else {
@@ -161,6 +235,7 @@ fn one_run(seconds: u64, serve: bool) -> (f64, u64, u64, u64) {
         config,
     )
     .expect("run carried out");
+    let samplers_cpu = thread_cpu_seconds(SAMPLER_THREAD);
     stop.store(true, Ordering::Relaxed);
     for c in clients {
         let _ = c.join();
@@ -173,12 +248,18 @@ fn one_run(seconds: u64, serve: bool) -> (f64, u64, u64, u64) {
         / 1e6;
     let written = s.sinks["store"].rows_written;
     let lost = s.expected_rows.unwrap_or(0).saturating_sub(written) + s.dropped_rows;
-    (
-        written as f64 / wall,
+    let view_cpu = sampler.join().unwrap_or(0.0);
+    let clients_cpu = client_sampler.join().unwrap_or(0.0);
+    let acquisition_cpu =
+        process_cpu_seconds() - cpu_before - view_cpu - clients_cpu - samplers_cpu;
+    Measured {
+        rows_per_s: written as f64 / wall,
         lost,
-        requests.load(Ordering::Relaxed),
-        event_bytes.load(Ordering::Relaxed),
-    )
+        answers: requests.load(Ordering::Relaxed),
+        event_bytes: event_bytes.load(Ordering::Relaxed),
+        view_cpu_per_m_rows: view_cpu / (written.max(1) as f64 / 1e6),
+        acquisition_cpu_per_m_rows: acquisition_cpu / (written.max(1) as f64 / 1e6),
+    }
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -198,27 +279,41 @@ fn main() {
     println!(
         "live_view: {seconds} s of a 1 MHz x 4-channel pace=max lossless stream into Parquet (zstd), {rounds} rounds"
     );
-    let (mut plain, mut viewed) = (Vec::new(), Vec::new());
+    let (mut plain, mut idle, mut viewed) = (Vec::new(), Vec::new(), Vec::new());
     let mut lost_total = 0;
     for round in 0..rounds {
-        let (a, lost_a, _, _) = one_run(seconds, false);
-        let (b, lost_b, requests, bytes) = one_run(seconds, true);
-        lost_total += lost_a + lost_b;
+        let a = one_run(seconds, false, 0);
+        let b = one_run(seconds, true, 0);
+        let c = one_run(seconds, true, CLIENTS);
+        lost_total += a.lost + b.lost + c.lost;
         println!(
-            "round {round}: without view {:.2} M rows/s (lost {lost_a}); with view + {CLIENTS} clients {:.2} M rows/s (lost {lost_b}; {requests} API answers, {:.1} MiB of events read)",
-            a / 1e6,
-            b / 1e6,
-            bytes as f64 / 1048576.0
+            "round {round}: without view {:.2} M rows/s (lost {}); view, no client {:.2} M rows/s (lost {}; view thread {:.4} CPU s per M rows); view + {CLIENTS} clients {:.2} M rows/s (lost {}; view thread {:.4} CPU s per M rows; {} API answers, {:.1} MiB of events read); run's own CPU s per M rows {:.4} / {:.4} / {:.4}",
+            a.rows_per_s / 1e6,
+            a.lost,
+            b.rows_per_s / 1e6,
+            b.lost,
+            b.view_cpu_per_m_rows,
+            c.rows_per_s / 1e6,
+            c.lost,
+            c.view_cpu_per_m_rows,
+            c.answers,
+            c.event_bytes as f64 / 1048576.0,
+            a.acquisition_cpu_per_m_rows,
+            b.acquisition_cpu_per_m_rows,
+            c.acquisition_cpu_per_m_rows,
         );
-        plain.push(a);
-        viewed.push(b);
+        plain.push(a.rows_per_s);
+        idle.push(b.rows_per_s);
+        viewed.push(c.rows_per_s);
     }
-    let (a, b) = (median(plain), median(viewed));
+    let (a, b, c) = (median(plain), median(idle), median(viewed));
     println!("median without view: {:.3} M rows/s", a / 1e6);
+    println!("median with view, no client: {:.3} M rows/s", b / 1e6);
     println!(
         "median with view and {CLIENTS} clients: {:.3} M rows/s",
-        b / 1e6
+        c / 1e6
     );
-    println!("ratio with/without: {:.3}", b / a);
+    println!("ratio view, no client / without: {:.3}", b / a);
+    println!("ratio with/without: {:.3}", c / a);
     println!("rows lost in all runs: {lost_total}");
 }

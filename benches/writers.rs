@@ -18,9 +18,21 @@
 //! With `PYARROW=1`, every repetition also runs `scripts/pyarrow_baseline.py --repeat 1` on the
 //! same batches (written once as Arrow IPC), so pyarrow is timed interleaved with the rest.
 //!
+//! At the end it prints the ratios that matter, each as the ratio of the medians and the range
+//! of the ratios within a repetition (the variants of one repetition run one after another, so
+//! a busy neighbour hits both sides of a pair alike):
+//! - `pipeline/default` / `bare/delta-ints` in rows/s and in CPU seconds per row;
+//! - `pipeline/default` / `pyarrow/write_table` in rows/s (with `PYARROW=1`).
+//!
+//! `cargo bench --bench writers -- --check` also exits with status 1 unless, with the log on
+//! (`pipeline/default`): its median rows/s is at least the bare writer's (`bare/delta-ints`), its
+//! median CPU seconds per row at most 1.1 times the bare writer's, and (with `PYARROW=1`) its
+//! median rows/s at least 1.2 times pyarrow's. It prints which of these failed.
+//!
 //! `cargo bench --bench writers -- --ipc FILE` instead writes the batches to an Arrow IPC file,
 //! for `scripts/pyarrow_baseline.py` to time pyarrow on identical data.
-//! Environment: `ROWS` (default 4,000,000), `REPEAT` (default 3).
+//! Environment: `ROWS` (default 4,000,000), `REPEAT` (default 3), `VARIANTS` (comma-separated
+//! names of the variants to run, e.g. `bare/delta-ints,pipeline/default`; default all).
 
 use std::fs::File;
 use std::path::Path;
@@ -204,6 +216,11 @@ fn main() {
         println!("wrote {rows} rows in {} batches to {path}", batches.len());
         return;
     }
+    let only: Option<Vec<String>> = std::env::var("VARIANTS")
+        .ok()
+        .map(|v| v.split(',').map(|s| s.trim().to_string()).collect());
+    let wanted = |name: &str| only.as_ref().is_none_or(|o| o.iter().any(|w| w == name));
+    let check = args.iter().any(|a| a == "--check");
     let variants = [
         Variant {
             name: "bare/plain",
@@ -236,10 +253,14 @@ fn main() {
     let mut results: Vec<(&str, Vec<f64>, Vec<f64>, u64)> = variants
         .iter()
         .map(|v| v.name)
-        .chain(["pipeline/default", "pipeline/no-wal", "pyarrow/write_table"])
+        .chain(PIPELINES)
+        .chain([PYARROW])
         .map(|name| (name, Vec::new(), Vec::new(), 0))
         .collect();
     let mut record = |i: usize, run: &mut dyn FnMut() -> Option<(f64, u64)>| {
+        if !wanted(results[i].0) {
+            return;
+        }
         let cpu = cpu_seconds();
         if let Some((rate, bytes)) = run() {
             results[i].1.push(rate);
@@ -265,6 +286,7 @@ fn main() {
         record(variants.len() + 2, &mut || ipc.as_deref().and_then(pyarrow));
     }
     results.retain(|r| !r.1.is_empty());
+    let ratios = Ratios::of(&results);
     println!(
         "rows={rows} repeat={repeat} codec=zstd-1 dictionary=off rayon_threads={}",
         rayon::current_num_threads()
@@ -273,17 +295,158 @@ fn main() {
         "{:<30} {:>12} {:>12} {:>12} {:>16} {:>12}",
         "variant", "min rows/s", "median", "max", "cpu s/Mrow med", "bytes"
     );
-    for (name, mut rates, mut cpu, bytes) in results {
-        rates.sort_by(f64::total_cmp);
-        cpu.sort_by(f64::total_cmp);
+    for (name, rates, cpu, bytes) in &results {
+        let rates = sorted(rates);
         println!(
             "{:<30} {:>12.0} {:>12.0} {:>12.0} {:>16.3} {:>12}",
             name,
             rates[0],
-            rates[rates.len() / 2],
+            median(&rates),
             rates[rates.len() - 1],
-            cpu[cpu.len() / 2],
+            median(cpu),
             bytes
         );
+    }
+    let failed = ratios.print();
+    if check {
+        if failed.is_empty() {
+            println!("check: passed");
+        } else {
+            println!("check: FAILED: {}", failed.join("; "));
+            std::process::exit(1);
+        }
+    }
+}
+
+const BARE: &str = "bare/delta-ints";
+const PIPELINES: [&str; 2] = ["pipeline/default", "pipeline/no-wal"];
+const PYARROW: &str = "pyarrow/write_table";
+/// `--check`: the pipeline's rows/s at least this times the bare writer's ...
+const MIN_VS_BARE: f64 = 1.0;
+/// ... its CPU per row at most this times the bare writer's ...
+const MAX_CPU_VS_BARE: f64 = 1.1;
+/// ... and its rows/s at least this times pyarrow's.
+const MIN_VS_PYARROW: f64 = 1.2;
+
+fn sorted(values: &[f64]) -> Vec<f64> {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    v
+}
+
+/// The median (the upper one of an even count).
+fn median(values: &[f64]) -> f64 {
+    let v = sorted(values);
+    v[v.len() / 2]
+}
+
+/// One ratio `a / b`: of the medians, and the lowest and highest within a repetition (NaN when
+/// the two sides ran a different number of times).
+struct Ratio {
+    label: String,
+    of_medians: f64,
+    low: f64,
+    high: f64,
+}
+
+impl Ratio {
+    fn new(label: String, a: &[f64], b: &[f64]) -> Option<Self> {
+        if a.is_empty() || b.is_empty() {
+            return None;
+        }
+        // Pairs of one repetition; if a run of either side failed (pyarrow can), the
+        // repetitions no longer pair up and there is no range.
+        let pairs: Vec<f64> = a.iter().zip(b).map(|(x, y)| x / y).collect();
+        let pairs = sorted(&pairs);
+        let (low, high) = if a.len() == b.len() {
+            (pairs[0], pairs[pairs.len() - 1])
+        } else {
+            (f64::NAN, f64::NAN)
+        };
+        Some(Self {
+            label,
+            of_medians: median(a) / median(b),
+            low,
+            high,
+        })
+    }
+}
+
+/// The ratios printed at the end and checked by `--check`.
+struct Ratios {
+    vs_bare: Option<Ratio>,
+    cpu_vs_bare: Option<Ratio>,
+    vs_pyarrow: Option<Ratio>,
+    others: Vec<Ratio>,
+}
+
+impl Ratios {
+    fn of(results: &[(&str, Vec<f64>, Vec<f64>, u64)]) -> Self {
+        let find = |name: &str| results.iter().find(|r| r.0 == name);
+        let ratio = |a: &str, b: &str, cpu: bool| {
+            let (x, y) = (find(a)?, find(b)?);
+            let (x, y) = if cpu { (&x.2, &y.2) } else { (&x.1, &y.1) };
+            let what = if cpu { "CPU s per row" } else { "rows/s" };
+            Ratio::new(format!("{a} / {b}, {what}"), x, y)
+        };
+        Self {
+            vs_bare: ratio(PIPELINES[0], BARE, false),
+            cpu_vs_bare: ratio(PIPELINES[0], BARE, true),
+            vs_pyarrow: ratio(PIPELINES[0], PYARROW, false),
+            others: [
+                ratio(PIPELINES[1], BARE, false),
+                ratio(PIPELINES[1], PYARROW, false),
+            ]
+            .into_iter()
+            .flatten()
+            .collect(),
+        }
+    }
+
+    /// Prints every ratio; returns the checks that failed (see the module docs).
+    fn print(&self) -> Vec<String> {
+        println!(
+            "{:<58} {:>9} {:>18}",
+            "ratio", "medians", "range in a repeat"
+        );
+        let mut failed = Vec::new();
+        let checks = [
+            (&self.vs_bare, MIN_VS_BARE, true),
+            (&self.cpu_vs_bare, MAX_CPU_VS_BARE, false),
+            (&self.vs_pyarrow, MIN_VS_PYARROW, true),
+        ];
+        for (ratio, limit, at_least) in checks {
+            let Some(r) = ratio else { continue };
+            let ok = if at_least {
+                r.of_medians >= limit
+            } else {
+                r.of_medians <= limit
+            };
+            let sign = if at_least { ">=" } else { "<=" };
+            println!(
+                "{:<58} {:>8.2}x {:>8.2}x-{:.2}x  (check {sign} {limit}: {})",
+                r.label,
+                r.of_medians,
+                r.low,
+                r.high,
+                if ok { "ok" } else { "MISSED" }
+            );
+            if !ok {
+                failed.push(format!(
+                    "{} is {:.2}x, not {sign} {limit}",
+                    r.label, r.of_medians
+                ));
+            }
+        }
+        for r in &self.others {
+            println!(
+                "{:<58} {:>8.2}x {:>8.2}x-{:.2}x",
+                r.label, r.of_medians, r.low, r.high
+            );
+        }
+        if self.vs_bare.is_none() || self.cpu_vs_bare.is_none() {
+            failed.push(format!("{} and {BARE} must both run", PIPELINES[0]));
+        }
+        failed
     }
 }

@@ -23,12 +23,6 @@ pub struct Stop;
 #[rtype(result = "()")]
 pub struct Terminate;
 
-/// Sent by the coordinator to a sink: close open row groups and make written bytes durable.
-/// Replies once that is done (or failed).
-#[derive(Debug, Clone, Copy, Message)]
-#[rtype(result = "Result<(), String>")]
-pub struct Flush;
-
 /// Sent by a component to the coordinator when it has exited, for whatever reason.
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "()")]

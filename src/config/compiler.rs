@@ -92,7 +92,7 @@ pub(crate) fn compile(
     }
     if let (Some(Plan::Points(points)), Some(refs)) = (&plan, &plan_refs) {
         let names: Vec<String> = raw.instruments.iter().map(|s| s.name.clone()).collect();
-        super::plan::check_refs(points, refs, &instruments, &names, d);
+        super::plan_checks::check_refs(points, refs, &instruments, &names, d);
     }
     if let (Some(Plan::Points(_)), Some(section)) = (&plan, &raw.plan) {
         // The plan's rows form the `primary` stream, which sinks may take as an input.
@@ -158,8 +158,8 @@ pub(crate) fn compile(
         sinks.extend(spec);
     }
     graph::check(&nodes, |offset| line_col(text, offset), d);
-    let schemas = super::stages::source_schemas(&instruments, plan.as_ref());
-    let stages = super::stages::resolve(pending_stages, &raw.stages, schemas, d);
+    let schemas = super::stage_resolve::source_schemas(&instruments, plan.as_ref());
+    let stages = super::stage_resolve::resolve(pending_stages, &raw.stages, schemas, d);
 
     let header = header?;
     let plan = plan?;

@@ -3,8 +3,10 @@
 
 use std::time::Duration;
 
+use arrow_schema::SchemaRef;
+use ensemble_actors::batch::{ChannelSpec, stream_schema};
 use ensemble_actors::instruments::scpi::ScpiInstrumentConfig;
-use ensemble_actors::instruments::sim::SimInstrumentConfig;
+use ensemble_actors::instruments::sim::{SimGenerator, SimInstrumentConfig};
 use toml::de::DeTable;
 
 use super::component::{SUPERVISION_KEYS, component_config, take_supervision, take_type};
@@ -67,6 +69,49 @@ pub(super) fn compile_instrument(
         supervision,
         stall_timeout,
     })
+}
+
+impl InstrumentKind {
+    /// The `type` as written in the file; also the manifest's `component_type` of its stream.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            InstrumentKind::Sim(_) => "sim",
+            InstrumentKind::Scpi(_) => "scpi",
+        }
+    }
+
+    /// The channels of the instrument's stream, in column order.
+    pub fn channels(&self) -> Vec<ChannelSpec> {
+        match self {
+            InstrumentKind::Sim(cfg) => cfg
+                .channels
+                .iter()
+                .map(|c| ChannelSpec::new(c, &cfg.unit))
+                .collect(),
+            InstrumentKind::Scpi(cfg) => cfg
+                .read
+                .iter()
+                .map(|r| ChannelSpec::new(&r.channel, &r.unit))
+                .collect(),
+        }
+    }
+
+    /// The schema of the instrument's stream: the one both the compiler (to check the stages
+    /// that read it) and the coordinator (to plan the stream) use.
+    pub fn schema(&self) -> SchemaRef {
+        match self {
+            InstrumentKind::Sim(cfg) => SimGenerator::new(cfg, 0, 0).schema().clone(),
+            InstrumentKind::Scpi(_) => stream_schema(&self.channels()),
+        }
+    }
+
+    /// Rows per second, if fixed (an SCPI instrument reads as fast as its device answers).
+    pub fn rate_hz(&self) -> Option<f64> {
+        match self {
+            InstrumentKind::Sim(cfg) => Some(cfg.rate_hz),
+            InstrumentKind::Scpi(_) => None,
+        }
+    }
 }
 
 /// A `stall_timeout` must leave room for the instrument's own rhythm, and needs rows to watch.

@@ -78,6 +78,7 @@ mod plan_checks;
 mod profile;
 mod raw;
 mod sink;
+mod stage_resolve;
 mod stages;
 mod summary;
 mod suspend;

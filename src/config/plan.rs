@@ -1,14 +1,12 @@
 //! `[plan]` tables of type `count`, `scan`, `grid`, `list_scan`, `rel_scan` and
-//! `adaptive_scan`: their keys, then (once the instruments are compiled) the instruments,
-//! parameters and channels they name.
+//! `adaptive_scan`: their keys, and where each name they give is written ([`PlanRefs`]), which
+//! `plan_checks` checks once the instruments are compiled.
 
 use std::time::Duration;
 
-use ensemble_actors::instruments::sim::SIM_SETTABLE;
 use toml::de::{DeTable, DeValue};
 
 use super::error::Diagnostics;
-use super::experiment::{InstrumentKind, InstrumentSpec};
 use super::raw::Section;
 use super::suspend::{SuspendRefs, compile_suspenders};
 use super::value::{self, Span, Value, describe, quoted_list};
@@ -507,91 +505,4 @@ fn compile_points_of(
         }
     };
     Some(points)
-}
-
-/// Checks the instruments and parameters a plan names against the compiled instruments.
-pub(crate) fn check_refs(
-    plan: &PointPlan,
-    refs: &PlanRefs,
-    instruments: &[InstrumentSpec],
-    all_names: &[String],
-    d: &mut Diagnostics,
-) {
-    let not_an_instrument = |name: &str| {
-        format!(
-            "`{name}` is not an instrument; instruments: {}",
-            if all_names.is_empty() {
-                "none".to_string()
-            } else {
-                quoted_list(all_names)
-            }
-        )
-    };
-    for (name, span) in &refs.detectors {
-        if !all_names.contains(name) {
-            d.at(span.clone(), "plan.detectors", not_an_instrument(name));
-            continue;
-        }
-        if let Some(InstrumentSpec {
-            kind: InstrumentKind::Scpi(cfg),
-            ..
-        }) = instruments.iter().find(|i| i.name == *name)
-        {
-            if cfg.read.is_empty() {
-                d.at(
-                    span.clone(),
-                    "plan.detectors",
-                    format!("`{name}` has no [[read]] channels, so there is nothing to read"),
-                );
-            }
-        }
-    }
-    for (axis, (text, span)) in plan.axes.iter().zip(&refs.setpoints) {
-        let name = &axis.instrument;
-        if !all_names.contains(name) {
-            d.at(span.clone(), "plan.setpoint", not_an_instrument(name));
-            continue;
-        }
-        // An instrument that failed to compile was reported already.
-        let Some(spec) = instruments.iter().find(|i| i.name == *name) else {
-            continue;
-        };
-        let settable: Vec<String> = match &spec.kind {
-            InstrumentKind::Sim(_) => SIM_SETTABLE.iter().map(|s| s.to_string()).collect(),
-            InstrumentKind::Scpi(cfg) => cfg.set.keys().cloned().collect(),
-        };
-        if !settable.contains(&axis.param) {
-            let known = if settable.is_empty() {
-                "it has no [set.NAME] tables".to_string()
-            } else {
-                format!(
-                    "settable parameters of `{name}`: {}",
-                    quoted_list(&settable)
-                )
-            };
-            d.at(
-                span.clone(),
-                "plan.setpoint",
-                format!("`{text}`: `{}` is not settable; {known}", axis.param),
-            );
-            continue;
-        }
-        if let InstrumentKind::Scpi(cfg) = &spec.kind {
-            if let Some(set) = cfg.set.get(&axis.param) {
-                for v in &axis.points {
-                    let low = set.min.filter(|m| v < m).map(|m| ("below the min", m));
-                    let high = set.max.filter(|m| v > m).map(|m| ("above the max", m));
-                    if let Some((what, limit)) = low.or(high) {
-                        d.at(
-                            span.clone(),
-                            "plan.setpoint",
-                            format!("`{text}` would be set to {v}, {what} {limit}"),
-                        );
-                        break;
-                    }
-                }
-            }
-        }
-    }
-    super::plan_checks::check_channel_refs(plan, refs, instruments, all_names, d);
 }

@@ -1,5 +1,8 @@
-//! Checks of a point plan's channel references once the instruments are compiled:
+//! Checks of a point plan's references once the instruments are compiled: its detectors and
+//! setpoints (instruments that exist, parameters that are settable, values within limits),
 //! suspenders' `STREAM.CHANNEL`s, an adaptive scan's `target`, a `rel_scan`'s setpoint.
+
+use ensemble_actors::instruments::sim::SIM_SETTABLE;
 
 use super::error::Diagnostics;
 use super::experiment::{InstrumentKind, InstrumentSpec};
@@ -7,20 +10,104 @@ use super::plan::PlanRefs;
 use super::value::quoted_list;
 use crate::plan::{PointKind, PointPlan};
 
+/// Checks the instruments and parameters a plan names against the compiled instruments.
+pub(crate) fn check_refs(
+    plan: &PointPlan,
+    refs: &PlanRefs,
+    instruments: &[InstrumentSpec],
+    all_names: &[String],
+    d: &mut Diagnostics,
+) {
+    let not_an_instrument = |name: &str| {
+        format!(
+            "`{name}` is not an instrument; instruments: {}",
+            if all_names.is_empty() {
+                "none".to_string()
+            } else {
+                quoted_list(all_names)
+            }
+        )
+    };
+    for (name, span) in &refs.detectors {
+        if !all_names.contains(name) {
+            d.at(span.clone(), "plan.detectors", not_an_instrument(name));
+            continue;
+        }
+        if let Some(InstrumentSpec {
+            kind: InstrumentKind::Scpi(cfg),
+            ..
+        }) = instruments.iter().find(|i| i.name == *name)
+        {
+            if cfg.read.is_empty() {
+                d.at(
+                    span.clone(),
+                    "plan.detectors",
+                    format!("`{name}` has no [[read]] channels, so there is nothing to read"),
+                );
+            }
+        }
+    }
+    for (axis, (text, span)) in plan.axes.iter().zip(&refs.setpoints) {
+        let name = &axis.instrument;
+        if !all_names.contains(name) {
+            d.at(span.clone(), "plan.setpoint", not_an_instrument(name));
+            continue;
+        }
+        // An instrument that failed to compile was reported already.
+        let Some(spec) = instruments.iter().find(|i| i.name == *name) else {
+            continue;
+        };
+        let settable: Vec<String> = match &spec.kind {
+            InstrumentKind::Sim(_) => SIM_SETTABLE.iter().map(|s| s.to_string()).collect(),
+            InstrumentKind::Scpi(cfg) => cfg.set.keys().cloned().collect(),
+        };
+        if !settable.contains(&axis.param) {
+            let known = if settable.is_empty() {
+                "it has no [set.NAME] tables".to_string()
+            } else {
+                format!(
+                    "settable parameters of `{name}`: {}",
+                    quoted_list(&settable)
+                )
+            };
+            d.at(
+                span.clone(),
+                "plan.setpoint",
+                format!("`{text}`: `{}` is not settable; {known}", axis.param),
+            );
+            continue;
+        }
+        if let InstrumentKind::Scpi(cfg) = &spec.kind {
+            if let Some(set) = cfg.set.get(&axis.param) {
+                for v in &axis.points {
+                    let low = set.min.filter(|m| v < m).map(|m| ("below the min", m));
+                    let high = set.max.filter(|m| v > m).map(|m| ("above the max", m));
+                    if let Some((what, limit)) = low.or(high) {
+                        d.at(
+                            span.clone(),
+                            "plan.setpoint",
+                            format!("`{text}` would be set to {v}, {what} {limit}"),
+                        );
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    check_channel_refs(plan, refs, instruments, all_names, d);
+}
+
 /// The channels of instrument `name`'s stream, if it compiled.
 fn stream_channels(instruments: &[InstrumentSpec], name: &str) -> Option<Vec<String>> {
     instruments
         .iter()
         .find(|i| i.name == name)
-        .map(|i| match &i.kind {
-            InstrumentKind::Sim(c) => c.channels.clone(),
-            InstrumentKind::Scpi(c) => c.read.iter().map(|r| r.channel.clone()).collect(),
-        })
+        .map(|i| i.kind.channels().into_iter().map(|c| c.name).collect())
 }
 
 /// Suspenders' channels, an adaptive scan's target, and a rel_scan's setpoint (which must be
 /// a simulated instrument's, whose current value is known).
-pub(super) fn check_channel_refs(
+fn check_channel_refs(
     plan: &PointPlan,
     refs: &PlanRefs,
     instruments: &[InstrumentSpec],

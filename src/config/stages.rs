@@ -6,17 +6,18 @@
 //! `StatsConfig`). Compiling happens in two steps:
 //!
 //! 1. [`compile_stage`]: the table alone (type, inputs, config and its `check()`).
-//! 2. [`resolve`]: once every instrument is compiled and the graph has been checked, each stage
-//!    is built against its upstream stream's schema (instruments first, then stages in
-//!    topological order). This finds channels that do not exist, inputs without a fixed rate,
-//!    and limits that depend on the rate (a cutoff above Nyquist, a window shorter than a
-//!    sample). It plans FFTs and designs filters, but touches no device, file or network.
+//! 2. `stage_resolve::resolve`: once every instrument is compiled and the graph has been
+//!    checked, each stage is built against its upstream stream's schema (instruments first,
+//!    then stages in topological order). This finds channels that do not exist, inputs without
+//!    a fixed rate, and limits that depend on the rate (a cutoff above Nyquist, a window shorter
+//!    than a sample). It plans FFTs and designs filters, but touches no device, file or
+//!    network. The resolved input and output schema stay in the [`StageSpec`], so the
+//!    coordinator plans the stage's stream without building the stage again.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
-use arrow_schema::SchemaRef;
-use ensemble_actors::batch::{ChannelSpec, stream_schema};
-use ensemble_actors::instruments::sim::{SimFault, SimFaultKind, SimGenerator};
+use arrow_schema::{Schema, SchemaRef};
+use ensemble_actors::instruments::sim::{SimFault, SimFaultKind};
 use ensemble_actors::stages::decimate::{DecimateConfig, DecimateStage};
 use ensemble_actors::stages::fft::{FftConfig, FftStage};
 use ensemble_actors::stages::fir::{FirConfig, FirStage};
@@ -30,10 +31,9 @@ use super::component::{
     Checked, SUPERVISION_KEYS, component_config, report_serde_error, take_supervision, take_type,
 };
 use super::error::Diagnostics;
-use super::experiment::{InstrumentKind, InstrumentSpec, Plan, Supervision};
+use super::experiment::Supervision;
 use super::raw::Section;
 use super::value::{self, Span, join};
-use crate::plan::{PRIMARY_STREAM, PrimaryLayout};
 
 /// Known stage `type`s.
 pub(crate) const STAGE_TYPES: &[&str] = &["fft", "fir", "decimate", "stats"];
@@ -62,6 +62,12 @@ pub struct StageSpec {
     /// Testing aid: `fault = { kind = "panic" | "error", after_rows, times }` makes the stage
     /// fail on purpose, to rehearse supervision ([`ensemble_actors::stages::Faulty`]).
     pub fault: Option<SimFault>,
+    /// What the stage reads (its upstream's selected channels and rate), resolved against the
+    /// upstream stream's schema when compiling; every launch builds the stage for it.
+    pub input: StageInput,
+    /// The schema of the stream the stage produces, found once when compiling (by building
+    /// the stage for `input`); the coordinator plans the stream with it.
+    pub schema: SchemaRef,
 }
 
 /// Stage types (closed: an unknown `type` is a config error).
@@ -186,14 +192,55 @@ impl Checked for StatsConfig {
     }
 }
 
+/// A stage table compiled on its own: everything of a [`StageSpec`] but what depends on its
+/// input stream.
+pub(super) struct StageTable {
+    /// The table's name.
+    pub(super) name: String,
+    /// `inputs` as written.
+    pub(super) inputs: Vec<String>,
+    /// The one upstream stream and the channels taken from it.
+    pub(super) selection: InputSelection,
+    /// The stage's own configuration.
+    pub(super) kind: StageKind,
+    /// Its failure policy.
+    pub(super) supervision: Supervision,
+    /// Its injected fault, if any.
+    pub(super) fault: Option<SimFault>,
+}
+
+impl StageTable {
+    /// Builds the stage against its `upstream` stream's schema: what it reads and the schema it
+    /// produces. `Err` names what does not fit.
+    pub(super) fn build(&self, upstream: &Schema) -> Result<(StageInput, SchemaRef), StageError> {
+        let input = StageInput::from_schema(&self.selection, upstream)?;
+        let schema = self.kind.output_schema(&input)?;
+        Ok((input, schema))
+    }
+
+    /// The compiled stage, once built against its input.
+    pub(super) fn into_spec(self, input: StageInput, schema: SchemaRef) -> StageSpec {
+        StageSpec {
+            name: self.name,
+            inputs: self.inputs,
+            selection: self.selection,
+            kind: self.kind,
+            supervision: self.supervision,
+            fault: self.fault,
+            input,
+            schema,
+        }
+    }
+}
+
 /// A stage compiled on its own, waiting for its input to be resolved.
 pub(super) struct PendingStage {
-    /// The compiled stage.
-    spec: StageSpec,
+    /// The compiled table.
+    pub(super) spec: StageTable,
     /// Its entries of `inputs`, each where it is written (to point at a missing channel).
-    entries: Vec<(String, Span)>,
+    pub(super) entries: Vec<(String, Span)>,
     /// Where `inputs` is written.
-    inputs_span: Span,
+    pub(super) inputs_span: Span,
 }
 
 /// Compiles a stage table on its own. Also returns the streams its inputs name, each at its
@@ -302,7 +349,7 @@ pub(super) fn compile_stage(
         Err(_) => return (None, streams),
     };
     let pending = kind.map(|kind| PendingStage {
-        spec: StageSpec {
+        spec: StageTable {
             name: section.name.clone(),
             inputs: entries.iter().map(|(e, _)| e.clone()).collect(),
             selection,
@@ -339,285 +386,5 @@ fn take_fault(
     Some(fault)
 }
 
-/// The schema of each instrument's stream (and of the `primary` stream of a point plan), as
-/// the coordinator will plan them.
-pub(crate) fn source_schemas(
-    instruments: &[InstrumentSpec],
-    plan: Option<&Plan>,
-) -> HashMap<String, SchemaRef> {
-    let mut schemas: HashMap<String, SchemaRef> = instruments
-        .iter()
-        .map(|i| {
-            let schema = match &i.kind {
-                InstrumentKind::Sim(cfg) => SimGenerator::new(cfg, 0, 0).schema().clone(),
-                InstrumentKind::Scpi(cfg) => stream_schema(
-                    &cfg.read
-                        .iter()
-                        .map(|r| ChannelSpec::new(&r.channel, &r.unit))
-                        .collect::<Vec<_>>(),
-                ),
-            };
-            (i.name.clone(), schema)
-        })
-        .collect();
-    if let Some(Plan::Points(points)) = plan {
-        let layout = PrimaryLayout::new(points, instruments);
-        schemas.insert(PRIMARY_STREAM.to_string(), layout.schema);
-    }
-    schemas
-}
-
-/// Builds each stage against its upstream stream's schema, upstream stages first, reporting
-/// what does not fit at the key or input it is about. Returns the stages in topological order
-/// (every stage after the stage it reads).
-///
-/// Stages whose upstream is missing, failed to compile or lies on a cycle are left out: that
-/// problem has been reported already.
-pub(super) fn resolve(
-    pending: Vec<PendingStage>,
-    sections: &[Section<'_>],
-    mut schemas: HashMap<String, SchemaRef>,
-    d: &mut Diagnostics,
-) -> Vec<StageSpec> {
-    let mut waiting = pending;
-    let mut ordered = Vec::new();
-    loop {
-        let (ready, rest): (Vec<_>, Vec<_>) = waiting
-            .into_iter()
-            .partition(|p| schemas.contains_key(&p.spec.selection.stream));
-        waiting = rest;
-        if ready.is_empty() {
-            break;
-        }
-        for p in ready {
-            let upstream = &schemas[&p.spec.selection.stream];
-            let built = StageInput::from_schema(&p.spec.selection, upstream)
-                .and_then(|input| p.spec.kind.output_schema(&input));
-            match built {
-                Ok(schema) => {
-                    schemas.insert(p.spec.name.clone(), schema);
-                    ordered.push(p.spec);
-                }
-                Err(e) => report(&p, sections, &e, d),
-            }
-        }
-    }
-    if d.is_empty() {
-        if let Some(p) = waiting.first() {
-            // Not expected: every unresolved input is reported by the graph check.
-            d.at(
-                p.inputs_span.clone(),
-                &join(&join("stages", &p.spec.name), "inputs"),
-                format!(
-                    "cannot resolve the input stream `{}`",
-                    p.spec.selection.stream
-                ),
-            );
-        }
-    }
-    ordered
-}
-
-/// Reports why a stage does not fit its input.
-fn report(p: &PendingStage, sections: &[Section<'_>], e: &StageError, d: &mut Diagnostics) {
-    let path = join("stages", &p.spec.name);
-    let inputs_path = join(&path, "inputs");
-    match e {
-        StageError::Config { key, message } => {
-            let span = sections
-                .iter()
-                .find(|s| s.name == p.spec.name)
-                .and_then(|s| value::span_of(&s.table, key).or_else(|| Some(s.span.clone())))
-                .unwrap_or_else(|| p.inputs_span.clone());
-            d.at(span, &format!("{path}.{key}"), message);
-        }
-        StageError::UnknownChannel {
-            stream, channel, ..
-        } => {
-            let entry = format!("{stream}.{channel}");
-            let span = p
-                .entries
-                .iter()
-                .find(|(e, _)| *e == entry)
-                .map_or_else(|| p.inputs_span.clone(), |(_, s)| s.clone());
-            d.at(span, &inputs_path, e);
-        }
-        StageError::MissingRate { stream } => d.at(
-            p.inputs_span.clone(),
-            &inputs_path,
-            format!(
-                "`{stream}` has no fixed sample rate (SCPI instruments and the plan's `primary` \
-                 stream have none); stages need a fixed-rate input such as a sim instrument or \
-                 another stage"
-            ),
-        ),
-        _ => d.at(p.inputs_span.clone(), &inputs_path, e),
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use std::path::Path;
-
-    use ensemble_actors::instruments::sim::{SimFault, SimFaultKind};
-
-    use crate::config::{StageKind, compile, compile_with};
-
-    const HEAD: &str = r#"
-[experiment]
-name = "t"
-duration = "1s"
-
-[instruments.dmm]
-type = "sim"
-rate_hz = 1000
-channels = ["a", "b"]
-unit = "mV"
-"#;
-
-    fn errors(stages: &str) -> String {
-        match compile(Path::new("t.toml"), &format!("{HEAD}{stages}")) {
-            Ok(_) => panic!("compiles:\n{stages}"),
-            Err(e) => e.to_string(),
-        }
-    }
-
-    #[test]
-    fn stages_compile_in_topological_order_and_show_in_the_summary() {
-        let text = format!(
-            r#"{HEAD}
-[stages.summary]
-type = "stats"
-inputs = ["slow"]
-window = "50ms"
-
-[stages.slow]
-type = "decimate"
-inputs = ["dmm.b"]
-factor = 4
-
-[sinks.store]
-type = "parquet"
-inputs = ["summary", "dmm"]
-"#
-        );
-        let e = compile(Path::new("t.toml"), &text).expect("compiles");
-        let names: Vec<&str> = e.stages.iter().map(|s| s.name.as_str()).collect();
-        assert_eq!(names, ["slow", "summary"]);
-        assert_eq!(e.stages[0].selection.stream, "dmm");
-        assert_eq!(e.stages[0].selection.channels, Some(vec!["b".to_string()]));
-        assert!(matches!(e.stages[1].kind, StageKind::Stats(_)));
-        assert_eq!(e.consumers_of("dmm"), ["slow", "store"]);
-        let summary = e.graph_summary();
-        assert!(summary.contains("→ slow, store"), "{summary}");
-        assert!(
-            summary.contains("slow     decimate  ← dmm.b  factor 4, anti-alias 81 taps  → summary"),
-            "{summary}"
-        );
-        assert!(summary.contains("window 50ms"), "{summary}");
-    }
-
-    #[test]
-    fn a_fault_table_is_read_and_a_bad_one_is_reported_at_its_key() {
-        let stage = "\n[stages.f]\ntype = \"fir\"\ninputs = [\"dmm\"]\ntaps = [1.0]\n";
-        let text = format!(
-            "{HEAD}{stage}fault = {{ kind = \"panic\", after_rows = 10, times = 1 }}\n\n\
-             [sinks.store]\ntype = \"parquet\"\ninputs = [\"f\"]\n"
-        );
-        let e = compile(Path::new("t.toml"), &text).expect("compiles");
-        assert_eq!(
-            e.stages[0].fault,
-            Some(SimFault {
-                kind: SimFaultKind::Panic,
-                after_rows: 10,
-                times: Some(1)
-            })
-        );
-        let e = errors(&format!(
-            "{stage}fault = {{ kind = \"explode\", after_rows = 10 }}\n"
-        ));
-        assert!(
-            e.contains("stages.f.fault.kind: unknown variant `explode`"),
-            "{e}"
-        );
-        let e = errors(&format!("{stage}fault = {{ kind = \"error\" }}\n"));
-        assert!(e.contains("stages.f.fault.after_rows: missing"), "{e}");
-        let e = errors(&format!(
-            "{stage}fault = {{ kind = \"stall\", after_rows = 10 }}\n"
-        ));
-        assert!(
-            e.contains("stages.f.fault.kind: `stall` is for instruments"),
-            "{e}"
-        );
-    }
-
-    #[test]
-    fn a_missing_channel_is_reported_at_its_entry() {
-        let text =
-            "\n[stages.f]\ntype = \"fir\"\ninputs = [\"dmm.a\", \"dmm.nope\"]\ntaps = [1.0]\n";
-        let e = errors(text);
-        assert_eq!(
-            e,
-            "t.toml:14:20: stages.f.inputs: stream `dmm` has no channel `nope` (it has: a, b)"
-        );
-    }
-
-    #[test]
-    fn rate_dependent_limits_are_checked_against_the_input() {
-        let e = errors("\n[stages.s]\ntype = \"stats\"\ninputs = [\"dmm\"]\nwindow = \"100us\"\n");
-        assert!(
-            e.contains("stages.s.window: 100us is shorter than one sample at 1000 Hz"),
-            "{e}"
-        );
-        // Against a stage's output: the decimated rate is 100 Hz, Nyquist 50 Hz.
-        let e = errors(
-            "\n[stages.d]\ntype = \"decimate\"\ninputs = [\"dmm\"]\nfactor = 10\n\n\
-             [stages.f]\ntype = \"fir\"\ninputs = [\"d.a\"]\n\
-             design = { kind = \"lowpass\", cutoff_hz = 60.0 }\n",
-        );
-        assert!(
-            e.contains(
-                "stages.f.design.cutoff_hz: must be below the input's Nyquist frequency 50 Hz"
-            ),
-            "{e}"
-        );
-    }
-
-    #[test]
-    fn inputs_without_a_rate_duplicates_and_bad_names_are_reported() {
-        let profiles = crate::config::MapProfiles::default();
-        let text = format!(
-            r#"{HEAD}
-[instruments.meter]
-type = "scpi"
-address = "tcp://127.0.0.1:5025"
-read = [{{ channel = "v", query = "MEAS:VOLT?", unit = "V" }}]
-
-[stages.s]
-type = "stats"
-inputs = ["meter"]
-window = 10
-
-[stages.t]
-type = "stats"
-inputs = ["dmm.a", "dmm.a", "dmm."]
-window = 10
-"#
-        );
-        let e = compile_with(Path::new("t.toml"), &text, &profiles)
-            .expect_err("does not compile")
-            .to_string();
-        assert!(
-            e.contains("stages.s.inputs: `meter` has no fixed sample rate"),
-            "{e}"
-        );
-        assert!(
-            e.contains("stages.t.inputs: `dmm.a` is listed twice"),
-            "{e}"
-        );
-        assert!(
-            e.contains("stages.t.inputs: `dmm.` must be a stream"),
-            "{e}"
-        );
-    }
-}
+mod tests;

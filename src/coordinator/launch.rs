@@ -30,7 +30,7 @@ use ensemble_actors::stages::decimate::DecimateStage;
 use ensemble_actors::stages::fft::FftStage;
 use ensemble_actors::stages::fir::FirStage;
 use ensemble_actors::stages::stats::StatsStage;
-use ensemble_actors::stages::{Faulty, Stage, StageActor, StageError, StageInput};
+use ensemble_actors::stages::{Faulty, Stage, StageActor, StageError};
 use ensemble_actors::stats::LinkStats;
 
 use super::arbiters::InstrumentArbiters;
@@ -230,10 +230,8 @@ pub(super) fn stage(
             .find(|l| l.to_stage && l.sink == spec.name)
             .map(|l| l.stats.clone()),
     };
-    let input = StageInput::from_schema(&spec.selection, &upstream.schema)
-        .map_err(|e| format!("cannot build the stage: {e}"))?;
     let actor = launch
-        .spawn(spec, &input)
+        .spawn(spec)
         .map_err(|e| format!("cannot build the stage: {e}"))?;
     hosts.serve(&spec.name, actor.clone());
     Ok(Launched::consumer(actor))
@@ -260,12 +258,9 @@ struct StageLaunch<'a> {
 }
 
 impl StageLaunch<'_> {
-    /// Builds the stage of `spec` for `input` and starts its actor.
-    fn spawn(
-        self,
-        spec: &StageSpec,
-        input: &StageInput,
-    ) -> Result<Recipient<StreamEvent>, StageError> {
+    /// Builds the stage of `spec` for its resolved input and starts its actor.
+    fn spawn(self, spec: &StageSpec) -> Result<Recipient<StreamEvent>, StageError> {
+        let input = &spec.input;
         Ok(match &spec.kind {
             StageKind::Fft(c) => self.start(FftStage::new(c, input)?),
             StageKind::Fir(c) => self.start(FirStage::new(c, input)?),

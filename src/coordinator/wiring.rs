@@ -8,19 +8,18 @@ use std::sync::{Arc, Mutex};
 
 use arrow_schema::SchemaRef;
 use ensemble_actors::batch::{
-    ChannelSpec, SEQ_COLUMN, StreamId, TIMESTAMP_COLUMN, field_unit, schema_rate_hz, stream_schema,
+    ChannelSpec, SEQ_COLUMN, StreamId, TIMESTAMP_COLUMN, field_unit, schema_rate_hz,
 };
 use ensemble_actors::budget::MemoryBudget;
 use ensemble_actors::instruments::pacing::rows_in;
 use ensemble_actors::instruments::scpi::ScpiReport;
-use ensemble_actors::instruments::sim::SimGenerator;
 use ensemble_actors::link::{Delivery, LinkReceiver, LinkSender, link};
 use ensemble_actors::outputs::{BudgetRole, Outputs};
-use ensemble_actors::stages::{StageError, StageInput};
+use ensemble_actors::stages::StageError;
 use ensemble_actors::stats::{LinkStats, StreamStats};
 use ensemble_actors::tap::Tap;
 
-use crate::config::{Experiment, InstrumentKind, Plan, StageSpec};
+use crate::config::{Experiment, Plan, StageSpec};
 use crate::plan::{PRIMARY_STREAM, PrimaryLayout, SUSPEND_CONSUMER};
 
 /// One stream of the run: who makes it, what it looks like, and where it goes.
@@ -31,6 +30,9 @@ pub struct StreamPlan {
     pub component: String,
     /// The component's `type`, for reports.
     pub component_type: &'static str,
+    /// How the stream draws on the memory budget: instruments and the plan acquire
+    /// (sources); stages derive from what others acquired.
+    pub budget_role: BudgetRole,
     /// The schema of its batches.
     pub schema: SchemaRef,
     /// Its channels.
@@ -46,7 +48,7 @@ pub struct StreamPlan {
     /// The producer's own report for the manifest (SCPI session, plan), once it has one.
     pub report: ReportSlot,
     /// The run's memory budget (set by [`plan_streams`]); how the stream draws on it follows
-    /// from its producer (see [`StreamPlan::budget_role`]).
+    /// from its producer (see `budget_role`).
     pub memory: Option<Arc<MemoryBudget>>,
     /// A viewer's ring of the newest batches (set by [`attach_taps`] when the run is served).
     pub tap: Option<Arc<Tap>>,
@@ -144,22 +146,14 @@ impl StreamPlan {
             None => outputs,
         };
         match &self.memory {
-            Some(budget) => outputs.with_budget(budget.clone(), self.budget_role()),
+            Some(budget) => outputs.with_budget(budget.clone(), self.budget_role),
             None => outputs,
-        }
-    }
-
-    /// Instruments and the plan acquire (sources); stages derive from what others acquired.
-    fn budget_role(&self) -> BudgetRole {
-        match self.component_type {
-            "sim" | "scpi" | "plan" => BudgetRole::Source,
-            _ => BudgetRole::Derived,
         }
     }
 }
 
-/// A stage's stream could not be planned from its input's schema (not expected after compiling:
-/// the compiler builds every stage against the same schemas).
+/// A stage's stream could not be planned: the stream it reads is not planned (not expected
+/// after compiling, which checks every input).
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("stage `{stage}`: {source}")]
 pub struct WiringError {
@@ -171,7 +165,7 @@ pub struct WiringError {
 
 /// Plans every stream of `experiment` with its links (in instrument file order), then the
 /// `primary` stream of a count, scan or grid plan, then the stages' streams in topological
-/// order (each stage's output schema comes from building it against its input's schema).
+/// order (each with the output schema the compiler resolved: no stage is built here).
 ///
 /// Every stream draws on `budget`: instruments and the plan as sources, stages as derived data.
 pub fn plan_streams(
@@ -185,6 +179,7 @@ pub fn plan_streams(
             name: PRIMARY_STREAM.into(),
             component: PRIMARY_STREAM.to_string(),
             component_type: "plan",
+            budget_role: BudgetRole::Source,
             schema: layout.schema,
             channels: layout.channels,
             rate_hz: None,
@@ -231,18 +226,16 @@ fn plan_stage(
     streams: &mut [StreamPlan],
     links: Vec<LinkPlan>,
 ) -> Result<StreamPlan, WiringError> {
-    let err = |source| WiringError {
-        stage: stage.name.clone(),
-        source,
-    };
     let Some(upstream) = streams
         .iter_mut()
         .find(|s| *s.name == *stage.selection.stream)
     else {
-        return Err(err(StageError::NoInputs));
+        return Err(WiringError {
+            stage: stage.name.clone(),
+            source: StageError::NoInputs,
+        });
     };
-    let input = StageInput::from_schema(&stage.selection, &upstream.schema).map_err(err)?;
-    let schema = stage.kind.output_schema(&input).map_err(err)?;
+    let schema = stage.schema.clone();
     upstream.links.push(LinkPlan::new(
         &stage.name,
         true,
@@ -251,7 +244,7 @@ fn plan_stage(
     ));
     let expected_rows = upstream
         .expected_rows
-        .and_then(|n| stage.kind.expected_rows(&input, n));
+        .and_then(|n| stage.kind.expected_rows(&stage.input, n));
     let channels = schema
         .fields()
         .iter()
@@ -262,6 +255,7 @@ fn plan_stage(
         name: stage.name.as_str().into(),
         component: stage.name.clone(),
         component_type: stage.kind.type_name(),
+        budget_role: BudgetRole::Derived,
         rate_hz: schema_rate_hz(&schema),
         schema,
         channels,
@@ -289,25 +283,7 @@ fn instrument_streams(experiment: &Experiment) -> Vec<StreamPlan> {
         .instruments
         .iter()
         .map(|instrument| {
-            let (component_type, schema, channels, rate_hz) = match &instrument.kind {
-                InstrumentKind::Sim(cfg) => {
-                    let schema = SimGenerator::new(cfg, 0, 0).schema().clone();
-                    let channels = cfg
-                        .channels
-                        .iter()
-                        .map(|c| ChannelSpec::new(c, &cfg.unit))
-                        .collect();
-                    ("sim", schema, channels, Some(cfg.rate_hz))
-                }
-                InstrumentKind::Scpi(cfg) => {
-                    let channels: Vec<ChannelSpec> = cfg
-                        .read
-                        .iter()
-                        .map(|r| ChannelSpec::new(&r.channel, &r.unit))
-                        .collect();
-                    ("scpi", stream_schema(&channels), channels, None)
-                }
-            };
+            let rate_hz = instrument.kind.rate_hz();
             let expected_rows = match experiment.plan {
                 Plan::Stream => rate_hz.map(|r| rows_in(experiment.duration, r)),
                 // Free-running until the plan ends.
@@ -317,9 +293,10 @@ fn instrument_streams(experiment: &Experiment) -> Vec<StreamPlan> {
             StreamPlan {
                 name: instrument.name.as_str().into(),
                 component: instrument.name.clone(),
-                component_type,
-                schema,
-                channels,
+                component_type: instrument.kind.type_name(),
+                budget_role: BudgetRole::Source,
+                schema: instrument.kind.schema(),
+                channels: instrument.kind.channels(),
                 rate_hz,
                 expected_rows,
                 stats: Arc::new(StreamStats::default()),

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use super::export::ExportFormat;
+use super::export_writers::ExportFormat;
 use super::export_writers::TimeFormat;
 
 /// `ensemble runs` options.

@@ -15,35 +15,10 @@ use arrow_array::types::TimestampNanosecondType;
 use ensemble_actors::batch::{SEQ_COLUMN, TIMESTAMP_COLUMN};
 
 use super::error::DataError;
-use super::export_writers::{BatchWriter, TimeFormat, writer_for};
+use super::export_writers::{BatchWriter, ExportFormat, TimeFormat, writer_for};
 use super::read::{for_each_batch, part_schema};
 use super::rundir::{StreamFiles, check_run_dir, read_footer};
 use super::stats::timestamp_range;
-
-/// Output formats.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum ExportFormat {
-    /// Comma-separated text with a header row (and optionally a unit row).
-    Csv,
-    /// One JSON object per line.
-    Ndjson,
-    /// Arrow IPC file (Feather v2).
-    Arrow,
-    /// Parquet (zstd).
-    Parquet,
-}
-
-impl ExportFormat {
-    /// The file extension.
-    pub fn extension(self) -> &'static str {
-        match self {
-            Self::Csv => "csv",
-            Self::Ndjson => "ndjson",
-            Self::Arrow => "arrow",
-            Self::Parquet => "parquet",
-        }
-    }
-}
 
 /// What to export and how.
 #[derive(Debug, Clone)]

@@ -14,7 +14,30 @@ use arrow_array::{Array, ArrayRef, Float64Array, Int64Array, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use ensemble_actors::batch::{TIMESTAMP_COLUMN, UNIT_METADATA_KEY};
 
-use super::export::ExportFormat;
+/// Output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportFormat {
+    /// Comma-separated text with a header row (and optionally a unit row).
+    Csv,
+    /// One JSON object per line.
+    Ndjson,
+    /// Arrow IPC file (Feather v2).
+    Arrow,
+    /// Parquet (zstd).
+    Parquet,
+}
+
+impl ExportFormat {
+    /// The file extension.
+    pub fn extension(self) -> &'static str {
+        match self {
+            Self::Csv => "csv",
+            Self::Ndjson => "ndjson",
+            Self::Arrow => "arrow",
+            Self::Parquet => "parquet",
+        }
+    }
+}
 
 /// How times are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]

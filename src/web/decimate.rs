@@ -22,6 +22,8 @@
 
 use serde::Serialize;
 
+use super::bucket_runs::{for_each_run, last_valid, min_max};
+
 /// One channel's decimated trace: per kept bucket, min, max and last (`None`: no sample of
 /// this channel in that bucket; `last` is also `None` when only statistics were known).
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -140,41 +142,49 @@ impl Decimator {
         cell.seen = true;
     }
 
-    /// Adds a run of samples of `channel`: `t_ns[i]` with `values[i]`. Samples in time order
-    /// are folded a bucket at a time (one division per bucket, not per sample).
+    /// Adds a run of samples of `channel`: `t_ns[i]` with `values[i]`.
     pub fn add_slice(&mut self, channel: usize, t_ns: &[i64], values: &[f64]) {
-        let n = t_ns.len().min(values.len());
-        let (from, to, width) = (self.from_ns, self.to_ns, self.bucket_ns);
-        let mut i = 0;
-        while i < n {
-            let t = t_ns[i];
-            if t < from || t >= to {
-                i += 1;
-                continue;
-            }
-            let bucket = (t - from) / width;
-            let end = (from + (bucket + 1) * width).min(to);
-            let mut j = i + 1;
-            while j < n && t_ns[j] < end && t_ns[j] >= t_ns[j - 1] {
-                j += 1;
-            }
-            let (lo, hi) = min_max(&values[i..j]);
-            let last = (i..j).rev().find(|&k| !values[k].is_nan());
-            self.inputs += (j - i) as u64;
-            if let (Some(k), Some(cell)) = (
-                last,
-                self.cells.get_mut(channel * self.buckets + bucket as usize),
-            ) {
-                cell.min = cell.min.min(lo);
-                cell.max = cell.max.max(hi);
-                if t_ns[k] >= cell.last_t {
-                    cell.last_t = t_ns[k];
-                    cell.last = Some(values[k]);
+        self.add_columns(t_ns, &[(channel, values)]);
+    }
+
+    /// Adds samples of several channels that share the timestamps `t_ns`: `(channel, values)`
+    /// with `values[i]` at `t_ns[i]`. Samples in time order are folded a bucket at a time: the
+    /// buckets are found once for all channels (one binary search per bucket, not a step per
+    /// sample), then each channel's run is one min/max pass.
+    pub fn add_columns(&mut self, t_ns: &[i64], columns: &[(usize, &[f64])]) {
+        let n = columns
+            .iter()
+            .map(|(_, v)| v.len())
+            .fold(t_ns.len(), usize::min);
+        let t_ns = &t_ns[..n];
+        let (buckets, cells) = (self.buckets, &mut self.cells);
+        let mut inputs = 0u64;
+        for_each_run(
+            t_ns,
+            self.from_ns,
+            self.to_ns,
+            self.bucket_ns,
+            |bucket, run| {
+                for &(channel, values) in columns {
+                    inputs += run.len() as u64;
+                    let Some(k) = last_valid(values, run.clone()) else {
+                        continue;
+                    };
+                    let Some(cell) = cells.get_mut(channel * buckets + bucket) else {
+                        continue;
+                    };
+                    let (lo, hi) = min_max(&values[run.clone()]);
+                    cell.min = cell.min.min(lo);
+                    cell.max = cell.max.max(hi);
+                    if t_ns[k] >= cell.last_t {
+                        cell.last_t = t_ns[k];
+                        cell.last = Some(values[k]);
+                    }
+                    cell.seen = true;
                 }
-                cell.seen = true;
-            }
-            i = j;
-        }
+            },
+        );
+        self.inputs += inputs;
     }
 
     /// The buckets that hold any data, with each channel's envelope.
@@ -206,21 +216,6 @@ impl Decimator {
             inputs: self.inputs,
         }
     }
-}
-
-/// Smallest and largest of `values`, NaN ignored (±infinity when all are NaN).
-pub(crate) fn min_max(values: &[f64]) -> (f64, f64) {
-    let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
-    for &v in values {
-        // NaN compares false both ways: skipped.
-        if v < lo {
-            lo = v;
-        }
-        if v > hi {
-            hi = v;
-        }
-    }
-    (lo, hi)
 }
 
 #[cfg(test)]

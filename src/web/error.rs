@@ -64,6 +64,9 @@ pub enum ApiError {
     /// A file could not be read.
     #[error("{0}")]
     Internal(String),
+    /// The view is already sending or computing as much as its budget allows (503, retry).
+    #[error("the view is busy: it sends and computes at most a fixed amount a second; try again")]
+    Busy,
 }
 
 impl IntoResponse for ApiError {
@@ -73,9 +76,11 @@ impl IntoResponse for ApiError {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Busy => StatusCode::SERVICE_UNAVAILABLE,
         };
         (
             status,
+            [(axum::http::header::RETRY_AFTER, "1")],
             Json(serde_json::json!({ "error": self.to_string() })),
         )
             .into_response()

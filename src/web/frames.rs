@@ -125,14 +125,16 @@ pub fn decimate_batch(d: &mut Decimator, batch: &RecordBatch, picked: &[ChannelI
     let Some(ts) = timestamps(batch) else {
         return;
     };
-    for (i, channel) in picked.iter().enumerate() {
-        if let Some(values) = batch
-            .column_by_name(&channel.name)
-            .and_then(|c| f64_values(c))
-        {
-            d.add_slice(i, ts, &values);
-        }
-    }
+    let values: Vec<(usize, Cow<'_, [f64]>)> = picked
+        .iter()
+        .enumerate()
+        .filter_map(|(i, channel)| {
+            let column = batch.column_by_name(&channel.name)?;
+            Some((i, f64_values(column)?))
+        })
+        .collect();
+    let columns: Vec<(usize, &[f64])> = values.iter().map(|(i, v)| (*i, &**v)).collect();
+    d.add_columns(ts, &columns);
 }
 
 /// The last spectrum in `batch` of each picked channel, decimated to `points` bins with

@@ -6,6 +6,7 @@
 //! the bucket width doubles, so the history always spans the run so far at the finest width
 //! that fits, and never grows.
 
+use super::bucket_runs::{for_each_run, last_valid, min_max};
 use super::decimate::Decimator;
 
 /// Buckets per channel.
@@ -84,47 +85,46 @@ impl History {
 
     /// Folds in samples of `channel` (NaN ignored; samples before the first one are ignored).
     pub fn add_slice(&mut self, channel: usize, t_ns: &[i64], values: &[f64]) {
-        if channel >= self.channels {
+        self.add_columns(t_ns, &[(channel, values)]);
+    }
+
+    /// Folds in samples of several channels that share the timestamps `t_ns`:
+    /// `(channel, values)` with `values[i]` at `t_ns[i]`. The buckets are found once for all
+    /// channels.
+    pub fn add_columns(&mut self, t_ns: &[i64], columns: &[(usize, &[f64])]) {
+        let columns: Vec<(usize, &[f64])> = columns
+            .iter()
+            .copied()
+            .filter(|&(channel, _)| channel < self.channels)
+            .collect();
+        let n = columns
+            .iter()
+            .map(|(_, v)| v.len())
+            .fold(t_ns.len(), usize::min);
+        if columns.is_empty() || n == 0 {
             return;
         }
-        let n = t_ns.len().min(values.len());
-        let mut i = 0;
-        while i < n {
-            let (t, v) = (t_ns[i], values[i]);
-            if v.is_nan() {
-                i += 1;
-                continue;
-            }
-            let t0 = *self.t0_ns.get_or_insert(t);
-            if t < t0 {
-                i += 1;
-                continue;
-            }
-            let mut index = ((t - t0) / self.bucket_ns) as usize;
-            while index >= SLOTS {
-                self.merge_pairs();
-                index = ((t - t0) / self.bucket_ns) as usize;
-            }
-            // The samples in time order that fall into the same bucket, folded at once.
-            let end = t0 + (index as i64 + 1) * self.bucket_ns;
-            let mut j = i + 1;
-            while j < n && t_ns[j] < end && t_ns[j] >= t_ns[j - 1] {
-                j += 1;
-            }
-            let (lo, hi) = super::decimate::min_max(&values[i..j]);
-            let last = values[i..j]
-                .iter()
-                .rev()
-                .find(|v| !v.is_nan())
-                .copied()
-                .unwrap_or(v);
-            let slot = &mut self.slots[channel * SLOTS + index];
-            slot.min = slot.min.min(lo);
-            slot.max = slot.max.max(hi);
-            slot.last = last;
-            slot.seen = true;
-            i = j;
+        let t_ns = &t_ns[..n];
+        let t0 = *self.t0_ns.get_or_insert(t_ns[0]);
+        // Widen the buckets first, so that every sample of this slice has its slot.
+        let latest = t_ns.iter().copied().max().unwrap_or(t0);
+        while latest.saturating_sub(t0) / self.bucket_ns >= SLOTS as i64 {
+            self.merge_pairs();
         }
+        let slots = &mut self.slots;
+        for_each_run(t_ns, t0, i64::MAX, self.bucket_ns, |index, run| {
+            for &(channel, values) in &columns {
+                let Some(k) = last_valid(values, run.clone()) else {
+                    continue;
+                };
+                let (lo, hi) = min_max(&values[run.clone()]);
+                let slot = &mut slots[channel * SLOTS + index];
+                slot.min = slot.min.min(lo);
+                slot.max = slot.max.max(hi);
+                slot.last = values[k];
+                slot.seen = true;
+            }
+        });
     }
 
     /// Halves the resolution: bucket `i` becomes buckets `2i` and `2i + 1` merged.

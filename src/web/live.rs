@@ -4,6 +4,7 @@
 //! (`try_lock` on the producer side, so a reader never holds up a producer), and folds every
 //! tapped batch into a fixed-size [`History`] per stream for the long windows.
 
+use std::borrow::Cow;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -123,17 +124,19 @@ impl LiveSource {
                 let Some(ts) = timestamps(batch) else {
                     continue;
                 };
-                let skip = f.next_seq.saturating_sub(tapped.first_seq) as usize;
-                for (c, channel) in view.channels.iter().take(HISTORY_CHANNELS).enumerate() {
-                    let Some(values) = batch
-                        .column_by_name(&channel.name)
-                        .and_then(|a| f64_values(a))
-                    else {
-                        continue;
-                    };
-                    let from = skip.min(ts.len());
-                    f.history.add_slice(c, &ts[from..], &values[from..]);
-                }
+                let from = (f.next_seq.saturating_sub(tapped.first_seq) as usize).min(ts.len());
+                let values: Vec<(usize, Cow<'_, [f64]>)> = view
+                    .channels
+                    .iter()
+                    .take(HISTORY_CHANNELS)
+                    .enumerate()
+                    .filter_map(|(c, channel)| {
+                        Some((c, f64_values(batch.column_by_name(&channel.name)?)?))
+                    })
+                    .collect();
+                let columns: Vec<(usize, &[f64])> =
+                    values.iter().map(|(c, v)| (*c, &v[from..])).collect();
+                f.history.add_columns(&ts[from..], &columns);
                 f.next_seq = tapped.first_seq + batch.num_rows() as u64;
             }
         }

@@ -3,10 +3,12 @@
 //!
 //! - [`auth`]: where it listens (loopback by default) and the token anything else needs.
 //! - [`server`]: the HTTP server on its own thread and runtime; routes; the event stream.
-//! - [`connections`]: accepting clients within limits (count, header time, stalled writes).
+//! - [`connections`]: accepting clients within limits (count, header time, stalled writes);
+//!   [`pace`]: how many bytes a second the view may send in all.
 //! - [`live`]: a running run's status and plots, read from counters and taps.
 //! - [`files`] and [`parquet_read`]: finished runs, read from manifests and Parquet parts.
-//! - [`decimate`] and [`history`]: min/max/last per bucket, for any window, in fixed memory.
+//! - [`decimate`] and [`history`]: min/max/last per bucket, for any window, in fixed memory;
+//!   [`bucket_runs`]: the inner loops they share.
 //! - [`frames`]: Arrow batches to time envelopes, spectra and scan points.
 //! - [`control`]: what Stop, Pause and Resume call ([`ControlPort`]).
 //! - [`api`]: the JSON types of the API; [`page`]: the page, compiled in.
@@ -17,6 +19,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod bucket_runs;
 pub mod connections;
 pub mod control;
 pub mod decimate;
@@ -25,6 +28,7 @@ pub mod files;
 pub mod frames;
 pub mod history;
 pub mod live;
+pub mod pace;
 pub mod page;
 pub mod parquet_read;
 pub mod server;

@@ -5,8 +5,10 @@
 //! event (a `watch` channel keeps one value, not a queue per client), and at most
 //! [`MAX_EVENT_CLIENTS`] event streams are open at once, so clients cannot grow memory.
 //! Answers are cached for [`CACHE_FOR`], so clients polling as fast as they can cost one
-//! decimation per window per interval, not one per request. The thread runs at a lower CPU
-//! priority ([`NICE`]) than acquisition.
+//! decimation per window per interval, not one per request, and every answer and event waits
+//! its turn in one byte budget ([`Pacer`]), so however many clients poll, the bytes the view
+//! copies and sends a second are bounded. The thread runs at a lower CPU priority ([`NICE`])
+//! than acquisition.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -17,6 +19,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use axum::Router;
+use axum::body::Bytes;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{StatusCode, Uri, header};
 use axum::middleware;
@@ -31,11 +34,15 @@ use super::auth::{ServeConfig, require_token};
 use super::connections::{self, Limits};
 use super::control::ControlPort;
 use super::error::{ApiError, WebError};
+use super::pace::Pacer;
 
 /// How often the server folds taps into histories and pushes an event (5 Hz, within ≤ 10 Hz).
 pub const TICK: Duration = Duration::from_millis(200);
 /// How long an answer is reused for the same URL.
 pub const CACHE_FOR: Duration = Duration::from_millis(200);
+/// Most answers computed afresh (not taken from the cache) a second, whatever clients ask:
+/// distinct queries cannot make the view decimate more often than this.
+pub const FRESH_ANSWERS_PER_SECOND: u64 = 10;
 /// Most `/api/events` streams open at once; more get 503.
 pub const MAX_EVENT_CLIENTS: usize = 32;
 /// Buckets per channel in the pushed events (the default window).
@@ -86,40 +93,69 @@ struct App {
     control: Arc<dyn ControlPort>,
     events: watch::Receiver<Arc<str>>,
     event_clients: AtomicUsize,
-    cache: Mutex<HashMap<String, (Instant, Arc<str>)>>,
+    cache: Mutex<HashMap<String, (Instant, Bytes)>>,
+    pacer: Pacer,
+    /// Fresh (uncached) answers: one unit each.
+    work: Pacer,
 }
 
 impl App {
-    /// The cached answer for `uri`, or a fresh one from `make`.
-    fn cached(&self, uri: &Uri, make: impl FnOnce() -> Result<String, ApiError>) -> Response {
+    /// The cached answer for `uri`, or a fresh one from `make` once the work budget allows
+    /// it (at most [`FRESH_ANSWERS_PER_SECOND`] answers are computed a second).
+    async fn cached(
+        &self,
+        uri: &Uri,
+        make: impl FnOnce() -> Result<String, ApiError>,
+    ) -> Result<Bytes, ApiError> {
         let key = uri.to_string();
-        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((_, body)) = cache.get(&key).filter(|(at, _)| at.elapsed() < CACHE_FOR) {
-            return json_response(body.clone());
+        let hit = |cache: &HashMap<String, (Instant, Bytes)>| {
+            cache
+                .get(&key)
+                .filter(|(at, _)| at.elapsed() < CACHE_FOR)
+                .map(|(_, body)| body.clone())
+        };
+        if let Some(body) = hit(&self.cache()) {
+            return Ok(body);
         }
-        match make() {
-            Ok(body) => {
-                let body: Arc<str> = body.into();
-                if cache.len() >= 256 {
-                    cache.clear();
-                }
-                cache.insert(key, (Instant::now(), body.clone()));
-                json_response(body)
-            }
-            Err(e) => e.into_response(),
+        if !self.work.wait(1).await {
+            return Err(ApiError::Busy);
         }
+        // Another request for the same answer may have computed it while this one waited.
+        if let Some(body) = hit(&self.cache()) {
+            return Ok(body);
+        }
+        let body = Bytes::from(make()?);
+        let mut cache = self.cache();
+        if cache.len() >= 256 {
+            cache.clear();
+        }
+        cache.insert(key, (Instant::now(), body.clone()));
+        Ok(body)
     }
-}
 
-fn json_response(body: Arc<str>) -> Response {
-    (
-        [
-            (header::CONTENT_TYPE, "application/json"),
-            (header::CACHE_CONTROL, "no-store"),
-        ],
-        body.to_string(),
-    )
-        .into_response()
+    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Instant, Bytes)>> {
+        self.cache.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Sends `body` as JSON once the byte budget allows it ([`Pacer`]); 503 when its turn is
+    /// further away than [`MAX_WAIT`](super::pace::MAX_WAIT).
+    async fn paced(&self, body: Result<Bytes, ApiError>) -> Response {
+        let body = match body {
+            Ok(body) => body,
+            Err(e) => return e.into_response(),
+        };
+        if !self.pacer.wait(body.len()).await {
+            return ApiError::Busy.into_response();
+        }
+        (
+            [
+                (header::CONTENT_TYPE, "application/json"),
+                (header::CACHE_CONTROL, "no-store"),
+            ],
+            body,
+        )
+            .into_response()
+    }
 }
 
 /// A running web server; stops when dropped.
@@ -231,6 +267,8 @@ fn serve_thread(
             events: events_rx,
             event_clients: AtomicUsize::new(0),
             cache: Mutex::new(HashMap::new()),
+            pacer: Pacer::default(),
+            work: Pacer::new(FRESH_ANSWERS_PER_SECOND),
         });
         let router = router(app.clone(), token);
         let (stop_ticks_tx, stop_ticks_rx) = oneshot::channel::<()>();
@@ -315,14 +353,17 @@ struct RunQuery {
 }
 
 async fn status(State(app): State<Arc<App>>, Query(q): Query<RunQuery>, uri: Uri) -> Response {
-    app.cached(&uri, || {
-        let v = app.source.status(q.run.as_deref(), app.control.as_ref())?;
-        Ok(v.to_string())
-    })
+    let body = app
+        .cached(&uri, || {
+            let v = app.source.status(q.run.as_deref(), app.control.as_ref())?;
+            Ok(v.to_string())
+        })
+        .await;
+    app.paced(body).await
 }
 
 async fn runs(State(app): State<Arc<App>>) -> Response {
-    json_response(app.source.runs().to_string().into())
+    app.paced(Ok(app.source.runs().to_string().into())).await
 }
 
 async fn stream(
@@ -335,10 +376,13 @@ async fn stream(
         Ok(q) => q,
         Err(e) => return ApiError::BadRequest(e.body_text()).into_response(),
     };
-    app.cached(&uri, || {
-        let data = app.source.stream(&name, &q)?;
-        serde_json::to_string(&data).map_err(|e| ApiError::Internal(e.to_string()))
-    })
+    let body = app
+        .cached(&uri, || {
+            let data = app.source.stream(&name, &q)?;
+            serde_json::to_string(&data).map_err(|e| ApiError::Internal(e.to_string()))
+        })
+        .await;
+    app.paced(body).await
 }
 
 /// Counts an open event stream; gives its slot back when the stream is dropped.
@@ -364,10 +408,15 @@ async fn events(State(app): State<Arc<App>>) -> Response {
     let rx = app.events.clone();
     let client = EventClient(app.clone());
     let stream = futures::stream::unfold((rx, client), |(mut rx, client)| async move {
-        rx.changed().await.ok()?;
-        let payload = rx.borrow_and_update().clone();
-        let event = Event::default().event("update").data(&*payload);
-        Some((Ok::<_, Infallible>(event), (rx, client)))
+        // An event refused by the byte budget is skipped: the next one carries newer data.
+        loop {
+            rx.changed().await.ok()?;
+            let payload = rx.borrow_and_update().clone();
+            if client.0.pacer.wait(payload.len()).await {
+                let event = Event::default().event("update").data(&*payload);
+                return Some((Ok::<_, Infallible>(event), (rx, client)));
+            }
+        }
     });
     Sse::new(stream)
         .keep_alive(KeepAlive::default())

@@ -97,3 +97,64 @@ fn a_flood_of_idle_and_half_sent_connections_cannot_take_the_runs_descriptors() 
         assert_eq!(s["rows"], s["expected_rows"], "{name}: every planned row");
     }
 }
+
+#[test]
+fn clients_asking_for_ever_new_windows_get_at_most_the_views_work_budget() {
+    use ensemble::web::server::FRESH_ANSWERS_PER_SECOND;
+    let out = tempfile::tempdir().expect("tempdir");
+    let output = out.path().display().to_string();
+    let served = Served::run(
+        &repo("configs/quickstart.toml"),
+        &output,
+        &["--duration", "20s"],
+    );
+    assert_eq!(get_json(&served.addr, "/api/status")["mode"], "live");
+    // Eight clients, each asking as fast as it can for a window no one asked for before, so
+    // that no answer can come from the cache: each one costs the server a decimation.
+    let flood_for = Duration::from_secs(4);
+    let started = Instant::now();
+    let clients: Vec<_> = (0..8u32)
+        .map(|client| {
+            let addr = served.addr.clone();
+            std::thread::spawn(move || {
+                let (mut fresh, mut busy, mut other) = (0u32, 0u32, 0u32);
+                let mut k = 0u32;
+                while started.elapsed() < flood_for {
+                    let seconds = 10 + client;
+                    let points = 100 + k % 9_000;
+                    let path = format!("/api/streams/scope?seconds={seconds}.{k}&points={points}");
+                    match super::http(&addr, "GET", &path, None).0 {
+                        200 => fresh += 1,
+                        503 => busy += 1,
+                        _ => other += 1,
+                    }
+                    k += 1;
+                }
+                (fresh, busy, other)
+            })
+        })
+        .collect();
+    let (mut fresh, mut busy, mut other) = (0, 0, 0);
+    for c in clients {
+        let (f, b, o) = c.join().expect("client");
+        (fresh, busy, other) = (fresh + f, busy + b, other + o);
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    eprintln!("{fresh} fresh answers, {busy} busy, {other} other in {elapsed:.1} s");
+    assert_eq!(other, 0, "every answer is a window or 'busy, retry'");
+    // A second's worth may go at once, then the budget's pace (the last clients' answers,
+    // which waited for their turn, are inside `elapsed`).
+    let most = FRESH_ANSWERS_PER_SECOND as f64 * (elapsed + 1.0) + 1.0;
+    assert!(
+        f64::from(fresh) <= most,
+        "{fresh} decimations in {elapsed:.1} s: more than the budget's {most}"
+    );
+    assert!(
+        f64::from(fresh) >= FRESH_ANSWERS_PER_SECOND as f64 * 2.0,
+        "the flood still gets answers at the budget's pace: {fresh}"
+    );
+    let (code, _) = served.wait(Duration::from_secs(90));
+    assert_eq!(code, 0);
+    let manifest = assert_every_row_saved(&run_dir(out.path()));
+    assert_eq!(manifest["status"], "completed");
+}

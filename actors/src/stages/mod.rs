@@ -5,6 +5,11 @@
 //! [`StageActor`] is the thin actix shell that feeds it [`StreamEvent`](crate::batch::StreamEvent)s
 //! and emits what it returns.
 //!
+//! Layout: [`StageActor`] (`actor.rs`) is the one actor shell for every stage type, generic over
+//! the stage, so a stage's folder (`fft/`, `fir/`, `decimate/`, `stats/`) holds only its
+//! `config.rs` (the serde struct), `stage.rs` (the plain struct) with any kernels, and `mod.rs`
+//! (re-exports and tests): no per-type actor.
+//!
 //! Building a stage takes three steps, the same for every type:
 //! 1. [`InputSelection::parse`] reads the stage's `inputs` (`"dmm"` takes every channel,
 //!    `"dmm.ch0"` one);

@@ -5,10 +5,9 @@ use std::sync::Arc;
 
 use arrow_array::{ArrayRef, Float64Array, RecordBatch, TimestampNanosecondArray, UInt64Array};
 use arrow_schema::SchemaRef;
-use rand_core::RngCore;
-use rand_distr::{Distribution, StandardNormal};
 
 use super::config::{Shape, SignalConfig, SimInstrumentConfig};
+use super::noise::{add_gaussian, gaussian};
 use crate::batch::{ChannelSpec, stream_schema_with_rate};
 
 /// Makes the rows of one simulated stream, batch after batch, from a given `seq` on.
@@ -26,6 +25,10 @@ pub struct SimGenerator {
     sine_steps: Vec<(f64, f64)>,
     /// Wall-clock time of row 0, ns since the Unix epoch.
     start_ns: i64,
+    /// Nanoseconds from one row to the next, when that is a whole number (timestamps are then
+    /// exact integer steps); otherwise `None` and `ns_per_row` is used.
+    step_ns: Option<i64>,
+    ns_per_row: f64,
     /// `seq` of the next row to generate.
     next_seq: u64,
 }
@@ -46,6 +49,8 @@ impl SimGenerator {
             sine_steps: sine_steps(&config.signal, config.rate_hz),
             config: config.clone(),
             start_ns,
+            step_ns: whole_step_ns(config.rate_hz),
+            ns_per_row: 1e9 / config.rate_hz,
             next_seq,
         }
     }
@@ -60,9 +65,16 @@ impl SimGenerator {
         self.next_seq
     }
 
-    /// Timestamp of row `seq`: `start + seq / rate_hz`, in ns.
+    /// Timestamp of row `seq`: `start + seq / rate_hz`, in ns (exact when `1e9 / rate_hz` is a
+    /// whole number, otherwise rounded to the nearest ns).
     pub fn timestamp_ns(&self, seq: u64) -> i64 {
-        self.start_ns + (seq as f64 * 1e9 / self.config.rate_hz).round() as i64
+        self.start_ns
+            + match self.step_ns {
+                Some(step) => seq as i64 * step,
+                // `+ 0.5` and truncation: rounding without a call into libm (the default x86-64
+                // target has no rounding instruction); the offset is never negative.
+                None => (seq as f64 * self.ns_per_row + 0.5) as i64,
+            }
     }
 
     /// The value of channel `channel` at row `seq`.
@@ -88,12 +100,7 @@ impl SimGenerator {
             Shape::Noise => 0.0,
             Shape::Constant => 1.0,
         };
-        let noise = if signal.noise > 0.0 {
-            signal.noise * gaussian(self.config.seed, channel as u64, noise_seq)
-        } else {
-            0.0
-        };
-        signal.offset + signal.amplitude * wave + noise
+        signal.offset + signal.amplitude * wave + self.noise(channel, noise_seq)
     }
 
     /// The signal the generator makes now.
@@ -138,8 +145,8 @@ impl SimGenerator {
     /// The same numbers as [`value`](Self::value), made faster: a sine is computed exactly at
     /// an anchor every [`SINE_ANCHOR`] rows (absolute `seq`, so batch boundaries do not change a
     /// value) and from there by the angle-sum identity with the precomputed `sine_steps`, so the
-    /// rows of a block do not depend on each other and vectorize; the noise is [`gaussian`] of
-    /// each row.
+    /// rows of a block do not depend on each other and vectorize; the noise is added in one
+    /// pass per block of the noise table (see `noise.rs`).
     fn fill_channel(&self, channel: usize, first: u64, rows: usize, out: &mut Vec<f64>) {
         let signal = &self.config.signal;
         let end = first + rows as u64;
@@ -169,9 +176,13 @@ impl SimGenerator {
         }
         if signal.noise > 0.0 {
             let base = out.len() - rows;
-            for (v, seq) in out[base..].iter_mut().zip(first..) {
-                *v += signal.noise * gaussian(self.config.seed, channel as u64, seq);
-            }
+            add_gaussian(
+                self.config.seed,
+                channel as u64,
+                first,
+                signal.noise,
+                &mut out[base..],
+            );
         }
     }
 
@@ -189,7 +200,14 @@ impl SimGenerator {
     pub fn generate(&mut self, rows: usize) -> RecordBatch {
         let seqs = self.next_seq..self.next_seq + rows as u64;
         let mut columns: Vec<ArrayRef> = Vec::with_capacity(self.phases.len() + 2);
-        let timestamps: Vec<i64> = seqs.clone().map(|s| self.timestamp_ns(s)).collect();
+        let timestamps: Vec<i64> = match self.step_ns {
+            // Integer steps from the first row's timestamp: no conversion per row.
+            Some(step) => {
+                let first = self.timestamp_ns(self.next_seq);
+                (0..rows as i64).map(|i| first + i * step).collect()
+            }
+            None => seqs.clone().map(|s| self.timestamp_ns(s)).collect(),
+        };
         columns.push(Arc::new(
             TimestampNanosecondArray::from(timestamps).with_timezone("UTC"),
         ));
@@ -207,8 +225,17 @@ impl SimGenerator {
     }
 }
 
-/// Rows between exact anchors of a sine (see `SimGenerator::fill_channel`).
-const SINE_ANCHOR: u64 = 64;
+/// `1e9 / rate_hz` if it is a whole number of nanoseconds (most configured rates), else `None`.
+fn whole_step_ns(rate_hz: f64) -> Option<i64> {
+    let ns = 1e9 / rate_hz;
+    (ns >= 1.0 && ns < (1u64 << 53) as f64 && ns.fract() == 0.0).then_some(ns as i64)
+}
+
+/// Rows between exact anchors of a sine (see `SimGenerator::fill_channel`). Each row combines
+/// its anchor's exact `sin_cos` with an exact step from the table, so the error does not grow
+/// with the distance from the anchor; 1,024 rows make the `sin_cos` calls negligible (at 64 they
+/// were a third of the sine's cost in `perf`) for a 16 KiB table.
+const SINE_ANCHOR: u64 = 1024;
 
 /// `(sin, cos)` of `k` steps of `signal`'s sine at `rate_hz`, for `k` in `0..SINE_ANCHOR`.
 fn sine_steps(signal: &SignalConfig, rate_hz: f64) -> Vec<(f64, f64)> {
@@ -216,44 +243,6 @@ fn sine_steps(signal: &SignalConfig, rate_hz: f64) -> Vec<(f64, f64)> {
     (0..SINE_ANCHOR)
         .map(|k| (k as f64 * step).sin_cos())
         .collect()
-}
-
-/// A standard normal sample determined by `(seed, channel, seq)` alone.
-///
-/// A ziggurat draw (`rand_distr::StandardNormal`) from a SplitMix64 stream keyed by the three:
-/// one 64-bit hash per sample on its fast path (about 99% of draws), no `ln`, `sqrt` or
-/// `sin_cos`. Measured against the Box–Muller draw it replaced in `benches/pipeline.rs`
-/// (`batch_building`, BENCHMARKS.md).
-fn gaussian(seed: u64, channel: u64, seq: u64) -> f64 {
-    let key = seed
-        ^ channel.wrapping_mul(0x9E37_79B9_7F4A_7C15)
-        ^ seq.wrapping_mul(0xD1B5_4A32_D192_ED03);
-    StandardNormal.sample(&mut SplitMix64(key))
-}
-
-/// SplitMix64 as a random source: a counter through a 64-bit mixer, so a fresh stream per key
-/// costs nothing to set up.
-struct SplitMix64(u64);
-
-impl RngCore for SplitMix64 {
-    fn next_u32(&mut self) -> u32 {
-        (self.next_u64() >> 32) as u32
-    }
-
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut x = self.0;
-        x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        x ^ (x >> 31)
-    }
-
-    fn fill_bytes(&mut self, dest: &mut [u8]) {
-        for chunk in dest.chunks_mut(8) {
-            let bytes = self.next_u64().to_le_bytes();
-            chunk.copy_from_slice(&bytes[..chunk.len()]);
-        }
-    }
 }
 
 #[cfg(test)]
@@ -297,6 +286,37 @@ mod tests {
         assert!((b.value(3) - expected).abs() < 1e-12);
         assert_eq!(g.timestamp_ns(3), 1_000 + 3_000_000);
         assert_eq!(g.next_seq(), 10);
+    }
+
+    #[test]
+    fn timestamps_are_start_plus_seq_over_rate_in_batches_and_alone() {
+        // 1 kHz: a whole 1,000,000 ns step; 3 Hz: 333,333,333.3 ns, rounded per row.
+        for (rate_hz, whole) in [(1000.0, true), (3.0, false)] {
+            let cfg = SimInstrumentConfig {
+                rate_hz,
+                ..config(Shape::Sine, 0.0)
+            };
+            assert_eq!(whole_step_ns(rate_hz).is_some(), whole);
+            let start = 1_700_000_000_000_000_000;
+            let mut g = SimGenerator::new(&cfg, start, 5);
+            let batch = g.generate(300);
+            let ts = batch
+                .column(0)
+                .as_primitive::<arrow_array::types::TimestampNanosecondType>();
+            for (i, t) in ts.values().iter().enumerate() {
+                let seq = 5 + i as u64;
+                let want = start + (seq as f64 * 1e9 / rate_hz).round() as i64;
+                assert_eq!(*t, want, "rate {rate_hz}, seq {seq}");
+                assert_eq!(g.timestamp_ns(seq), want);
+            }
+        }
+        // Far into a fast run the whole-step stamps stay exact (no f64 rounding of seq * 1e9).
+        let cfg = SimInstrumentConfig {
+            rate_hz: 1e6,
+            ..config(Shape::Sine, 0.0)
+        };
+        let g = SimGenerator::new(&cfg, 0, 0);
+        assert_eq!(g.timestamp_ns(123_456_789_012), 123_456_789_012_000);
     }
 
     #[test]

@@ -5,6 +5,7 @@ mod acquisition;
 mod actor;
 mod config;
 mod generator;
+mod noise;
 mod params;
 mod probe;
 

@@ -6,7 +6,7 @@ use crate::sinks::{SinkExit, SinkInputs};
 
 use super::task::{PublisherFailures, PublisherHandle};
 use crate::batch::{StreamEvent, StreamId};
-use crate::control::{ComponentExited, Flush, SinkReport};
+use crate::control::{ComponentExited, SinkReport};
 use crate::sinks::WriteFailure;
 
 /// A NATS sink as an actor: hands batches to its publisher task (waiting while the publisher's
@@ -114,14 +114,5 @@ impl StreamHandler<WriteFailure> for NatsSinkActor {
 
     fn finished(&mut self, _: &mut Self::Context) {
         // The feed ends with the publisher task; the sink stops after its report.
-    }
-}
-
-impl Handler<Flush> for NatsSinkActor {
-    type Result = ResponseFuture<Result<(), String>>;
-
-    fn handle(&mut self, _: Flush, _: &mut Self::Context) -> Self::Result {
-        let publisher = self.publisher.clone();
-        Box::pin(async move { publisher.flush().await })
     }
 }

@@ -6,7 +6,7 @@ use crate::sinks::{SinkExit, SinkInputs};
 
 use super::sink::NullSink;
 use crate::batch::{StreamEvent, StreamId};
-use crate::control::{ComponentExited, Flush};
+use crate::control::ComponentExited;
 
 /// The null sink as an actor: counts batches, and reports to the coordinator with
 /// [`ComponentExited`] once every input has ended.
@@ -56,13 +56,5 @@ impl Handler<StreamEvent> for NullSinkActor {
                 }
             }
         }
-    }
-}
-
-impl Handler<Flush> for NullSinkActor {
-    type Result = Result<(), String>;
-
-    fn handle(&mut self, _: Flush, _: &mut Self::Context) -> Self::Result {
-        Ok(())
     }
 }

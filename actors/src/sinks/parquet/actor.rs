@@ -6,7 +6,7 @@ use crate::sinks::{SinkExit, SinkInputs};
 
 use super::pool::WriterPool;
 use crate::batch::{StreamEvent, StreamId};
-use crate::control::{ComponentExited, Flush, SinkReport};
+use crate::control::{ComponentExited, SinkReport};
 use crate::sinks::{FailureFeed, WriteFailure};
 
 /// A Parquet sink as an actor: hands batches to its writer threads, finishes every file once all
@@ -122,14 +122,5 @@ impl StreamHandler<WriteFailure> for ParquetSinkActor {
 
     fn finished(&mut self, _: &mut Self::Context) {
         // The failure feed ends when the writer threads do; the sink stops after its report.
-    }
-}
-
-impl Handler<Flush> for ParquetSinkActor {
-    type Result = ResponseFuture<Result<(), String>>;
-
-    fn handle(&mut self, _: Flush, _: &mut Self::Context) -> Self::Result {
-        let pool = self.pool.clone();
-        Box::pin(async move { pool.flush().await })
     }
 }

@@ -1,10 +1,8 @@
 //! The decimation stage (`type = "decimate"`): one sample in `factor`, anti-aliased by default.
 
-mod actor;
 mod config;
 mod stage;
 
-pub use actor::DecimateActor;
 pub use config::DecimateConfig;
 pub use stage::DecimateStage;
 

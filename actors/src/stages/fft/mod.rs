@@ -1,12 +1,10 @@
 //! The FFT stage (`type = "fft"`): windowed spectra (magnitude or PSD) with a real-input FFT.
 
-mod actor;
 mod config;
 mod kernel;
 mod spectrum;
 mod stage;
 
-pub use actor::FftActor;
 pub use config::{FftConfig, SpectrumOutput};
 pub use spectrum::WindowSpectrum;
 pub use stage::{BIN_WIDTH_METADATA_KEY, BINS_METADATA_KEY, FftStage};

@@ -1,12 +1,10 @@
 //! The FIR filter stage (`type = "fir"`): explicit taps or a windowed-sinc design, SIMD inner
 //! loop, state carried across batches.
 
-mod actor;
 mod config;
 pub mod kernel;
 mod stage;
 
-pub use actor::FirActor;
 pub use config::{FilterKind, FirConfig, FirDesign};
 pub use stage::{FirFilter, FirStage};
 

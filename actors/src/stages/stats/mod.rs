@@ -1,10 +1,8 @@
 //! The statistics stage (`type = "stats"`): mean, std, min, max and RMS per window.
 
-mod actor;
 mod config;
 mod stage;
 
-pub use actor::StatsActor;
 pub use config::{StatsConfig, StatsWindow};
 pub use stage::{STATISTICS, StatsStage};
 
