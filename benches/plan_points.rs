@@ -1,6 +1,8 @@
 //! Points per second of point plans, end to end through `ensemble::run` (issue 14).
 //!
-//! `cargo bench --bench plan_points [-- --points N] [--repeat R] [--bluesky] [--scpi]`:
+//! `cargo bench --bench plan_points [-- --points N] [--repeat R] [--bluesky] [--scpi]
+//! [--scpi-only]` (`--scpi-only`: just the SCPI scan and its bare loop, e.g. under `perf` or
+//! `strace -c`):
 //! - `scan_1det`: `scan` of one simulated detector's `offset`, N points, `settle = "0ms"`,
 //!   `primary` stored by a Parquet sink (Bluesky's `scan([det], motor, 0, 10, N)`);
 //! - `count_3det`: `count` of three simulated detectors, N points;
@@ -32,6 +34,7 @@ struct Args {
     repeat: usize,
     bluesky: bool,
     scpi: bool,
+    scpi_only: bool,
 }
 
 fn args() -> Args {
@@ -40,6 +43,7 @@ fn args() -> Args {
         repeat: 5,
         bluesky: false,
         scpi: false,
+        scpi_only: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -48,6 +52,7 @@ fn args() -> Args {
             "--repeat" => a.repeat = it.next().and_then(|v| v.parse().ok()).unwrap_or(a.repeat),
             "--bluesky" => a.bluesky = true,
             "--scpi" => a.scpi = true,
+            "--scpi-only" => (a.scpi, a.scpi_only) = (true, true),
             _ => {} // `--bench` and filters cargo passes
         }
     }
@@ -110,6 +115,28 @@ fn measure(label: &str, text: &str, points: u64, repeat: usize, profiles: bool) 
             .join(" ")
     );
     (plan, run)
+}
+
+/// The 1,000-point scan of the psu simulator over loopback TCP, and the bare loop of the same
+/// round trips against the same simulator.
+fn scpi_scan(repeat: usize) {
+    let port = spawn_simulator("psu");
+    let points = 1000;
+    let text = format!(
+        "[experiment]\nname = \"scpi-bench\"\n[instruments.psu]\ntype = \"scpi\"\nprofile = \"psu\"\naddress = \"tcp://127.0.0.1:{port}\"\npoll_interval = \"1h\"\n[plan]\ntype = \"scan\"\nsetpoint = \"psu.voltage\"\nstart = 0.0\nstop = 9.99\nsteps = {points}\ndetectors = [\"psu\"]\n[sinks.store]\ntype = \"parquet\"\ninputs = [\"primary\"]\n"
+    );
+    let (plan, _) = measure("scan_scpi", &text, points, repeat, true);
+    let bare = median(
+        &mut (0..repeat)
+            .map(|_| bare_tcp_loop(port, points))
+            .collect::<Vec<_>>(),
+    );
+    println!(
+        "scan_scpi    bare TCP loop of the same round trips: {bare:.0} points/s ({:.1} us/point); ensemble {:.1} us/point ({:.2}x the bare loop's time)",
+        1e6 / bare,
+        1e6 / plan,
+        bare / plan
+    );
 }
 
 fn median(v: &mut [f64]) -> f64 {
@@ -244,6 +271,11 @@ fn per_point(points: u64) -> (f64, f64) {
 fn main() {
     let a = args();
     println!("plan_points: load average {} before", load_average());
+    if a.scpi_only {
+        scpi_scan(a.repeat);
+        println!("plan_points: load average {} after", load_average());
+        return;
+    }
     let mut hops = Vec::new();
     let mut direct = Vec::new();
     for _ in 0..a.repeat {
@@ -277,23 +309,7 @@ fn main() {
         false,
     );
     if a.scpi {
-        let port = spawn_simulator("psu");
-        let points = 1000;
-        let text = format!(
-            "[experiment]\nname = \"scpi-bench\"\n[instruments.psu]\ntype = \"scpi\"\nprofile = \"psu\"\naddress = \"tcp://127.0.0.1:{port}\"\npoll_interval = \"1h\"\n[plan]\ntype = \"scan\"\nsetpoint = \"psu.voltage\"\nstart = 0.0\nstop = 9.99\nsteps = {points}\ndetectors = [\"psu\"]\n[sinks.store]\ntype = \"parquet\"\ninputs = [\"primary\"]\n"
-        );
-        let (plan, _) = measure("scan_scpi", &text, points, a.repeat, true);
-        let bare = median(
-            &mut (0..a.repeat)
-                .map(|_| bare_tcp_loop(port, points))
-                .collect::<Vec<_>>(),
-        );
-        println!(
-            "scan_scpi    bare TCP loop of the same round trips: {bare:.0} points/s ({:.1} us/point); ensemble {:.1} us/point ({:.2}x the bare loop's time)",
-            1e6 / bare,
-            1e6 / plan,
-            bare / plan
-        );
+        scpi_scan(a.repeat);
     }
     if a.bluesky {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/bluesky_baseline.py");

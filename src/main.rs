@@ -409,6 +409,7 @@ async fn shutdown_on_signal() -> StopReason {
     tokio::spawn(async {
         let second = next_signal().await;
         eprintln!("{second} again: exiting at once; `ensemble recover` can finish the files");
+        ensemble::control::restore_terminal();
         std::process::exit(130);
     });
     StopReason::Requested(format!("{first} received"))

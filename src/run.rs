@@ -186,7 +186,13 @@ pub async fn run_served(
         start_ns: started_at.timestamp_nanos_opt().unwrap_or(0),
         clock_start: tokio::time::Instant::now(),
         control: control.clone(),
+        pause_streams: experiment.pause_streams,
     };
+    // `p`/`r` from the terminal (not when embedded or quiet); the terminal is given back
+    // when this is dropped at the end of the run.
+    let _keys = (progress != ProgressMode::Quiet)
+        .then(|| crate::control::TerminalKeys::start(control.clone()))
+        .flatten();
     // Without a socket the run still goes on (Ctrl-C still stops it); say why.
     let socket = ControlSocket::bind(&run_dir, control.clone())
         .inspect_err(|e| tracing::warn!("{e}; `ensemble pause|resume|stop` cannot reach this run."))

@@ -108,7 +108,8 @@ fn manifest(run_dir: &Path) -> Value {
         .expect("run.json is JSON")
 }
 
-fn resumed_flags(batches: &[RecordBatch]) -> Vec<bool> {
+/// The `resumed` column of `primary`'s batches, in order.
+pub(crate) fn resumed_flags(batches: &[RecordBatch]) -> Vec<bool> {
     batches
         .iter()
         .flat_map(|b| {
@@ -459,4 +460,239 @@ fn is_root() -> bool {
                 .and_then(|l| l.split_whitespace().nth(2).map(|u| u == "0"))
         })
         .unwrap_or(false)
+}
+
+/// A `duration` plan of one 100 Hz simulated stream (2 s), `extra` added to its `[plan]`.
+fn stream_plan_text(extra: &str) -> String {
+    format!(
+        r#"
+[experiment]
+name = "stream-pause"
+duration = "2s"
+
+[instruments.meter]
+type = "sim"
+rate_hz = 100
+batch_interval = "20ms"
+channels = ["v"]
+
+[plan]
+type = "stream"
+{extra}
+
+[sinks.store]
+type = "parquet"
+inputs = ["meter"]
+"#
+    )
+}
+
+/// Starts a stream plan, pauses it through the socket after 0.5 s for 1.5 s (past the
+/// plan's whole duration), resumes it; the report, the run's one interruption and the
+/// meter's timestamps (and the output directory, which holds the run).
+fn pause_a_stream_plan(extra: &str) -> (tempfile::TempDir, RunReport, Value, Vec<i64>) {
+    let out = tempfile::tempdir().expect("tempdir");
+    let (handle, run_dir) = start(stream_plan_text(extra), out.path());
+    wait_for_phase(&run_dir, "running");
+    std::thread::sleep(Duration::from_millis(500));
+    ensemble(&["pause"], &run_dir).expect("a stream plan can be paused");
+    wait_for_phase(&run_dir, "paused");
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(status(&run_dir)["phase"], "paused", "the clock held");
+    ensemble(&["resume"], &run_dir).expect("resume accepted");
+    let report = handle.join().expect("run thread");
+    assert_eq!(
+        report.manifest.status, "completed",
+        "{:?}",
+        report.manifest.stop_reason
+    );
+    let m = manifest(&run_dir);
+    let pauses = m["interruptions"].as_array().expect("interruptions");
+    assert_eq!(pauses.len(), 1, "{pauses:?}");
+    assert_eq!(pauses[0]["kind"], "pause");
+    assert!(pauses[0]["seconds"].as_f64().is_some_and(|s| s >= 1.5));
+    let ts = timestamps(&read_stream(&report.run_dir, "meter"));
+    let pause = pauses[0].clone();
+    (out, report, pause, ts)
+}
+
+#[test]
+fn a_paused_stream_plan_holds_its_clock_while_its_streams_keep_recording() {
+    let (_out, report, pause, ts) = pause_a_stream_plan("");
+    let rows = report.manifest.streams["meter"].rows;
+    let paused = pause["seconds"].as_f64().expect("seconds");
+    // 2 s of plan time plus the time paused, at 100 Hz (the pause's edges within 10 rows).
+    let want = 200.0 + 100.0 * paused;
+    assert!(
+        (rows as f64 - want).abs() < 10.0,
+        "{rows} rows, {want} expected"
+    );
+    assert_contiguous(&seqs(&read_stream(&report.run_dir, "meter")), rows);
+    let (from, to) = (ns(&pause["at"]), ns(&pause["resumed_at"]));
+    let during = ts.iter().filter(|&&t| t > from && t < to).count();
+    assert!(during >= 140, "recorded while paused: {during}");
+    let after = ts.iter().filter(|&&t| t >= to).count();
+    assert!(
+        after >= 140,
+        "the remaining 1.5 s ran after the resume: {after}"
+    );
+}
+
+#[test]
+fn with_pause_streams_a_paused_stream_plan_records_nothing_until_resumed() {
+    let (_out, report, pause, ts) = pause_a_stream_plan("pause_streams = true");
+    let meter = &report.manifest.streams["meter"];
+    assert_eq!(
+        meter.rows, 200,
+        "2 s of plan time at 100 Hz, the pause excluded"
+    );
+    assert_eq!(meter.sinks["store"].rows_written, 200);
+    assert_contiguous(&seqs(&read_stream(&report.run_dir, "meter")), 200);
+    let (from, to) = (ns(&pause["at"]), ns(&pause["resumed_at"]));
+    let slack = 30_000_000; // a tick of the loop on each side
+    let during = ts
+        .iter()
+        .filter(|&&t| t > from + slack && t < to - slack)
+        .count();
+    assert_eq!(during, 0, "no row stamped inside the pause");
+    let after = ts.iter().filter(|&&t| t >= to).count();
+    assert!(
+        after >= 140,
+        "rows go on after the resume, in wall-clock time: {after}"
+    );
+    assert!(ts.windows(2).all(|w| w[0] < w[1]), "timestamps increase");
+}
+
+#[test]
+fn with_pause_streams_a_paused_scan_holds_the_sim_and_scpi_streams_too() {
+    let dmm = spawn_simulator(sim_options("dmm", ""));
+    let plan = "type = \"scan\"\nsetpoint = \"meter.offset\"\nstart = 0.0\nstop = 999.0\nsteps = 1000\ndelay = \"2ms\"\ndetectors = [\"meter\"]\npause_streams = true";
+    let text = experiment_text(plan, STEADY).replace(
+        "[plan]",
+        &format!(
+            "[instruments.dmm]\ntype = \"scpi\"\nprofile = \"dmm\"\naddress = \"tcp://127.0.0.1:{dmm}\"\npoll_interval = \"10ms\"\n\n[plan]"
+        ),
+    );
+    let text = text.replace(
+        "inputs = [\"primary\", \"cryo\"]",
+        "inputs = [\"primary\", \"cryo\", \"dmm\"]",
+    );
+    let out = tempfile::tempdir().expect("tempdir");
+    let e = experiment_with_profiles(&text, out.path());
+    let handle = std::thread::spawn(move || run(e));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let run_dir = loop {
+        if let Some(dir) = only_run_dir(out.path()).filter(|d| d.join("control.sock").exists()) {
+            break dir;
+        }
+        assert!(Instant::now() < deadline, "no control socket");
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    ensemble(&["pause"], &run_dir).expect("pause accepted");
+    wait_for_phase(&run_dir, "paused");
+    std::thread::sleep(Duration::from_secs(1));
+    ensemble(&["resume"], &run_dir).expect("resume accepted");
+    let report = handle.join().expect("run thread");
+    assert_eq!(
+        report.manifest.status, "completed",
+        "{:?}",
+        report.manifest.stop_reason
+    );
+    assert_contiguous(&seqs(&read_stream(&report.run_dir, "primary")), 1000);
+    let m = manifest(&run_dir);
+    let pauses = m["interruptions"].as_array().expect("interruptions");
+    assert_eq!(pauses.len(), 1, "{pauses:?}");
+    let (from, to) = (ns(&pauses[0]["at"]), ns(&pauses[0]["resumed_at"]));
+    let slack = 50_000_000;
+    for stream in ["cryo", "dmm"] {
+        let ts = timestamps(&read_stream(&report.run_dir, stream));
+        let during = ts
+            .iter()
+            .filter(|&&t| t > from + slack && t < to - slack)
+            .count();
+        assert_eq!(during, 0, "{stream} recorded while paused");
+        assert!(
+            ts.iter().any(|&t| t > to),
+            "{stream} recorded after the resume"
+        );
+    }
+}
+
+/// Item 4 of the plans issue: `ensemble run` with its stdin on a pseudo-terminal reads keys:
+/// `p` pauses the scan, `r` resumes it; the pause is recorded as the terminal's, and the
+/// terminal has its line editing and echo back once the run has ended.
+#[test]
+fn p_and_r_on_the_terminal_pause_and_resume_a_scan_and_the_terminal_is_restored() {
+    use std::io::Write;
+    use std::os::fd::{FromRawFd, OwnedFd};
+
+    let (mut master, slave) = {
+        let (mut m, mut s) = (0, 0);
+        // SAFETY: openpty writes two descriptors into `m` and `s`; the other arguments may be
+        // null.
+        let rc = unsafe {
+            libc::openpty(
+                &mut m,
+                &mut s,
+                std::ptr::null_mut(),
+                std::ptr::null(),
+                std::ptr::null(),
+            )
+        };
+        assert_eq!(rc, 0, "openpty");
+        // SAFETY: both descriptors were just opened and are owned here alone.
+        unsafe { (std::fs::File::from_raw_fd(m), OwnedFd::from_raw_fd(s)) }
+    };
+    let out = tempfile::tempdir().expect("tempdir");
+    let plan = "type = \"scan\"\nsetpoint = \"meter.offset\"\nstart = 0.0\nstop = 999.0\nsteps = 1000\ndelay = \"2ms\"\ndetectors = [\"meter\"]";
+    let file = out.path().join("keys.toml");
+    std::fs::write(&file, experiment_text(plan, STEADY)).expect("experiment file");
+    let runs = out.path().join("runs");
+    let mut child = Command::new(ensemble_bin())
+        .arg("run")
+        .arg(&file)
+        .arg("--output")
+        .arg(&runs)
+        .stdin(std::process::Stdio::from(slave.try_clone().expect("dup")))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("ensemble run");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let run_dir = loop {
+        if let Some(dir) = only_run_dir(&runs).filter(|d| d.join("control.sock").exists()) {
+            break dir;
+        }
+        assert!(Instant::now() < deadline, "no control socket");
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    wait_for_phase(&run_dir, "running");
+    master.write_all(b"p").expect("key p");
+    let paused = wait_for_phase(&run_dir, "paused");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(status(&run_dir)["points_done"], paused["points_done"]);
+    master.write_all(b"r").expect("key r");
+    let code = child.wait().expect("run ends");
+    assert!(code.success(), "{code:?}");
+    let m = manifest(&run_dir);
+    let pauses = m["interruptions"].as_array().expect("interruptions");
+    assert_eq!(pauses.len(), 1, "{pauses:?}");
+    assert_eq!(pauses[0]["by"], "terminal");
+    assert_eq!(pauses[0]["resumed_by"], "terminal");
+    assert_contiguous(&seqs(&read_stream(&run_dir, "primary")), 1000);
+    // SAFETY: tcgetattr writes the terminal's settings into `t`.
+    let t = unsafe {
+        let mut t: libc::termios = std::mem::zeroed();
+        assert_eq!(
+            libc::tcgetattr(std::os::fd::AsRawFd::as_raw_fd(&slave), &mut t),
+            0
+        );
+        t
+    };
+    assert_eq!(
+        t.c_lflag & (libc::ICANON | libc::ECHO),
+        libc::ICANON | libc::ECHO,
+        "line editing and echo are back"
+    );
 }

@@ -200,3 +200,81 @@ inputs = ["primary"]
         1000.0 / elapsed.as_secs_f64()
     );
 }
+
+/// Item 5 of the plans issue: the supply loses power every 40 answers (the simulator closes the
+/// connection and forgets its setpoint). Each loss holds the scan, the session reconnects and
+/// puts the commanded voltage back (read back) before the interrupted point is taken again,
+/// and run.json records each hold as a `reconnect` interruption saying what was restored.
+/// Without the restore, the re-taken point's current would be the power-on 0 A.
+#[test]
+fn a_scan_over_a_power_cycling_scpi_supply_restores_its_setpoint_before_each_retaken_point() {
+    let psu = spawn_simulator(sim_options("psu", "disconnect-after=40"));
+    let text = format!(
+        r#"
+[experiment]
+name = "restore"
+
+[instruments.psu]
+type = "scpi"
+profile = "psu"
+address = "tcp://127.0.0.1:{psu}"
+poll_interval = "1h"
+reconnect_min = "20ms"
+reconnect_max = "100ms"
+
+[plan]
+type = "scan"
+setpoint = "psu.voltage"
+start = 1.0
+stop = 3.9
+steps = 30
+detectors = ["psu"]
+
+[sinks.store]
+type = "parquet"
+inputs = ["primary"]
+"#
+    );
+    let out = tempfile::tempdir().expect("tempdir");
+    let report = run(experiment_with_profiles(&text, out.path()));
+    let m = &report.manifest;
+    assert_eq!(m.status, "completed", "{:?}", m.stop_reason);
+    assert_eq!(m.streams["primary"].rows, 30);
+    let batches = read_stream(&report.run_dir, "primary");
+    assert_contiguous(&seqs(&batches), 30);
+    let reached = values(&batches, "psu.voltage");
+    let current = values(&batches, "psu.current");
+    for (k, (v, i)) in reached.iter().zip(&current).enumerate() {
+        let want = 1.0 + 0.1 * k as f64;
+        assert!((v - want).abs() < 1e-6, "point {k}: reached {v}");
+        assert!(
+            (i - v / 10.0).abs() < 0.01,
+            "point {k}: {i} A at {v} V: the supply is not at its commanded voltage"
+        );
+    }
+    let holds: Vec<_> = m
+        .interruptions
+        .iter()
+        .filter(|h| h.kind == ensemble::control::InterruptionKind::Reconnect)
+        .collect();
+    assert!(!holds.is_empty(), "{:?}", m.interruptions);
+    for h in &holds {
+        assert_eq!(h.by, "psu");
+        let how = h.resumed_by.as_deref().unwrap_or_default();
+        assert!(
+            how.starts_with("psu reconnected; restored voltage = "),
+            "{how}"
+        );
+    }
+    let resumed = crate::control::resumed_flags(&batches)
+        .into_iter()
+        .filter(|r| *r)
+        .count();
+    assert_eq!(resumed, holds.len(), "each re-taken point is marked");
+    let session = &m.streams["psu"].instrument_report;
+    let restores = session.as_ref().expect("session report")["restores"]
+        .as_array()
+        .expect("restores")
+        .len();
+    assert!(restores >= holds.len(), "{session:?}");
+}

@@ -65,6 +65,11 @@ pub(crate) fn compile(
         Some((plan, refs)) => (Some(plan), refs),
         None => (None, None),
     };
+    let pause_streams = raw
+        .plan
+        .as_ref()
+        .and_then(|s| s.table.get("pause_streams"))
+        .map_or(Some(false), |v| value::boolean("plan.pause_streams", v, d));
     let header = if raw.experiment_given || raw.experiment.is_some() {
         raw.experiment
             .as_ref()
@@ -171,6 +176,7 @@ pub(crate) fn compile(
         max_memory_mb: header.max_memory_mb,
         thumbnails: header.thumbnails,
         plan,
+        pause_streams: pause_streams?,
         instruments,
         stages,
         sinks,
@@ -330,7 +336,7 @@ fn compile_plan(
     match ty_name.as_str() {
         "stream" => {
             let before = d.len();
-            value::reject_unknown_keys(&section.table, "plan", &["type"], d);
+            value::reject_unknown_keys(&section.table, "plan", &["type", "pause_streams"], d);
             (d.len() == before).then_some((Plan::Stream, None))
         }
         points @ ("count" | "scan" | "grid" | "list_scan" | "rel_scan" | "adaptive_scan") => {

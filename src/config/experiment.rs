@@ -42,6 +42,9 @@ pub struct Experiment {
     pub thumbnails: bool,
     /// The plan (`[plan]`; default: stream for `duration`).
     pub plan: Plan,
+    /// `[plan] pause_streams`: while the plan is paused, the streaming instruments stop
+    /// recording too (default false: they keep recording).
+    pub pause_streams: bool,
     /// Instruments in file order.
     pub instruments: Vec<InstrumentSpec>,
     /// Processing stages in topological order: each after the stage it reads, if any.

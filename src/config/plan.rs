@@ -20,6 +20,7 @@ const COMMON_KEYS: &[&str] = &[
     "delay",
     "repeat",
     "suspend",
+    "pause_streams",
 ];
 /// Keys of each point plan type, besides [`COMMON_KEYS`].
 const COUNT_KEYS: &[&str] = &["num"];

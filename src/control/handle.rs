@@ -3,12 +3,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use ensemble_actors::instruments::pauses::Pauses;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
-use super::record::Interruption;
+use super::record::{Interruption, InterruptionKind};
 
 /// The control handle of one run: ask its plan to pause, resume or stop, and see where it is.
 ///
@@ -53,6 +55,8 @@ struct Shared {
     /// cost when nobody asks for anything.
     attention: AtomicBool,
     points_done: AtomicU64,
+    /// The pauses as the streaming instruments follow them ([`RunControl::pauses`]).
+    pauses: watch::Sender<Pauses>,
 }
 
 #[derive(Default)]
@@ -68,7 +72,14 @@ struct Inner {
     unready: BTreeMap<usize, String>,
     stop: Option<String>,
     log: Vec<Interruption>,
+    /// Instruments that have held the plan, by hold id (`INSTRUMENT_HOLDS + index`).
+    instruments: Vec<String>,
+    /// How long the pauses that have ended lasted, in all.
+    paused_for: Duration,
 }
+
+/// Holds for unreachable instruments share the suspensions' table, from this id on.
+const INSTRUMENT_HOLDS: usize = usize::MAX / 2;
 
 struct PauseRequest {
     by: String,
@@ -76,6 +87,8 @@ struct PauseRequest {
     requested_at: DateTime<Utc>,
     /// Its index in `log`, once it took effect.
     logged: Option<usize>,
+    /// When it took effect.
+    since: Option<Instant>,
 }
 
 /// Where a run's plan is, for a status line or a web page.
@@ -170,6 +183,7 @@ impl RunControl {
                 wake: watch::channel(0).0,
                 attention: AtomicBool::new(false),
                 points_done: AtomicU64::new(0),
+                pauses: watch::channel(Pauses::default()).0,
             }),
         }
     }
@@ -206,6 +220,7 @@ impl RunControl {
                     now,
                     requested_at: Utc::now(),
                     logged: None,
+                    since: None,
                 })
             }
         }
@@ -227,8 +242,39 @@ impl RunControl {
         if let Some(i) = pause.logged {
             inner.log[i].close(by);
         }
+        self.pause_ended(&mut inner, &pause);
         self.changed(&inner);
         Ok(self.snapshot(&inner))
+    }
+
+    /// A pause that had taken effect has ended: its time counts, the streams go on.
+    fn pause_ended(&self, inner: &mut Inner, pause: &PauseRequest) {
+        if let Some(since) = pause.since {
+            inner.paused_for += since.elapsed();
+            self.shared.pauses.send_replace(Pauses {
+                paused: false,
+                paused_for: inner.paused_for,
+            });
+        }
+    }
+
+    /// A pause has taken effect now (it is `log[index]`): the streams that follow pauses
+    /// hold.
+    fn pause_began(&self, inner: &mut Inner, index: usize) {
+        if let Some(p) = inner.pause.as_mut() {
+            p.logged = Some(index);
+            p.since = Some(Instant::now());
+        }
+        self.shared.pauses.send_replace(Pauses {
+            paused: true,
+            paused_for: inner.paused_for,
+        });
+    }
+
+    /// The plan's pauses as its streaming instruments follow them: whether one is in effect,
+    /// and how long the ended ones lasted (suspensions and reconnections are not pauses).
+    pub fn pauses(&self) -> watch::Receiver<Pauses> {
+        self.shared.pauses.subscribe()
     }
 
     /// Asks the run to stop: after the point in progress, or at once while paused or
@@ -322,6 +368,25 @@ impl RunControl {
         self.changed(&inner);
     }
 
+    /// Called by a `duration` (stream) plan's clock when it starts: from now on it can be
+    /// paused. A pause takes effect at once (there is no point in progress), and `now` makes
+    /// no difference.
+    pub fn begin_stream(&self) {
+        self.begin_plan(None);
+    }
+
+    /// Resolves once the plan must call [`gate`](Self::gate): a pause, stop or suspension is
+    /// asked for.
+    pub async fn attention(&self) {
+        let mut rx = self.shared.wake.subscribe();
+        while !self.needs_attention() {
+            if rx.changed().await.is_err() {
+                // The sender lives in `self`; it cannot be gone while we hold `self`.
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+
     /// Holds the plan until suspender `id` has seen its first value (`what` names it).
     pub fn await_first_value(&self, id: usize, what: &str) {
         let mut inner = self.lock();
@@ -360,9 +425,10 @@ impl RunControl {
                     return Gate::Stop;
                 }
                 let Inner { pause, log, .. } = &mut *inner;
-                if let Some(p) = pause.as_mut().filter(|p| p.logged.is_none()) {
+                if let Some(p) = pause.as_ref().filter(|p| p.logged.is_none()) {
                     log.push(Interruption::pause(&p.by, p.now, p.requested_at, point));
-                    p.logged = Some(log.len() - 1);
+                    let index = log.len() - 1;
+                    self.pause_began(&mut inner, index);
                     self.changed(&inner);
                 }
                 let holding = inner.pause.is_some()
@@ -403,9 +469,10 @@ impl RunControl {
         let mut inner = self.lock();
         // A pause `now` takes effect here, before the gate sees it.
         let Inner { pause, log, .. } = &mut *inner;
-        if let Some(p) = pause.as_mut().filter(|p| p.logged.is_none() && p.now) {
+        if let Some(p) = pause.as_ref().filter(|p| p.logged.is_none() && p.now) {
             log.push(Interruption::pause(&p.by, true, p.requested_at, point));
-            p.logged = Some(log.len() - 1);
+            let index = log.len() - 1;
+            self.pause_began(&mut inner, index);
         }
         let open: BTreeSet<usize> = inner
             .suspensions
@@ -427,10 +494,40 @@ impl RunControl {
             return;
         }
         let point = self.shared.points_done.load(Ordering::Relaxed);
-        inner.log.push(Interruption::suspension(by, cause, point));
+        let kind = if id >= INSTRUMENT_HOLDS {
+            InterruptionKind::Reconnect
+        } else {
+            InterruptionKind::Suspend
+        };
+        inner.log.push(Interruption::hold(kind, by, cause, point));
         let index = inner.log.len() - 1;
         inner.suspensions.insert(id, (cause.to_string(), index));
         self.changed(&inner);
+    }
+
+    /// Holds the plan while `instrument` cannot be reached (`cause` says why), recorded as a
+    /// `reconnect` interruption, until [`release_instrument`](Self::release_instrument).
+    pub fn hold_for_instrument(&self, instrument: &str, cause: &str) {
+        let id = self.instrument_id(instrument);
+        self.suspend(id, instrument, &format!("{instrument}: {cause}"));
+    }
+
+    /// `instrument` is back (`why`: reconnected, setpoints restored): the plan may go on.
+    pub fn release_instrument(&self, instrument: &str, why: &str) {
+        let id = self.instrument_id(instrument);
+        self.clear_suspension(id, why);
+    }
+
+    fn instrument_id(&self, instrument: &str) -> usize {
+        let mut inner = self.lock();
+        let i = match inner.instruments.iter().position(|n| n == instrument) {
+            Some(i) => i,
+            None => {
+                inner.instruments.push(instrument.to_string());
+                inner.instruments.len() - 1
+            }
+        };
+        INSTRUMENT_HOLDS + i
     }
 
     /// Suspender `id`'s condition cleared (`why`): the plan may go on.
@@ -446,7 +543,9 @@ impl RunControl {
     pub fn finish(&self) {
         let mut inner = self.lock();
         inner.finished = true;
-        inner.pause = None;
+        if let Some(pause) = inner.pause.take() {
+            self.pause_ended(&mut inner, &pause);
+        }
         inner.suspensions.clear();
         inner.unready.clear();
         for entry in inner.log.iter_mut().filter(|e| e.resumed_at.is_none()) {
@@ -472,91 +571,5 @@ impl Inner {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn requests_are_refused_with_a_reason_when_they_cannot_apply() {
-        let c = RunControl::new();
-        assert_eq!(c.pause(false, "t"), Err(ControlError::NoPlan));
-        c.begin_plan(Some(3));
-        assert_eq!(c.resume("t"), Err(ControlError::NotPaused));
-        c.suspend(0, "suspender 0", "cryo.temp > 310 (311)");
-        assert!(matches!(c.resume("t"), Err(ControlError::Suspended(_))));
-        assert_eq!(c.state().phase, Phase::Suspended);
-        c.stop("t").expect("stop");
-        assert!(matches!(c.pause(true, "t"), Err(ControlError::Stopping(_))));
-        c.finish();
-        assert_eq!(c.stop("t"), Err(ControlError::Finished));
-        assert!(c.state().interruptions[0].ended_by_stop);
-    }
-
-    #[tokio::test]
-    async fn a_pause_takes_effect_at_the_gate_and_holds_until_resumed() {
-        let c = RunControl::new();
-        c.begin_plan(Some(10));
-        assert!(!c.needs_attention());
-        assert_eq!(c.gate(0).await, Gate::Go { resumed: false });
-        c.pause(false, "socket").expect("pause");
-        assert!(c.needs_attention());
-        let gate = tokio::spawn({
-            let c = c.clone();
-            async move { c.gate(4).await }
-        });
-        while c.state().phase != Phase::Paused {
-            tokio::task::yield_now().await;
-        }
-        assert!(!gate.is_finished());
-        let state = c.resume("http").expect("resume");
-        assert_eq!(state.phase, Phase::Running);
-        assert_eq!(gate.await.expect("gate task"), Gate::Go { resumed: true });
-        let log = c.interruptions();
-        assert_eq!(log.len(), 1);
-        assert_eq!((log[0].point, log[0].by.as_str()), (4, "socket"));
-        assert_eq!(log[0].resumed_by.as_deref(), Some("http"));
-        assert!(log[0].seconds.is_some_and(|s| s >= 0.0));
-        assert!(!c.needs_attention());
-    }
-
-    #[tokio::test]
-    async fn a_stop_while_paused_ends_the_plan_at_once() {
-        let c = RunControl::new();
-        c.begin_plan(None);
-        c.pause(true, "socket").expect("pause");
-        let gate = tokio::spawn({
-            let c = c.clone();
-            async move { c.gate(0).await }
-        });
-        while c.state().phase != Phase::Paused {
-            tokio::task::yield_now().await;
-        }
-        c.stop("socket").expect("stop");
-        assert_eq!(gate.await.expect("gate task"), Gate::Stop);
-        assert_eq!(c.stop_requested().await, "socket");
-    }
-
-    #[tokio::test]
-    async fn a_pause_now_or_a_suspension_interrupts_the_point_in_progress() {
-        let c = RunControl::new();
-        c.begin_plan(Some(5));
-        c.pause(false, "t").expect("pause");
-        let deferred = tokio::time::timeout(std::time::Duration::from_millis(20), c.interrupted());
-        assert!(
-            deferred.await.is_err(),
-            "a deferred pause lets the point finish"
-        );
-        c.pause(true, "t").expect("upgrade to now");
-        c.interrupted().await;
-        c.resume("t").expect("resume");
-        c.suspend(1, "suspender 1", "why");
-        c.interrupted().await;
-        c.abandoned(2);
-        c.clear_suspension(1, "cleared");
-        let log = c.interruptions();
-        assert_eq!(log.last().and_then(|e| e.abandoned_point), Some(2));
-        assert_eq!(
-            log.last().and_then(|e| e.resumed_by.clone()).as_deref(),
-            Some("cleared")
-        );
-    }
-}
+#[path = "handle_tests.rs"]
+mod tests;

@@ -11,6 +11,9 @@ pub enum InterruptionKind {
     Pause,
     /// Held by a `[[plan.suspend]]` condition; resumed when it cleared.
     Suspend,
+    /// Held because an instrument could not be reached; resumed once it was reconnected and
+    /// its last commanded setpoints were restored (`resumed_by` says which).
+    Reconnect,
 }
 
 /// One pause or suspension: when, who or what, at which point, and for how long.
@@ -18,7 +21,8 @@ pub enum InterruptionKind {
 pub struct Interruption {
     /// Pause or suspension.
     pub kind: InterruptionKind,
-    /// Who asked (`socket`, `http`, `terminal`), or which suspender (`plan.suspend[0]`).
+    /// Who asked (`socket`, `http`, `terminal`), which suspender (`plan.suspend[0]`), or which
+    /// instrument could not be reached.
     pub by: String,
     /// A suspension's cause: its condition and the value that tripped it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -52,16 +56,10 @@ impl Interruption {
         Self::new(InterruptionKind::Pause, by, None, now, requested_at, point)
     }
 
-    /// A suspension by `by` (a suspender) for `cause`, tripping now before point `point`.
-    pub(super) fn suspension(by: &str, cause: &str, point: u64) -> Self {
-        Self::new(
-            InterruptionKind::Suspend,
-            by,
-            Some(cause),
-            true,
-            Utc::now(),
-            point,
-        )
+    /// A hold of `kind` (a suspension or a reconnection) by `by` for `cause`, taking effect
+    /// now before point `point`.
+    pub(super) fn hold(kind: InterruptionKind, by: &str, cause: &str, point: u64) -> Self {
+        Self::new(kind, by, Some(cause), true, Utc::now(), point)
     }
 
     fn new(

@@ -151,7 +151,7 @@ pub(super) fn instrument(
         InstrumentKind::Sim(cfg) => {
             Ok(sim(&spec.name, cfg, stream, run, arbiters, drivers, exited))
         }
-        InstrumentKind::Scpi(cfg) => scpi(&spec.name, cfg, stream, drivers, exited),
+        InstrumentKind::Scpi(cfg) => scpi(&spec.name, cfg, stream, run, drivers, exited),
     }
 }
 
@@ -166,13 +166,14 @@ fn sim(
     drivers: &Drivers,
     exited: Recipient<ComponentExited>,
 ) -> Launched {
-    let acquisition = SimAcquisition::new(
+    let mut acquisition = SimAcquisition::new(
         cfg,
         run.start_ns,
         run.clock_start,
         stream.expected_rows,
         stream.outputs(),
     );
+    acquisition.follow_pauses(run.control.pauses(), run.pause_streams);
     let actor = SimInstrumentActor::new(name.to_string(), acquisition, exited);
     drivers.insert(name, Driver::Sim(actor.probe()));
     let addr = SimInstrumentActor::start_in_arbiter(&arbiters.next_handle(), move |_| actor);
@@ -180,19 +181,24 @@ fn sim(
 }
 
 /// An SCPI instrument, on the system thread; its session report follows into the stream's
-/// report slot, and the plan drives it through its address.
+/// report slot, and the plan drives it through its probe (from the plan's own task). With
+/// `pause_streams` it stops polling while the plan is paused.
 fn scpi(
     name: &str,
     cfg: &ScpiInstrumentConfig,
     stream: &StreamPlan,
+    run: &RunContext,
     drivers: &Drivers,
     exited: Recipient<ComponentExited>,
 ) -> Result<Launched, String> {
-    let actor = ScpiActor::new(name.to_string(), cfg.clone(), stream.outputs(), exited)
+    let mut actor = ScpiActor::new(name.to_string(), cfg.clone(), stream.outputs(), exited)
         .map_err(|e| e.to_string())?;
+    if run.pause_streams {
+        actor.pause_on(run.control.pauses());
+    }
     stream.report.set_scpi(actor.report());
+    drivers.insert(name, Driver::Scpi(actor.probe()));
     let addr = actor.start();
-    drivers.insert(name, Driver::Scpi(addr.clone()));
     Ok(Launched::instrument(
         addr.clone().recipient(),
         addr.recipient(),

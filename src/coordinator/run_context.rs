@@ -15,4 +15,6 @@ pub struct RunContext {
     pub clock_start: tokio::time::Instant,
     /// The run's control handle: pause, resume, stop and the plan's state.
     pub control: crate::control::RunControl,
+    /// `[plan] pause_streams`: the instruments stop recording while the plan is paused.
+    pub pause_streams: bool,
 }

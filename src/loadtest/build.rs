@@ -96,6 +96,7 @@ pub fn experiment(spec: &LoadtestSpec) -> Experiment {
         .unwrap_or_else(|e| format!("# the spec could not be rendered: {e}\n"));
     Experiment {
         thumbnails: false,
+        pause_streams: false,
         name: "loadtest".to_string(),
         description: Some(format!(
             "ensemble loadtest: {} simulated instruments ({faults} with a fault) into one {} sink",

@@ -3,11 +3,10 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use actix::Addr;
-use ensemble_actors::instruments::scpi::{ReadNow, ScpiActor, Set};
+use ensemble_actors::instruments::scpi::{ScpiError, ScpiProbe};
 use ensemble_actors::instruments::sim::SimProbe;
 
-use super::executor::PlanTarget;
+use super::target::{PlanTarget, TargetError};
 
 /// A running instrument a plan can drive.
 #[derive(Clone)]
@@ -15,8 +14,9 @@ pub enum Driver {
     /// A simulated instrument (`offset`, `amplitude`, `frequency_hz`), set and read on the
     /// plan's own thread through its probe: no message round trip.
     Sim(SimProbe),
-    /// An SCPI instrument (its `[set.NAME]` parameters, its `[[read]]` channels).
-    Scpi(Addr<ScpiActor>),
+    /// An SCPI instrument (its `[set.NAME]` parameters, its `[[read]]` channels), driven
+    /// through its probe from the plan's own task: the device's round trip, no message hops.
+    Scpi(ScpiProbe),
 }
 
 /// The running instruments by name, shared between the coordinator (which registers each
@@ -53,27 +53,24 @@ impl Drivers {
 }
 
 impl PlanTarget for Drivers {
-    async fn set(&self, instrument: &str, param: &str, value: f64) -> Result<f64, String> {
-        let param = param.to_string();
+    async fn set(&self, instrument: &str, param: &str, value: f64) -> Result<f64, TargetError> {
         match self.get(instrument)? {
-            Driver::Sim(probe) => probe.set(&param, value).map_err(|e| e.to_string()),
-            Driver::Scpi(addr) => addr
-                .send(Set { param, value })
-                .await
-                .map_err(|e| format!("instrument `{instrument}`: {e}"))?
-                .map_err(|e| e.to_string()),
+            Driver::Sim(probe) => probe.set(param, value).map_err(failed),
+            Driver::Scpi(probe) => probe.set(param, value).await.map_err(scpi_error),
         }
     }
 
-    async fn read(&self, instrument: &str) -> Result<Vec<Option<f64>>, String> {
+    async fn read(&self, instrument: &str) -> Result<Vec<Option<f64>>, TargetError> {
         match self.get(instrument)? {
             Driver::Sim(probe) => Ok(probe.read_now().values.into_iter().map(Some).collect()),
-            Driver::Scpi(addr) => addr
-                .send(ReadNow)
-                .await
-                .map_err(|e| format!("instrument `{instrument}`: {e}"))?
-                .map(|r| r.values)
-                .map_err(|e| e.to_string()),
+            Driver::Scpi(probe) => probe.read().await.map(|r| r.values).map_err(scpi_error),
+        }
+    }
+
+    async fn recover(&self, instrument: &str) -> Result<String, TargetError> {
+        match self.get(instrument)? {
+            Driver::Sim(_) => Ok("reachable".to_string()),
+            Driver::Scpi(probe) => probe.recover().await.map_err(scpi_error),
         }
     }
 
@@ -86,13 +83,35 @@ impl PlanTarget for Drivers {
         }
     }
 
-    fn set_now(&self, instrument: &str, param: &str, value: f64) -> Option<Result<f64, String>> {
+    fn set_now(
+        &self,
+        instrument: &str,
+        param: &str,
+        value: f64,
+    ) -> Option<Result<f64, TargetError>> {
         let probe = self.sim(instrument)?;
-        Some(probe.set(param, value).map_err(|e| e.to_string()))
+        Some(probe.set(param, value).map_err(failed))
     }
 
-    fn read_now(&self, instrument: &str, out: &mut [Option<f64>]) -> Option<Result<usize, String>> {
+    fn read_now(
+        &self,
+        instrument: &str,
+        out: &mut [Option<f64>],
+    ) -> Option<Result<usize, TargetError>> {
         let probe = self.sim(instrument)?;
         Some(Ok(probe.read_into(out)))
+    }
+}
+
+fn failed(e: impl std::fmt::Display) -> TargetError {
+    TargetError::Failed(e.to_string())
+}
+
+/// A lost connection can be recovered; anything else is the instrument's answer.
+fn scpi_error(e: ScpiError) -> TargetError {
+    if e.is_connection_lost() {
+        TargetError::Unreachable(e.to_string())
+    } else {
+        TargetError::Failed(e.to_string())
     }
 }

@@ -4,12 +4,16 @@
 //! It talks to instruments through a [`PlanTarget`], so the logic runs (and is tested) without
 //! actors; in a run the target is [`Drivers`](super::Drivers).
 //!
+//! An instrument that cannot be reached (its connection lost) holds the plan like a
+//! suspension, recorded in `run.json` as a `reconnect` interruption: the point in progress is
+//! abandoned, the instrument is brought back ([`PlanTarget::recover`]: reconnected, and its
+//! last commanded setpoints sent again and read back) and only then is the point taken again.
+//!
 //! Speed: a point whose instruments answer at once (simulated ones, through
 //! [`PlanTarget::set_now`] and [`PlanTarget::read_now`]) takes no await, no allocation, no
 //! syscall and no message to another thread: the per-point cost is a few lock-free checks,
 //! the signal evaluation and a clock read. Rows are emitted in batches of [`FLUSH_ROWS`].
 
-use std::future::Future;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -18,6 +22,7 @@ use tokio::sync::watch;
 use super::cursor::Cursor;
 use super::rows::{PRIMARY_STREAM, PrimaryLayout, RowBuffer};
 use super::steps::{PointKind, PointPlan};
+use super::target::{PlanTarget, TargetError};
 use crate::control::{Gate, RunControl};
 use ensemble_actors::outputs::Outputs;
 
@@ -25,42 +30,6 @@ use ensemble_actors::outputs::Outputs;
 const FLUSH_ROWS: usize = 4096;
 /// ...or how long the oldest buffered row may wait.
 const FLUSH_INTERVAL: Duration = Duration::from_millis(200);
-
-/// What a plan asks of the instruments.
-///
-/// `set` returns the value reached (a readback where the instrument has one) or `Err` with a
-/// sentence saying why not; the executor then ends the plan as failed. `read` returns one value
-/// per channel of the instrument (null where it had none) or `Err`; the executor counts the
-/// failure and writes nulls for that detector at that point.
-///
-/// The `_now` variants answer at once, without waiting, for instruments that can (a
-/// simulated one); `None` means "not this instrument: use the async method".
-pub trait PlanTarget {
-    /// Sets `instrument`'s `param` to `value`.
-    fn set(
-        &self,
-        instrument: &str,
-        param: &str,
-        value: f64,
-    ) -> impl Future<Output = Result<f64, String>>;
-    /// Reads every channel of `instrument` now.
-    fn read(&self, instrument: &str) -> impl Future<Output = Result<Vec<Option<f64>>, String>>;
-    /// The current value of `instrument`'s `param` (a `rel_scan`'s origin).
-    fn current(&self, instrument: &str, param: &str) -> Result<f64, String>;
-    /// [`set`](Self::set) at once, if this instrument can.
-    fn set_now(&self, _instrument: &str, _param: &str, _value: f64) -> Option<Result<f64, String>> {
-        None
-    }
-    /// [`read`](Self::read) at once into `out` (one slot per channel), if this instrument can;
-    /// `Ok` holds the number of channels it has.
-    fn read_now(
-        &self,
-        _instrument: &str,
-        _out: &mut [Option<f64>],
-    ) -> Option<Result<usize, String>> {
-        None
-    }
-}
 
 /// Why a plan ended early as a failure.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -124,6 +93,13 @@ enum Point {
     Abandoned,
     /// A set failed: the plan ends.
     Failed(PlanError),
+    /// An instrument cannot be reached: hold, recover it, take the point again.
+    Lost {
+        /// The instrument.
+        instrument: String,
+        /// Why.
+        reason: String,
+    },
 }
 
 /// Runs one point plan, writing to the `primary` stream's outputs.
@@ -271,6 +247,19 @@ impl PlanExecutor {
                     s.last_set.fill(None);
                     continue;
                 }
+                Point::Lost { instrument, reason } => {
+                    control.hold_for_instrument(&instrument, &reason);
+                    control.abandoned(k);
+                    report.points_retaken += 1;
+                    match recover(target, &instrument, stop, control).await {
+                        Some(what) => control.release_instrument(&instrument, &what),
+                        None => return Ok(()),
+                    }
+                    // The instrument is back in its last commanded state (what `last_set`
+                    // says); a pause or suspension meanwhile makes the gate set everything.
+                    resumed = true;
+                    continue;
+                }
                 Point::Taken(timestamp) => {
                     self.rows
                         .push(timestamp, &s.reached, &s.sums, resumed, cursor.repetition());
@@ -341,7 +330,14 @@ impl PlanExecutor {
                     s.reached[a] = Some(v);
                     s.last_set[a] = Some(value);
                 }
-                Err(reason) => {
+                Err(TargetError::Unreachable(reason)) => {
+                    s.last_set[a] = None;
+                    return Point::Lost {
+                        instrument: axis.instrument.clone(),
+                        reason,
+                    };
+                }
+                Err(TargetError::Failed(reason)) => {
                     return Point::Failed(PlanError::Set {
                         instrument: axis.instrument.clone(),
                         param: axis.param.clone(),
@@ -358,19 +354,25 @@ impl PlanExecutor {
         let timestamp = now_ns();
         s.sums.fill((0.0, 0));
         for _ in 0..self.plan.readings_per_point.max(1) {
-            self.read_round(target, s, report).await;
+            if let Some((d, reason)) = self.read_round(target, s, report).await {
+                return Point::Lost {
+                    instrument: self.plan.detectors[d].clone(),
+                    reason,
+                };
+            }
         }
         Point::Taken(timestamp)
     }
 
     /// One round: every detector read once (the ones that answer at once first, the others
-    /// concurrently), each reading added to `s.sums`.
+    /// concurrently), each reading added to `s.sums`. Returns the first detector that could
+    /// not be reached, and why.
     async fn read_round<T: PlanTarget>(
         &self,
         target: &T,
         s: &mut Scratch,
         report: &mut PlanReport,
-    ) {
+    ) -> Option<(usize, String)> {
         s.pending.clear();
         let mut offset = 0;
         for (d, (name, &w)) in self
@@ -384,13 +386,14 @@ impl PlanExecutor {
             match target.read_now(name, out) {
                 Some(Ok(n)) if n == w => add(&mut s.sums[offset..offset + w], out),
                 Some(Ok(n)) => read_failed(report, name, format!("{n} values for {w} channels")),
-                Some(Err(e)) => read_failed(report, name, e),
+                Some(Err(TargetError::Unreachable(why))) => return Some((d, why)),
+                Some(Err(TargetError::Failed(e))) => read_failed(report, name, e),
                 None => s.pending.push(d),
             }
             offset += w;
         }
         if s.pending.is_empty() {
-            return;
+            return None;
         }
         let reads = futures::future::join_all(
             s.pending
@@ -398,6 +401,7 @@ impl PlanExecutor {
                 .map(|&d| target.read(&self.plan.detectors[d])),
         )
         .await;
+        let mut lost = None;
         for (&d, result) in s.pending.iter().zip(reads) {
             let name = &self.plan.detectors[d];
             let w = self.detector_widths[d];
@@ -409,8 +413,43 @@ impl PlanExecutor {
                     name,
                     format!("{} values for {w} channels", values.len()),
                 ),
-                Err(e) => read_failed(report, name, e),
+                Err(TargetError::Unreachable(why)) => {
+                    lost.get_or_insert((d, why));
+                }
+                Err(TargetError::Failed(e)) => read_failed(report, name, e),
             }
+        }
+        lost
+    }
+}
+
+/// How long to wait before asking an instrument that could not be recovered again.
+const RECOVER_RETRY: Duration = Duration::from_millis(100);
+
+/// Brings `instrument` back, trying until it works; `None` if a stop comes first.
+async fn recover<T: PlanTarget>(
+    target: &T,
+    instrument: &str,
+    stop: &mut watch::Receiver<bool>,
+    control: &RunControl,
+) -> Option<String> {
+    loop {
+        let attempt = async {
+            match target.recover(instrument).await {
+                Ok(what) => Some(what),
+                Err(e) => {
+                    tracing::debug!(component_id = %instrument, "Not recovered yet: {e}.");
+                    tokio::time::sleep(RECOVER_RETRY).await;
+                    None
+                }
+            }
+        };
+        tokio::select! {
+            done = attempt => if let Some(what) = done {
+                return Some(format!("{instrument} {what}"));
+            },
+            _ = stop.wait_for(|s| *s) => return None,
+            _ = control.stop_requested() => return None,
         }
     }
 }

@@ -25,7 +25,7 @@ struct Fake {
 }
 
 impl PlanTarget for Fake {
-    async fn set(&self, _: &str, _: &str, value: f64) -> Result<f64, String> {
+    async fn set(&self, _: &str, _: &str, value: f64) -> Result<f64, TargetError> {
         if self.fail_at == Some(value) {
             return Err("refused".into());
         }
@@ -33,7 +33,7 @@ impl PlanTarget for Fake {
         *self.value.borrow_mut() = value;
         Ok(value + 0.5)
     }
-    async fn read(&self, _: &str) -> Result<Vec<Option<f64>>, String> {
+    async fn read(&self, _: &str) -> Result<Vec<Option<f64>>, TargetError> {
         let n = {
             let mut r = self.reads.borrow_mut();
             *r += 1;
@@ -242,11 +242,11 @@ struct Peak {
 }
 
 impl PlanTarget for Peak {
-    async fn set(&self, _: &str, _: &str, value: f64) -> Result<f64, String> {
+    async fn set(&self, _: &str, _: &str, value: f64) -> Result<f64, TargetError> {
         *self.position.borrow_mut() = value;
         Ok(value)
     }
-    async fn read(&self, _: &str) -> Result<Vec<Option<f64>>, String> {
+    async fn read(&self, _: &str) -> Result<Vec<Option<f64>>, TargetError> {
         let x = *self.position.borrow();
         Ok(vec![Some((-x * x / 2.0).exp()), None])
     }
@@ -293,4 +293,96 @@ async fn an_adaptive_scan_over_a_peak_takes_more_points_near_it_than_in_the_tail
         "near the peak {near}, in the tails {tails}: {xs:?}"
     );
     assert!(xs.iter().all(|x| (-10.0..=10.0 + 1e-9).contains(x)));
+}
+
+/// An instrument whose connection drops once, at its `drop_at`-th request (1-based), and is
+/// only back once `recover` has been called twice.
+#[derive(Default)]
+struct Flaky {
+    inner: Fake,
+    requests: RefCell<u64>,
+    drop_at: u64,
+    recovers: RefCell<u64>,
+}
+
+impl Flaky {
+    fn request(&self) -> Result<(), TargetError> {
+        let mut n = self.requests.borrow_mut();
+        *n += 1;
+        let down = *n == self.drop_at || (*n > self.drop_at && *self.recovers.borrow() < 2);
+        if down && self.drop_at > 0 {
+            return Err(TargetError::Unreachable("connection lost".into()));
+        }
+        Ok(())
+    }
+}
+
+impl PlanTarget for Flaky {
+    async fn set(&self, i: &str, p: &str, value: f64) -> Result<f64, TargetError> {
+        self.request()?;
+        self.inner.set(i, p, value).await
+    }
+    async fn read(&self, i: &str) -> Result<Vec<Option<f64>>, TargetError> {
+        self.request()?;
+        self.inner.read(i).await
+    }
+    async fn recover(&self, _: &str) -> Result<String, TargetError> {
+        *self.recovers.borrow_mut() += 1;
+        if *self.recovers.borrow() < 2 {
+            return Err(TargetError::Unreachable("refused".into()));
+        }
+        Ok("reconnected; restored p = 2".into())
+    }
+    fn current(&self, _: &str, _: &str) -> Result<f64, String> {
+        Ok(0.0)
+    }
+}
+
+#[tokio::test]
+async fn an_unreachable_instrument_holds_the_plan_until_recovered_and_the_point_is_taken_again() {
+    // Requests: set 1, read, set 2, read (detector `d` drops: point 1 is abandoned), then
+    // `d` is recovered on the second try; point 1 is read again without setting p again.
+    let flaky = Flaky {
+        drop_at: 4,
+        ..Default::default()
+    };
+    let control = RunControl::new();
+    let (outputs, rx) = primary();
+    let (_stop_tx, stop_rx) = watch::channel(false);
+    let (report, result) = PlanExecutor::new(plan(vec![1.0, 2.0, 3.0], 1), layout(), outputs)
+        .run(&flaky, stop_rx, control.clone())
+        .await;
+    assert_eq!(result, Ok(()));
+    assert_eq!((report.points_done, report.points_retaken), (3, 1));
+    assert_eq!(*flaky.recovers.borrow(), 2);
+    assert_eq!(
+        *flaky.inner.sets.borrow(),
+        vec![1.0, 2.0, 3.0],
+        "the restored setpoint is trusted, not set again"
+    );
+    assert!(
+        report.read_failures.is_empty(),
+        "a lost connection is not a failed read"
+    );
+    let StreamEvent::Data(b) = rx.pop().await else {
+        panic!("a batch");
+    };
+    assert_eq!(b.batch.num_rows(), 3);
+    let resumed = b.batch.column_by_name("resumed").expect("resumed column");
+    assert!(
+        resumed.as_boolean().value(1),
+        "the re-taken point follows the hold"
+    );
+    assert_eq!(resumed.as_boolean().true_count(), 1);
+    let log = control.interruptions();
+    assert_eq!(log.len(), 1);
+    let hold = &log[0];
+    assert_eq!(hold.kind, crate::control::InterruptionKind::Reconnect);
+    assert_eq!(hold.by, "d");
+    assert_eq!(hold.cause.as_deref(), Some("d: connection lost"));
+    assert_eq!((hold.point, hold.abandoned_point), (1, Some(1)));
+    assert_eq!(
+        hold.resumed_by.as_deref(),
+        Some("d reconnected; restored p = 2")
+    );
 }

@@ -8,8 +8,10 @@
 //! - `rows`: the `primary` stream's columns and the rows buffered for its next batch.
 //! - `executor`: drives the instruments point by point through a [`PlanTarget`], passing the
 //!   run's [`RunControl`](crate::control::RunControl) gate before every point.
-//! - `driver`: the [`PlanTarget`] of a run: simulated instruments through their probes (on
-//!   the plan's own thread), SCPI instruments through `Set`/`ReadNow` messages.
+//! - `stream_clock`: a `duration` plan's clock, held while the plan is paused.
+//! - `target`: [`PlanTarget`], what the executor asks of instruments, and how that fails.
+//! - `driver`: the [`PlanTarget`] of a run: simulated and SCPI instruments through their
+//!   probes, on the plan's own task (no message round trips).
 
 mod condition;
 mod cursor;
@@ -17,12 +19,16 @@ mod driver;
 mod executor;
 mod rows;
 mod steps;
+mod stream_clock;
 mod suspenders;
+mod target;
 
 pub use condition::{ChannelRef, CmpOp, Condition, Node, Operand, Suspender};
 pub use cursor::Cursor;
 pub use driver::{Driver, Drivers};
-pub use executor::{PlanError, PlanExecutor, PlanReport, PlanTarget};
+pub use executor::{PlanError, PlanExecutor, PlanReport};
 pub use rows::{PRIMARY_STREAM, PrimaryLayout, REPEAT_COLUMN, RESUMED_COLUMN, RowBuffer};
 pub use steps::{Adaptive, Axis, PointKind, PointPlan, Repeat, linspace};
+pub use stream_clock::{ClockEnd, run_stream_clock};
 pub use suspenders::{SUSPEND_CONSUMER, Watcher};
+pub use target::{PlanTarget, TargetError};

@@ -1,6 +1,7 @@
 //! Instruments: components that produce streams.
 
 pub mod pacing;
+pub mod pauses;
 pub mod scpi;
 pub mod sim;
 

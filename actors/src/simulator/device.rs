@@ -135,13 +135,25 @@ impl Device {
         d
     }
 
-    fn reset(&mut self, _now: Duration) {
+    fn reset(&mut self, now: Duration) {
         self.dmm_function = DmmFunction::Volt;
         self.psu_volt = 0.0;
         self.psu_curr = 1.0;
         self.psu_on = false;
-        // A reset does not change the physical temperature, only the setpoint.
+        // A reset does not change the physical temperature, only the setpoint (the
+        // temperature goes on from where it is now).
+        self.temp_at_t0 = self.temperature(now);
+        self.temp_t0 = now;
         self.setpoint = AMBIENT_K;
+    }
+
+    /// Turns the device off and on again `now` after it started: every setting goes back to
+    /// its power-on value (as `*RST`), the error queue is emptied and the DMM's leads are
+    /// closed; the physical temperature goes on from where it is.
+    pub fn power_cycle(&mut self, now: Duration) {
+        self.reset(now);
+        self.errors.clear();
+        self.dmm_open = false;
     }
 
     /// The temperature `now` after the device started.
@@ -380,6 +392,32 @@ mod tests {
         assert_eq!(nr3(1.23456e-3), "+1.234560E-03");
         assert_eq!(nr3(-295.0), "-2.950000E+02");
         assert_eq!(nr3(0.0), "+0.000000E+00");
+    }
+
+    #[test]
+    fn a_power_cycle_forgets_the_settings_but_not_the_temperature() {
+        let t = Duration::from_secs(1);
+        let mut psu = Device::new(Profile::Psu, 1, Duration::from_secs(1));
+        assert_eq!(psu.handle_line("VOLT 5;OUTP ON;BOGUS", t), None);
+        psu.power_cycle(t);
+        assert_eq!(
+            psu.handle_line("VOLT?;OUTP?;SYST:ERR?", t).as_deref(),
+            Some("+0.000000E+00;0;0,\"No error\"")
+        );
+        let mut cryo = Device::new(Profile::Tempctl, 1, Duration::from_secs(1));
+        assert_eq!(cryo.handle_line("TEMP:SETP 400", Duration::ZERO), None);
+        let before = cryo.temperature(t);
+        assert!(before > AMBIENT_K + 50.0, "{before}");
+        cryo.power_cycle(t);
+        assert_eq!(
+            cryo.temperature(t),
+            before,
+            "no jump in the physical temperature"
+        );
+        assert_eq!(
+            cryo.handle_line("TEMP:SETP?", t).as_deref(),
+            Some(nr3(AMBIENT_K).as_str())
+        );
     }
 
     #[test]

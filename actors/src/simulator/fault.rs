@@ -17,8 +17,9 @@ use std::time::Duration;
 /// ```
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct FaultSpec {
-    /// Close the connection after this many answers on it (on a pseudo-terminal, which cannot
-    /// be closed from the device side, the simulator stops answering instead).
+    /// Close the connection after this many answers on it, as a device that lost power: its
+    /// settings go back to their power-on values (on a pseudo-terminal, which cannot be closed
+    /// from the device side, the simulator stops answering instead).
     pub disconnect_after: Option<u64>,
     /// Probability (0 to 1) that an answer is replaced by garbage (still terminated).
     pub garbage: f64,

@@ -100,10 +100,25 @@ impl SharedDevice {
 
     fn handle_line(&self, line: &str) -> Option<String> {
         let now = self.started.elapsed();
+        self.lock().handle_line(line, now)
+    }
+
+    /// Turns the device off and on again (see [`Device::power_cycle`]): what a
+    /// `disconnect-after` fault does, so a client that reconnects finds its settings gone.
+    pub fn power_cycle(&self) {
+        let now = self.started.elapsed();
+        self.lock().power_cycle(now);
+    }
+
+    /// Answers `line` as the device would now, without a connection (for tests).
+    pub fn query(&self, line: &str) -> Option<String> {
+        self.handle_line(line)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Device> {
         // A poisoned lock means another connection panicked mid-command; the state is plain
         // numbers, still usable.
-        let mut device = self.device.lock().unwrap_or_else(|e| e.into_inner());
-        device.handle_line(line, now)
+        self.device.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -135,7 +150,7 @@ pub async fn serve_tcp(listener: TcpListener, options: SimulatorOptions) -> io::
 pub enum ConnectionEnd {
     /// The client closed the connection.
     ClientClosed,
-    /// `disconnect-after` closed it.
+    /// `disconnect-after` closed it (and power-cycled the device).
     FaultDisconnect,
 }
 
@@ -191,6 +206,8 @@ pub async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin>(
             stream.flush().await?;
             answers += 1;
             if faults.disconnect_after.is_some_and(|n| answers >= n) {
+                // Like a device that lost power: the connection drops and the settings go.
+                device.power_cycle();
                 let _ = stream.shutdown().await;
                 return Ok(ConnectionEnd::FaultDisconnect);
             }
@@ -199,5 +216,32 @@ pub async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin>(
             // A client that never terminates its lines: drop what it sent.
             buf.clear();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_fault_disconnect_power_cycles_the_device() {
+        let options = SimulatorOptions {
+            profile: Profile::Psu,
+            faults: FaultSpec::parse("disconnect-after=1").expect("valid"),
+            ..Default::default()
+        };
+        let device = SharedDevice::new(&options);
+        let (mut client, server) = tokio::io::duplex(256);
+        let serving = tokio::spawn({
+            let (device, options) = (device.clone(), options.clone());
+            async move { serve_connection(server, &device, &options, 0).await }
+        });
+        client.write_all(b"VOLT 3\nVOLT?\n").await.expect("write");
+        let mut answer = String::new();
+        client.read_to_string(&mut answer).await.expect("read");
+        assert_eq!(answer, "+3.000000E+00\n");
+        let end = serving.await.expect("task").expect("served");
+        assert_eq!(end, ConnectionEnd::FaultDisconnect);
+        assert_eq!(device.query("VOLT?").as_deref(), Some("+0.000000E+00"));
     }
 }

@@ -1,8 +1,8 @@
 //! The coordinator's side of plans: the stream plan's timer and the point plan's executor.
 //!
 //! A stream plan whose instruments all have a row limit ends when the last one finishes; one
-//! with an instrument that has none (SCPI) also gets a timer that stops the run with status
-//! `completed` once `duration` has passed.
+//! with an instrument that has none (SCPI) also stops with status `completed` once its clock
+//! has run `duration` (pauses hold the clock, and lengthen the row limits by as much).
 //!
 //! A point plan's executor runs as a tokio task on the runtime's worker threads, never on an
 //! actor's thread; the coordinator waits for it as a future. When it ends, the run stops
@@ -17,7 +17,8 @@ use tokio::sync::watch;
 use super::{Coordinator, StopReason};
 use crate::config::Plan;
 use crate::plan::{
-    Drivers, PRIMARY_STREAM, PlanExecutor, PrimaryLayout, SUSPEND_CONSUMER, Watcher,
+    ClockEnd, Drivers, PRIMARY_STREAM, PlanExecutor, PrimaryLayout, SUSPEND_CONSUMER, Watcher,
+    run_stream_clock,
 };
 
 /// What the coordinator keeps for a plan.
@@ -62,13 +63,17 @@ impl Coordinator {
         }
         match &self.experiment.plan {
             Plan::Stream => {
-                if self.streams.iter().any(|s| s.expected_rows.is_none()) {
-                    ctx.run_later(self.experiment.duration, |act, ctx| {
-                        if act.supervisor.stopping().is_none() {
-                            act.begin_stop(StopReason::PlanEnded, ctx);
-                        }
-                    });
-                }
+                // Instruments with a row limit end by themselves (a pause lengthens it); the
+                // clock ends the others.
+                let timed = self.streams.iter().any(|s| s.expected_rows.is_none());
+                let control = self.run.control.clone();
+                let duration = self.experiment.duration;
+                let clock = async move { run_stream_clock(duration, &control).await };
+                ctx.spawn(clock.into_actor(self).map(move |end, act, ctx| {
+                    if timed && end == ClockEnd::Elapsed && act.supervisor.stopping().is_none() {
+                        act.begin_stop(StopReason::PlanEnded, ctx);
+                    }
+                }));
             }
             Plan::Points(plan) => {
                 let Some(stream) = self.streams.iter().find(|s| &*s.name == PRIMARY_STREAM) else {

@@ -1,13 +1,16 @@
 //! The thin actix shell around the SCPI acquisition loop.
 
 use actix::prelude::*;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::watch;
 
-use super::acquisition::{Command, ScpiAcquisition};
-pub use super::acquisition::{Reading, ScpiReport};
+use super::acquisition::ScpiAcquisition;
 use super::config::ScpiInstrumentConfig;
-use super::session::{ScpiError, Session};
+use super::error::ScpiError;
+use super::probe::ScpiProbe;
+use super::report::{Reading, ScpiReport};
+use super::session::Session;
 use crate::control::{ComponentExited, ExitOutcome, Stop, Terminate};
+use crate::instruments::pauses::Pauses;
 use crate::outputs::Outputs;
 
 /// Sent by a scan plan to an SCPI instrument: set parameter `param` (a `[set.NAME]` table) to
@@ -28,16 +31,17 @@ pub struct Set {
 pub struct ReadNow;
 
 /// An SCPI instrument as an actor: polls its device every `poll_interval` and emits batches,
-/// serves [`Set`] and [`ReadNow`] between polls, stops on [`Stop`] (emitting the buffered rows
-/// and ending the stream), and reports [`ComponentExited`] to the coordinator.
+/// serves [`Set`] and [`ReadNow`] between polls (a plan on another thread uses its
+/// [`probe`](Self::probe) instead, saving the message hops), stops on [`Stop`] (emitting the
+/// buffered rows and ending the stream), and reports [`ComponentExited`] to the coordinator.
 ///
 /// A first connection that fails ends the actor with [`ExitOutcome::Failed`]; a connection
 /// lost later is reopened with exponential backoff and the gap is recorded in the
 /// [`report`](Self::report).
 pub struct ScpiActor {
     name: String,
-    acquisition: Option<(ScpiAcquisition, mpsc::Receiver<Command>)>,
-    commands: mpsc::Sender<Command>,
+    acquisition: Option<ScpiAcquisition>,
+    probe: ScpiProbe,
     stop: watch::Sender<bool>,
     coordinator: Recipient<ComponentExited>,
     report: ScpiReport,
@@ -56,14 +60,11 @@ impl ScpiActor {
     ) -> Result<Self, ScpiError> {
         let session = Session::new(name.clone(), config)?;
         let report = ScpiReport::default();
-        let (commands, receiver) = mpsc::channel(8);
+        let acquisition = ScpiAcquisition::new(name.clone(), session, outputs, report.clone());
         Ok(Self {
-            acquisition: Some((
-                ScpiAcquisition::new(session, outputs, report.clone()),
-                receiver,
-            )),
+            probe: acquisition.probe(),
+            acquisition: Some(acquisition),
             name,
-            commands,
             stop: watch::channel(false).0,
             coordinator,
             report,
@@ -75,17 +76,31 @@ impl ScpiActor {
     pub fn report(&self) -> ScpiReport {
         self.report.clone()
     }
+
+    /// A handle that sets and reads this instrument from the caller's own task (what [`Set`]
+    /// and [`ReadNow`] do, without the message hops).
+    pub fn probe(&self) -> ScpiProbe {
+        self.probe.clone()
+    }
+
+    /// Holds the instrument's polls while the plan is paused (its `pause_streams`); a plan's
+    /// own requests are still served. Call before the actor starts; later calls do nothing.
+    pub fn pause_on(&mut self, paused: watch::Receiver<Pauses>) {
+        if let Some(acquisition) = &mut self.acquisition {
+            acquisition.pause_on(paused);
+        }
+    }
 }
 
 impl Actor for ScpiActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        let Some((acquisition, commands)) = self.acquisition.take() else {
+        let Some(acquisition) = self.acquisition.take() else {
             return;
         };
         let stop = self.stop.subscribe();
-        let handle = ctx.spawn(acquisition.run(commands, stop).into_actor(self).map(|result, act, ctx| {
+        let handle = ctx.spawn(acquisition.run(stop).into_actor(self).map(|result, act, ctx| {
             let outcome = match result {
                 Ok(_) => ExitOutcome::InstrumentFinished,
                 Err(e) => {
@@ -123,20 +138,8 @@ impl Handler<Set> for ScpiActor {
     type Result = ResponseFuture<Result<f64, ScpiError>>;
 
     fn handle(&mut self, msg: Set, _: &mut Self::Context) -> Self::Result {
-        let (commands, name) = (self.commands.clone(), self.name.clone());
-        Box::pin(async move {
-            let (reply, answer) = oneshot::channel();
-            let command = Command::Set {
-                param: msg.param,
-                value: msg.value,
-                reply,
-            };
-            commands
-                .send(command)
-                .await
-                .map_err(|_| ScpiError::Stopped(name.clone()))?;
-            answer.await.map_err(|_| ScpiError::Stopped(name))?
-        })
+        let probe = self.probe.clone();
+        Box::pin(async move { probe.set(&msg.param, msg.value).await })
     }
 }
 
@@ -144,14 +147,7 @@ impl Handler<ReadNow> for ScpiActor {
     type Result = ResponseFuture<Result<Reading, ScpiError>>;
 
     fn handle(&mut self, _: ReadNow, _: &mut Self::Context) -> Self::Result {
-        let (commands, name) = (self.commands.clone(), self.name.clone());
-        Box::pin(async move {
-            let (reply, answer) = oneshot::channel();
-            commands
-                .send(Command::ReadNow { reply })
-                .await
-                .map_err(|_| ScpiError::Stopped(name.clone()))?;
-            answer.await.map_err(|_| ScpiError::Stopped(name))?
-        })
+        let probe = self.probe.clone();
+        Box::pin(async move { probe.read().await })
     }
 }

@@ -4,12 +4,13 @@ use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use regex::Regex;
-use serde::Serialize;
 use tokio::time::Instant;
 
 use super::address::Address;
 use super::config::{ScpiInstrumentConfig, SetConfig};
-use super::parse::{AnswerParser, ParseError};
+use super::error::ScpiError;
+use super::parse::AnswerParser;
+use super::report::{ChannelCounters, Gap, Restore, RestoredSetpoint, SessionReport};
 use super::transport::{Transport, TransportError, TransportSettings};
 use crate::batch::ChannelSpec;
 
@@ -18,126 +19,6 @@ pub const SETTLE_INTERVAL: Duration = Duration::from_millis(50);
 
 /// Most warnings kept in the report; later ones are only logged.
 const MAX_WARNINGS: usize = 100;
-
-/// Why a session operation failed. Each variant names the parameter, value or address involved.
-#[derive(Debug, thiserror::Error)]
-pub enum ScpiError {
-    /// The configuration does not pass [`ScpiInstrumentConfig::check`].
-    #[error("invalid configuration: {}", .0.iter().map(|(k, m)| format!("{k}: {m}")).collect::<Vec<_>>().join("; "))]
-    InvalidConfig(Vec<(&'static str, String)>),
-    /// No `[set.NAME]` table of that name.
-    #[error("unknown parameter `{param}`; settable parameters: {known:?}")]
-    UnknownParam {
-        /// The requested name.
-        param: String,
-        /// The names that exist.
-        known: Vec<String>,
-    },
-    /// The value is outside `min`/`max` (or not finite); nothing was sent.
-    #[error("value {value} for `{param}` is outside its limits [{}, {}]; nothing was sent",
-        .min.map_or("-inf".to_string(), |v| v.to_string()), .max.map_or("inf".to_string(), |v| v.to_string()))]
-    OutOfLimits {
-        /// The parameter.
-        param: String,
-        /// The refused value.
-        value: f64,
-        /// Its lower limit.
-        min: Option<f64>,
-        /// Its upper limit.
-        max: Option<f64>,
-    },
-    /// The device is not connected right now (a reconnection is pending).
-    #[error("not connected to {address}")]
-    NotConnected {
-        /// The device address.
-        address: String,
-    },
-    /// The transport failed (connect, timeout, closed, i/o).
-    #[error(transparent)]
-    Transport(#[from] TransportError),
-    /// The device's reply to a set matched `error_pattern`.
-    #[error("the device rejected `{param}`: {reply:?}")]
-    Rejected {
-        /// The parameter.
-        param: String,
-        /// The reply as received.
-        reply: String,
-    },
-    /// The readback did not come within `tolerance` of the target within `settle_timeout`.
-    #[error("`{param}` did not settle at {target} within {waited:?} (last readback {last:?})")]
-    NotSettled {
-        /// The parameter.
-        param: String,
-        /// The target value.
-        target: f64,
-        /// The last readback that parsed, if any.
-        last: Option<f64>,
-        /// How long the session waited.
-        waited: Duration,
-    },
-    /// The instrument has stopped; it takes no more requests.
-    #[error("instrument `{0}` has stopped")]
-    Stopped(String),
-    /// The readback answer is not a number.
-    #[error("readback of `{param}` could not be parsed: {error}")]
-    Readback {
-        /// The parameter.
-        param: String,
-        /// Why.
-        error: ParseError,
-    },
-}
-
-/// Counters of one channel, for the run manifest.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct ChannelCounters {
-    /// The channel.
-    pub channel: String,
-    /// Answers that gave a number.
-    pub values: u64,
-    /// Queries with no answer in time (recorded as null).
-    pub timeouts: u64,
-    /// Answers that were not a number (recorded as null).
-    pub parse_errors: u64,
-    /// Answers that were SCPI overflow (`9.9E37`) or beyond `f64` (recorded as null).
-    pub out_of_range: u64,
-}
-
-/// A time without connection, for the run manifest.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Gap {
-    /// When the connection was lost, ns since the Unix epoch.
-    pub start_ns: i64,
-    /// When it was back, ns since the Unix epoch; `None` while still lost.
-    pub end_ns: Option<i64>,
-    /// Polls that produced no row during the gap.
-    pub rows_missed: u64,
-    /// Why the connection was lost.
-    pub reason: String,
-}
-
-/// What a session did, for the run manifest.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct SessionReport {
-    /// The device address.
-    pub address: String,
-    /// The answer to the identification query, if it came.
-    pub identity: Option<String>,
-    /// Recovered problems (no identification answer, device messages on set, ...).
-    pub warnings: Vec<String>,
-    /// Rows read.
-    pub rows: u64,
-    /// Per channel counters, in column order.
-    pub channels: Vec<ChannelCounters>,
-    /// Successful reconnections.
-    pub reconnects: u64,
-    /// Times without connection.
-    pub gaps: Vec<Gap>,
-    /// Sets that succeeded.
-    pub sets_ok: u64,
-    /// Sets that failed (refused, rejected, not settled, transport).
-    pub sets_failed: u64,
-}
 
 /// One row: the time the first answer arrived, and one value per channel.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -177,7 +58,15 @@ struct CompiledSet {
 /// # Connection loss
 /// When the connection is lost, [`poll`](Self::poll) returns an error and opens a [`Gap`]; each
 /// later `poll` either reconnects (once the exponential backoff has passed, resending `init`)
-/// or counts a missed row. Setpoints are not restored after a reconnection.
+/// or counts a missed row.
+///
+/// # Restore after a reconnection
+/// The session remembers the value last commanded for every parameter ([`set`](Self::set)).
+/// Once a lost connection is back (after `init`), and before anything else is asked of the
+/// device, each is sent again and read back (within `tolerance`, as a set is): a device that
+/// lost power comes back in the state the plan left it in. Each restore is in the report
+/// ([`Restore`]). A restore that fails drops the connection again (the gap stays open) and is
+/// tried again at the next reconnection: no row is read from a device in the wrong state.
 ///
 /// # Late answers
 /// After a timeout, bytes that arrive before the next command are discarded. An answer later
@@ -200,6 +89,9 @@ pub struct Session {
     open_gap: Option<usize>,
     /// Identification was attempted once already (it is not repeated on reconnection).
     identified: bool,
+    /// The value last commanded per parameter, in the order first set: restored after a
+    /// reconnection.
+    commanded: Vec<(String, f64)>,
 }
 
 impl std::fmt::Debug for Session {
@@ -276,6 +168,7 @@ impl Session {
             next_attempt: None,
             open_gap: None,
             identified: false,
+            commanded: Vec::new(),
         })
     }
 
@@ -404,6 +297,14 @@ impl Session {
                 }
             }
         }
+        // The state to come back to: a value the device took, or one the connection was lost
+        // under (a refused or unsettled value is not put back).
+        if result.is_ok() || result.as_ref().is_err_and(ScpiError::is_connection_lost) {
+            match self.commanded.iter_mut().find(|(p, _)| p == param) {
+                Some((_, v)) => *v = value,
+                None => self.commanded.push((param.to_string(), value)),
+            }
+        }
         result
     }
 
@@ -427,10 +328,14 @@ impl Session {
         }
         if self.transport.is_none() {
             self.connect().await?;
-            if self.close_gap() {
-                self.report.reconnects += 1;
-            }
+            self.reconnected().await?;
         }
+        self.send_set(param, value).await
+    }
+
+    /// Sends the set command of `param` on the open connection, then reads its reply and its
+    /// readback as configured; the value reached.
+    async fn send_set(&mut self, param: &str, value: f64) -> Result<f64, ScpiError> {
         let component = &self.component;
         let (Some(t), Some(set)) = (self.transport.as_mut(), self.sets.get(param)) else {
             return Err(ScpiError::NotConnected {
@@ -492,6 +397,30 @@ impl Session {
         self.transport = None;
     }
 
+    /// When the next reconnection may be tried (`None`: now), while disconnected.
+    pub fn next_attempt(&self) -> Option<Instant> {
+        self.next_attempt
+    }
+
+    /// Reconnects now if disconnected, whatever the backoff says (the caller waited for
+    /// [`next_attempt`](Self::next_attempt)), restoring the commanded setpoints; no row is
+    /// counted as missed. A failure sets the next backoff.
+    pub async fn reconnect_now(&mut self) -> Result<(), ScpiError> {
+        if self.transport.is_some() {
+            return Ok(());
+        }
+        if let Err(e) = self.connect().await {
+            self.transport = None;
+            self.next_attempt = Some(Instant::now() + self.backoff);
+            self.backoff = (self.backoff * 2).min(self.config.reconnect_max);
+            return Err(e);
+        }
+        self.reconnected().await?;
+        self.backoff = self.config.reconnect_min;
+        self.next_attempt = None;
+        Ok(())
+    }
+
     /// Tries to reconnect if the backoff allows; counts a missed row otherwise or on failure.
     async fn reconnect(&mut self) -> Result<(), ScpiError> {
         let now = Instant::now();
@@ -501,9 +430,7 @@ impl Session {
         }
         match self.connect().await {
             Ok(()) => {
-                if self.close_gap() {
-                    self.report.reconnects += 1;
-                }
+                self.reconnected().await?;
                 self.backoff = self.config.reconnect_min;
                 self.next_attempt = None;
                 Ok(())
@@ -515,6 +442,71 @@ impl Session {
                 self.miss_row();
                 Err(e)
             }
+        }
+    }
+
+    /// Called once a connection is open again: if a gap was open, restores the commanded
+    /// setpoints, then closes the gap. A restore that fails drops the connection again (the
+    /// gap stays open, the next attempt waits for the backoff) and returns why.
+    async fn reconnected(&mut self) -> Result<(), ScpiError> {
+        if self.open_gap.is_none() {
+            return Ok(());
+        }
+        if !self.commanded.is_empty() {
+            let restore = self.restore().await;
+            let ok = restore.ok;
+            let failed = restore
+                .setpoints
+                .iter()
+                .find_map(|s| s.error.clone().map(|e| (s.param.clone(), s.value, e)));
+            let what = restore.describe();
+            self.report.restores.push(restore);
+            if let Some((param, value, reason)) = failed.filter(|_| !ok) {
+                tracing::warn!(component_id = %self.component, "Reconnected, but could not restore the setpoints ({what}); reconnecting.");
+                self.transport = None;
+                self.next_attempt = Some(Instant::now() + self.backoff);
+                self.backoff = (self.backoff * 2).min(self.config.reconnect_max);
+                return Err(ScpiError::RestoreFailed {
+                    param,
+                    value,
+                    reason,
+                });
+            }
+            tracing::info!(component_id = %self.component, "Restored the setpoints after reconnecting: {what}.");
+        }
+        if self.close_gap() {
+            self.report.reconnects += 1;
+        }
+        Ok(())
+    }
+
+    /// Sends every commanded setpoint again and reads it back, stopping at the first failure.
+    async fn restore(&mut self) -> Restore {
+        let at_ns = now_ns();
+        let commanded = self.commanded.clone();
+        let mut setpoints = Vec::with_capacity(commanded.len());
+        for (param, value) in commanded {
+            let (reached, error) = match self.send_set(&param, value).await {
+                Ok(v) => (Some(v), None),
+                Err(e) => (None, Some(e.to_string())),
+            };
+            let failed = error.is_some();
+            setpoints.push(RestoredSetpoint {
+                param,
+                value,
+                reached,
+                error,
+            });
+            if failed || self.transport.is_none() {
+                break;
+            }
+        }
+        let ok =
+            setpoints.len() == self.commanded.len() && setpoints.iter().all(|s| s.error.is_none());
+        Restore {
+            at_ns,
+            setpoints,
+            ok,
         }
     }
 

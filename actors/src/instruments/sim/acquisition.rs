@@ -8,7 +8,8 @@ use tokio::time::Instant;
 use super::config::{Pace, SignalConfig, SimFault, SimFaultKind, SimInstrumentConfig};
 use super::generator::SimGenerator;
 use super::params::SimParams;
-use crate::instruments::pacing::rows_due;
+use crate::instruments::pacing::{rows_due, rows_in};
+use crate::instruments::pauses::Pauses;
 use crate::outputs::Outputs;
 
 /// Everything one run of a simulated instrument's loop owns.
@@ -31,6 +32,20 @@ pub struct SimAcquisition {
     fault: Option<SimFault>,
     /// Rows emitted since this loop started (for `fault.after_rows`).
     rows_this_start: u64,
+    /// The plan's pauses, if this loop follows them (see [`Self::follow_pauses`]).
+    follow: Option<Follow>,
+}
+
+/// How a loop follows the plan's pauses.
+struct Follow {
+    pauses: watch::Receiver<Pauses>,
+    /// Hold the rows while paused (`pause_streams`); otherwise keep recording and lengthen the
+    /// row limit by the time paused.
+    hold_rows: bool,
+    /// The row limit before any pause.
+    limit: Option<u64>,
+    /// When the hold in effect began (`hold_rows` only).
+    held_since: Option<Instant>,
 }
 
 /// Why a simulated instrument's loop ended early.
@@ -74,7 +89,53 @@ impl SimAcquisition {
                 .max(1),
             fault,
             rows_this_start: 0,
+            follow: None,
         }
+    }
+
+    /// Follows the plan's `pauses` (realtime pace only). With `hold_rows` (the plan's
+    /// `pause_streams`) no row is produced while paused, and after the pause the rows go on
+    /// from where they stopped, stamped in wall-clock time (the loop's clock moves on by the
+    /// pause); the stream has a gap and no row is lost or skipped. Without it the instrument
+    /// keeps recording while paused and its row limit grows by the rows of the time paused (a
+    /// `duration` plan whose clock was paused runs that much longer).
+    pub fn follow_pauses(&mut self, pauses: watch::Receiver<Pauses>, hold_rows: bool) {
+        self.follow = Some(Follow {
+            pauses,
+            hold_rows,
+            limit: self.limit,
+            held_since: None,
+        });
+    }
+
+    /// Applies the plan's pauses now; whether the rows are held.
+    fn apply_pauses(&mut self) -> bool {
+        let Some(f) = &mut self.follow else {
+            return false;
+        };
+        let p = *f.pauses.borrow_and_update();
+        if !f.hold_rows {
+            self.limit = match p.paused {
+                true => None,
+                false => f.limit.map(|l| l + rows_in(p.paused_for, self.rate_hz)),
+            };
+            return false;
+        }
+        match (p.paused, f.held_since) {
+            (true, None) => f.held_since = Some(Instant::now()),
+            (false, Some(since)) => {
+                let held = since.elapsed();
+                self.clock_start += held;
+                self.generator.delay(held);
+                f.held_since = None;
+            }
+            _ => {}
+        }
+        f.held_since.is_some()
+    }
+
+    fn holding(&self) -> bool {
+        self.follow.as_ref().is_some_and(|f| f.held_since.is_some())
     }
 
     /// Connects the loop to the parameters a plan sets: the returned [`SimParams`] starts from
@@ -119,13 +180,19 @@ impl SimAcquisition {
         // The first batch goes at once; after it, this instrument's ticks are offset within the
         // interval so that many instruments do not all emit in the same instant.
         let mut phase = Some(tick_phase(self.outputs.stream(), self.batch_interval));
+        let mut pauses = self.follow.as_ref().map(|f| f.pauses.clone());
         loop {
             self.outputs.stats().heartbeat();
             let stopping = *stop.borrow();
-            let due = rows_due(self.clock_start.elapsed(), self.rate_hz, self.limit);
-            self.overflow(due);
-            self.emit_until(due).await?;
-            if stopping || self.limit.is_some_and(|l| self.generator.next_seq() >= l) {
+            let was_held = self.holding();
+            let held = self.apply_pauses();
+            if !was_held {
+                // Up to now: a pause that has just come takes hold after the rows due before it.
+                let due = rows_due(self.clock_start.elapsed(), self.rate_hz, self.limit);
+                self.overflow(due);
+                self.emit_until(due).await?;
+            }
+            if stopping || (!held && self.limit.is_some_and(|l| self.generator.next_seq() >= l)) {
                 return Ok(());
             }
             next_tick += phase.take().unwrap_or(self.batch_interval);
@@ -137,11 +204,15 @@ impl SimAcquisition {
                 changed = stop.changed() => {
                     if changed.is_err() {
                         // The actor is gone; emit what is due and end.
+                        if self.holding() {
+                            return Ok(());
+                        }
                         let due = rows_due(self.clock_start.elapsed(), self.rate_hz, self.limit);
                         self.overflow(due);
                         return self.emit_until(due).await;
                     }
                 }
+                _ = pauses_changed(&mut pauses) => {}
             }
         }
     }
@@ -192,6 +263,17 @@ impl SimAcquisition {
             self.rows_this_start += rows as u64;
         }
         Ok(())
+    }
+}
+
+/// Resolves when the plan's pauses change; never when not followed (or the sender is gone).
+async fn pauses_changed(pauses: &mut Option<watch::Receiver<Pauses>>) {
+    let gone = match pauses {
+        Some(rx) => rx.changed().await.is_err(),
+        None => true,
+    };
+    if gone {
+        std::future::pending::<()>().await;
     }
 }
 

@@ -135,6 +135,11 @@ impl SimGenerator {
         self.next_seq += rows;
     }
 
+    /// Stamps the rows not generated yet `by` later (the device was held that long).
+    pub fn delay(&mut self, by: std::time::Duration) {
+        self.start_ns += i64::try_from(by.as_nanos()).unwrap_or(i64::MAX);
+    }
+
     /// Appends the values of channel `channel` for rows `first..first + rows` to `out`.
     ///
     /// The same numbers as [`value`](Self::value), made faster: a sine is computed exactly at
