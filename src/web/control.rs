@@ -3,8 +3,9 @@
 //! The web server never reaches into the coordinator or a plan executor: it calls a
 //! [`ControlPort`]. The port of an `ensemble run` is its [`RunControl`] (the handle the control
 //! socket and `ensemble pause|resume|stop` use too): Stop ends the run as Ctrl-C does, Pause and
-//! Resume act at the plan's next point boundary, and a request the plan cannot take (pause on a
-//! stream plan) answers [`ControlError::Unsupported`] (HTTP 409).
+//! Resume act on the plan (at its next point boundary; a stream plan's clock holds at once), and
+//! a request the run cannot take (pause before the plan has started, resume when not paused)
+//! answers an error (HTTP 409).
 
 use serde_json::Value;
 
@@ -48,8 +49,8 @@ pub trait ControlPort: Send + Sync + 'static {
 }
 
 /// The control port of `ensemble run`: the run's [`RunControl`], the same handle the control
-/// socket uses. Stop works for every plan; Pause and Resume for point plans (a stream plan has
-/// no points to pause between: they answer [`ControlError::Unsupported`], HTTP 409).
+/// socket uses. Stop works at any time; Pause and Resume once the plan has started (before
+/// that they answer [`ControlError::Unsupported`], HTTP 409).
 impl ControlPort for RunControl {
     fn stop(&self) -> Result<(), ControlError> {
         RunControl::stop(self, WEB_VIEW)
@@ -120,7 +121,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_stream_plan_can_stop_but_not_pause() {
+    fn a_run_whose_plan_has_not_started_can_stop_but_not_pause() {
         let control = RunControl::new();
         assert!(!ControlPort::can_pause(&control));
         assert!(matches!(
@@ -143,9 +144,11 @@ mod tests {
         ControlPort::pause(&control, false).expect("a running plan pauses");
         assert_eq!(control.state().phase, Phase::Pausing);
         assert_eq!(ControlPort::plan_state(&control)["phase"], "pausing");
-        assert!(matches!(
-            ControlPort::resume(&control),
-            Err(ControlError::Unsupported(_)) | Ok(())
-        ));
+        ControlPort::resume(&control).expect("a pause not yet taken effect is withdrawn");
+        assert_ne!(control.state().phase, Phase::Pausing);
+        assert!(
+            ControlPort::resume(&control).is_err(),
+            "nothing left to resume"
+        );
     }
 }

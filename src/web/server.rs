@@ -36,8 +36,11 @@ use super::control::ControlPort;
 use super::error::{ApiError, WebError};
 use super::pace::Pacer;
 
-/// How often the server folds taps into histories and pushes an event (5 Hz, within ≤ 10 Hz).
+/// How often the server pushes an event (5 Hz, within ≤ 10 Hz).
 pub const TICK: Duration = Duration::from_millis(200);
+/// How often the server folds what the taps got into the histories: often enough that a tap
+/// of a fast stream has not turned over between two folds, so the view sees every row.
+pub const FOLD_EVERY: Duration = Duration::from_millis(25);
 /// How long an answer is reused for the same URL.
 pub const CACHE_FOR: Duration = Duration::from_millis(200);
 /// Most answers computed afresh (not taken from the cache) a second, whatever clients ask:
@@ -60,7 +63,7 @@ pub trait ViewSource: Send + Sync + 'static {
     fn runs(&self) -> Value {
         Value::Null
     }
-    /// Called every [`TICK`] on the server thread (the live view folds its taps here).
+    /// Called every [`FOLD_EVERY`] on the server thread (the live view folds its taps here).
     fn tick(&self) {}
     /// The streams pushed with every event (none for finished runs).
     fn live_streams(&self) -> Vec<String> {
@@ -290,17 +293,22 @@ async fn tick_loop(
     events: watch::Sender<Arc<str>>,
     mut stop: oneshot::Receiver<()>,
 ) {
-    let mut interval = tokio::time::interval(TICK);
+    let mut interval = tokio::time::interval(FOLD_EVERY);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut pushed_at = tokio::time::Instant::now();
     loop {
         tokio::select! {
             _ = &mut stop => return,
             _ = interval.tick() => {}
         }
         app.source.tick();
+        if pushed_at.elapsed() < TICK {
+            continue;
+        }
         if events.receiver_count() <= 1 {
             continue; // Only the server's own receiver: nobody to push to.
         }
+        pushed_at = tokio::time::Instant::now();
         let payload = event_payload(&app);
         events.send_replace(payload.into());
     }
