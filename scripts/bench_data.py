@@ -26,14 +26,7 @@ import sys
 import tempfile
 import time
 
-BIN = os.path.join(os.path.dirname(__file__), "..", "target", "release", "ensemble")
-
-
-def binary():
-    target = os.environ.get("CARGO_TARGET_DIR")
-    if target:
-        return os.path.join(target, "release", "ensemble")
-    return BIN
+from bench_common import binary, load, record_scope
 
 
 def timed(cmd):
@@ -48,39 +41,8 @@ def timed(cmd):
     return seconds, rss / 1024
 
 
-def load():
-    return os.getloadavg()[0]
-
-
 def record(work, rows):
-    exp = os.path.join(work, "big.toml")
-    rate = 100000
-    with open(exp, "w") as f:
-        f.write(
-            f"""[experiment]
-name = "export-bench"
-duration = "{rows / rate}s"
-
-[instruments.scope]
-type = "sim"
-rate_hz = {rate}
-channels = ["a", "b", "c", "d"]
-unit = "V"
-pace = "max"
-signal = {{ shape = "sine", frequency_hz = 50, amplitude = 1.0 }}
-
-[sinks.store]
-type = "parquet"
-inputs = ["scope"]
-"""
-        )
-    out = os.path.join(work, "runs")
-    done = subprocess.run(
-        [binary(), "run", exp, "--quiet", "--output", out], capture_output=True, text=True
-    )
-    if done.returncode != 0:
-        sys.exit(done.stderr)
-    return done.stdout.strip().splitlines()[-1]
+    return record_scope(work, "export-bench", rows, 100000)
 
 
 def bench_export(run, work, repeat):

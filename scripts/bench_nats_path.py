@@ -43,19 +43,9 @@ import tempfile
 import time
 import urllib.request
 
-BIN = os.path.join(os.path.dirname(__file__), "..", "target", "release", "ensemble")
+from bench_common import binary, load
+
 ROWS_PER_BATCH = 8192
-
-
-def binary():
-    target = os.environ.get("CARGO_TARGET_DIR")
-    if target:
-        return os.path.join(target, "release", "ensemble")
-    return BIN
-
-
-def load():
-    return os.getloadavg()[0]
 
 
 def free_ports(n):

@@ -27,12 +27,8 @@ import tempfile
 import time
 import urllib.request
 
-BIN = os.path.join(os.path.dirname(__file__), "..", "target", "release", "ensemble")
+from bench_common import binary, record_scope
 
-
-def binary():
-    target = os.environ.get("CARGO_TARGET_DIR")
-    return os.path.join(target, "release", "ensemble") if target else BIN
 
 
 def run_size(run):
@@ -58,36 +54,8 @@ def record(work, gb):
     # Noisy floats hardly compress: about 33 bytes a row in zstd Parquet.
     rows = int(gb * 1e9 / 33)
     rate = 1_000_000
-    exp = os.path.join(work, "big.toml")
-    with open(exp, "w") as f:
-        f.write(
-            f"""[experiment]
-name = "serve-open-bench"
-duration = "{rows / rate:.3f}s"
-
-[instruments.scope]
-type = "sim"
-rate_hz = {rate}
-channels = ["a", "b", "c", "d"]
-unit = "V"
-pace = "max"
-signal = {{ shape = "sine", frequency_hz = 50, amplitude = 1.0, noise = 0.1 }}
-
-[sinks.store]
-type = "parquet"
-inputs = ["scope"]
-rotate_rows = 50000000
-"""
-        )
     started = time.monotonic()
-    done = subprocess.run(
-        [binary(), "run", exp, "--quiet", "--output", os.path.join(work, "runs")],
-        capture_output=True,
-        text=True,
-    )
-    if done.returncode != 0:
-        sys.exit(done.stderr)
-    run = done.stdout.strip().splitlines()[-1]
+    run = record_scope(work, "serve-open-bench", rows, rate, noise=0.1, sink_extra="rotate_rows = 50000000\n")
     print(f"recorded {rows:,} rows in {time.monotonic() - started:.0f} s")
     return run
 

@@ -188,8 +188,9 @@ pub async fn run_served(
         control: control.clone(),
         pause_streams: experiment.pause_streams,
     };
-    // `p`/`r` from the terminal (not when embedded or quiet); the terminal is given back
-    // when this is dropped at the end of the run.
+    // `p`/`r` from the terminal when stdin is a TTY and progress is shown (a program that
+    // embeds runs passes `ProgressMode::Quiet` to keep its terminal); the terminal is given
+    // back, and the key reader ends, when this is dropped at the end of the run.
     let _keys = (progress != ProgressMode::Quiet)
         .then(|| crate::control::TerminalKeys::start(control.clone()))
         .flatten();

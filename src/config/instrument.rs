@@ -4,9 +4,9 @@
 use std::time::Duration;
 
 use arrow_schema::SchemaRef;
-use ensemble_actors::batch::{ChannelSpec, stream_schema};
+use ensemble_actors::batch::{ChannelSpec, stream_schema, stream_schema_with_rate};
 use ensemble_actors::instruments::scpi::ScpiInstrumentConfig;
-use ensemble_actors::instruments::sim::{SimGenerator, SimInstrumentConfig};
+use ensemble_actors::instruments::sim::SimInstrumentConfig;
 use toml::de::DeTable;
 
 use super::component::{SUPERVISION_KEYS, component_config, take_supervision, take_type};
@@ -100,7 +100,7 @@ impl InstrumentKind {
     /// that read it) and the coordinator (to plan the stream) use.
     pub fn schema(&self) -> SchemaRef {
         match self {
-            InstrumentKind::Sim(cfg) => SimGenerator::new(cfg, 0, 0).schema().clone(),
+            InstrumentKind::Sim(cfg) => stream_schema_with_rate(&self.channels(), cfg.rate_hz),
             InstrumentKind::Scpi(_) => stream_schema(&self.channels()),
         }
     }

@@ -6,7 +6,8 @@
 //! actor's thread. The terminal's settings are put back when the guard is dropped, when the
 //! process panics, and before a second Ctrl-C exits at once ([`restore_terminal`]).
 
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, Once};
 
 use super::handle::{Phase, RunControl};
 
@@ -16,9 +17,15 @@ static SAVED: Mutex<Option<libc::termios>> = Mutex::new(None);
 /// Who asked, as `run.json` records it.
 const TERMINAL: &str = "terminal";
 
-/// Reading keys from the terminal; dropping it gives the terminal its settings back.
+/// How long the key reader waits for a key before it looks whether it should stop.
+const POLL_MS: libc::c_int = 100;
+
+/// Reading keys from the terminal; dropping it gives the terminal its settings back and ends
+/// the reader (within [`POLL_MS`], without taking another key).
 #[derive(Debug)]
-pub struct TerminalKeys(());
+pub struct TerminalKeys {
+    stop: Arc<AtomicBool>,
+}
 
 impl TerminalKeys {
     /// Starts reading keys for `control` if stdin is a TTY (`None` otherwise, or if the
@@ -43,24 +50,31 @@ impl TerminalKeys {
             saved
         };
         *lock() = Some(saved);
-        let previous = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            restore_terminal();
-            previous(info);
-        }));
+        // Once per process, however many runs it makes: a panic gives the terminal back.
+        static PANIC_HOOK: Once = Once::new();
+        PANIC_HOOK.call_once(|| {
+            let previous = std::panic::take_hook();
+            std::panic::set_hook(Box::new(move |info| {
+                restore_terminal();
+                previous(info);
+            }));
+        });
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = stop.clone();
         let reader = std::thread::Builder::new()
             .name("terminal-keys".into())
-            .spawn(move || read_keys(&control));
+            .spawn(move || read_keys(&control, &stopped));
         if reader.is_err() {
             restore_terminal();
             return None;
         }
-        Some(Self(()))
+        Some(Self { stop })
     }
 }
 
 impl Drop for TerminalKeys {
     fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
         restore_terminal();
     }
 }
@@ -81,10 +95,27 @@ fn lock() -> std::sync::MutexGuard<'static, Option<libc::termios>> {
     SAVED.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Reads keys until stdin ends, acting on `control`.
-fn read_keys(control: &RunControl) {
+/// Reads keys until stdin ends or `stop` is set, acting on `control`. It reads only when a key
+/// is waiting, so once stopped it takes nothing more from stdin.
+fn read_keys(control: &RunControl, stop: &AtomicBool) {
     let mut key = [0u8; 1];
-    loop {
+    while !stop.load(Ordering::Relaxed) {
+        let mut waiting = libc::pollfd {
+            fd: libc::STDIN_FILENO,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: poll reads and writes the one pollfd we pass.
+        let ready = unsafe { libc::poll(&mut waiting, 1, POLL_MS) };
+        if ready == 0
+            || (ready < 0
+                && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted)
+        {
+            continue;
+        }
+        if ready < 0 || stop.load(Ordering::Relaxed) {
+            return;
+        }
         // SAFETY: reads at most one byte into `key`.
         let n = unsafe { libc::read(libc::STDIN_FILENO, key.as_mut_ptr().cast(), 1) };
         if n <= 0 {

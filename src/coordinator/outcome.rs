@@ -153,18 +153,18 @@ mod tests {
 
     #[test]
     fn event_kinds_keep_their_manifest_names() {
-        for kind in [
-            RunEventKind::Failed,
-            RunEventKind::Restarting,
-            RunEventKind::Restarted,
-            RunEventKind::GaveUp,
-            RunEventKind::StillRunning,
+        for (kind, name) in [
+            (RunEventKind::Failed, "failed"),
+            (RunEventKind::Restarting, "restarting"),
+            (RunEventKind::Restarted, "restarted"),
+            (RunEventKind::GaveUp, "gave_up"),
+            (RunEventKind::StillRunning, "still_running"),
         ] {
             let json = serde_json::to_string(&kind).expect("a unit enum serializes");
-            assert_eq!(json, format!("\"{}\"", kind.as_str()));
+            assert_eq!(json, format!("\"{name}\""));
+            assert_eq!(kind.as_str(), name);
             let back: RunEventKind = serde_json::from_str(&json).expect("and reads back");
             assert_eq!(back, kind);
-            assert!(kind == kind.as_str());
         }
     }
 

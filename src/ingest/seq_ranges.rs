@@ -30,10 +30,13 @@ impl SeqRanges {
         if start >= end {
             return;
         }
+        // The ranges are disjoint, so their ends grow with their starts: the ones that touch
+        // `[start, end)` are the last few that start at or before `end`.
         let touching: Vec<(u64, u64)> = self
             .0
             .range(..=end)
-            .filter(|(_, e)| **e >= start)
+            .rev()
+            .take_while(|(_, e)| **e >= start)
             .map(|(s, e)| (*s, *e))
             .collect();
         for (s, e) in touching {

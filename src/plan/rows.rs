@@ -55,19 +55,7 @@ impl PrimaryLayout {
         }
         let mut detector_widths = Vec::new();
         for name in &plan.detectors {
-            let own: Vec<ChannelSpec> = match find(name).map(|i| &i.kind) {
-                Some(InstrumentKind::Sim(c)) => c
-                    .channels
-                    .iter()
-                    .map(|ch| ChannelSpec::new(ch, &c.unit))
-                    .collect(),
-                Some(InstrumentKind::Scpi(c)) => c
-                    .read
-                    .iter()
-                    .map(|r| ChannelSpec::new(&r.channel, &r.unit))
-                    .collect(),
-                None => Vec::new(),
-            };
+            let own = find(name).map_or_else(Vec::new, |i| i.kind.channels());
             detector_widths.push(own.len());
             channels.extend(
                 own.into_iter()

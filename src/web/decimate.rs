@@ -142,11 +142,6 @@ impl Decimator {
         cell.seen = true;
     }
 
-    /// Adds a run of samples of `channel`: `t_ns[i]` with `values[i]`.
-    pub fn add_slice(&mut self, channel: usize, t_ns: &[i64], values: &[f64]) {
-        self.add_columns(t_ns, &[(channel, values)]);
-    }
-
     /// Adds samples of several channels that share the timestamps `t_ns`: `(channel, values)`
     /// with `values[i]` at `t_ns[i]`. Samples in time order are folded a bucket at a time: the
     /// buckets are found once for all channels (one binary search per bucket, not a step per
@@ -230,7 +225,7 @@ mod tests {
         let mut values: Vec<f64> = (0..n).map(|i| (i as f64 * 0.01).sin()).collect();
         values[777_777] = 50.0;
         values[123_456] = -50.0;
-        d.add_slice(0, &ts, &values);
+        d.add_columns(&ts, &[(0, &values)]);
         let out = d.finish();
         assert!(out.t_ns.len() <= 2_000);
         let maxes: Vec<f64> = out.series[0].max.iter().flatten().copied().collect();

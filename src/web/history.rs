@@ -83,14 +83,9 @@ impl History {
         self.slots.len() * std::mem::size_of::<Slot>()
     }
 
-    /// Folds in samples of `channel` (NaN ignored; samples before the first one are ignored).
-    pub fn add_slice(&mut self, channel: usize, t_ns: &[i64], values: &[f64]) {
-        self.add_columns(t_ns, &[(channel, values)]);
-    }
-
     /// Folds in samples of several channels that share the timestamps `t_ns`:
-    /// `(channel, values)` with `values[i]` at `t_ns[i]`. The buckets are found once for all
-    /// channels.
+    /// `(channel, values)` with `values[i]` at `t_ns[i]` (NaN ignored; samples before the first
+    /// one are ignored). The buckets are found once for all channels.
     pub fn add_columns(&mut self, t_ns: &[i64], columns: &[(usize, &[f64])]) {
         let columns: Vec<(usize, &[f64])> = columns
             .iter()
@@ -172,7 +167,7 @@ mod tests {
         let mut values = vec![0.0; n as usize];
         values[12_345] = 7.0;
         values[199_999] = -7.0;
-        h.add_slice(0, &ts, &values);
+        h.add_columns(&ts, &[(0, &values)]);
         assert!(h.bucket_ns() * SLOTS as i64 >= n * 1_000_000);
         assert!(
             h.bucket_ns() * SLOTS as i64 / 2 < n * 1_000_000,
@@ -200,8 +195,8 @@ mod tests {
         let mut h = History::new(2);
         let before = h.bytes();
         let ts: Vec<i64> = (0..10_000).map(|i| i * 1_000_000_000).collect();
-        h.add_slice(1, &ts, &vec![1.0; 10_000]);
-        h.add_slice(5, &ts, &vec![1.0; 10_000]);
+        let ones = vec![1.0; 10_000];
+        h.add_columns(&ts, &[(1, &ones), (5, &ones)]);
         assert_eq!(h.bytes(), before);
     }
 }

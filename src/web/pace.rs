@@ -16,10 +16,10 @@ const BURST: Duration = Duration::from_secs(1);
 /// Longest an answer waits for its turn before it is refused instead.
 pub const MAX_WAIT: Duration = Duration::from_secs(5);
 
-/// The shared byte budget.
+/// A shared budget of units a second: bytes for what is sent, or answers for what is computed.
 #[derive(Debug)]
 pub struct Pacer {
-    bytes_per_second: u64,
+    per_second: u64,
     /// When the bucket will be full again if nothing more is sent.
     full_at: Mutex<Option<Instant>>,
 }
@@ -31,18 +31,18 @@ impl Default for Pacer {
 }
 
 impl Pacer {
-    /// A budget of `bytes_per_second`.
-    pub fn new(bytes_per_second: u64) -> Self {
+    /// A budget of `per_second` units a second.
+    pub fn new(per_second: u64) -> Self {
         Self {
-            bytes_per_second: bytes_per_second.max(1),
+            per_second: per_second.max(1),
             full_at: Mutex::new(None),
         }
     }
 
-    /// Reserves `bytes` at `now`: `Some(when)` it may be sent (`now` or later), or `None` when
-    /// it would have to wait longer than [`MAX_WAIT`] (nothing is reserved then).
-    pub fn reserve(&self, now: Instant, bytes: usize) -> Option<Instant> {
-        let cost = Duration::from_secs_f64(bytes as f64 / self.bytes_per_second as f64);
+    /// Reserves `units` at `now`: `Some(when)` they may be spent (`now` or later), or `None`
+    /// when that would be longer than [`MAX_WAIT`] away (nothing is reserved then).
+    pub fn reserve(&self, now: Instant, units: usize) -> Option<Instant> {
+        let cost = Duration::from_secs_f64(units as f64 / self.per_second as f64);
         let mut full_at = self.full_at.lock().unwrap_or_else(|e| e.into_inner());
         let start = full_at.map_or(now, |t| t.max(now));
         let finish = start + cost;
@@ -55,9 +55,9 @@ impl Pacer {
         Some(send_at)
     }
 
-    /// Waits until `bytes` may be sent; `false` when refused (see [`Pacer::reserve`]).
-    pub async fn wait(&self, bytes: usize) -> bool {
-        match self.reserve(Instant::now(), bytes) {
+    /// Waits until `units` may be spent; `false` when refused (see [`Pacer::reserve`]).
+    pub async fn wait(&self, units: usize) -> bool {
+        match self.reserve(Instant::now(), units) {
             Some(at) => {
                 tokio::time::sleep_until(at.into()).await;
                 true

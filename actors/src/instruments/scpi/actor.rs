@@ -7,32 +7,15 @@ use super::acquisition::ScpiAcquisition;
 use super::config::ScpiInstrumentConfig;
 use super::error::ScpiError;
 use super::probe::ScpiProbe;
-use super::report::{Reading, ScpiReport};
+use super::report::ScpiReport;
 use super::session::Session;
 use crate::control::{ComponentExited, ExitOutcome, Stop, Terminate};
 use crate::instruments::pauses::Pauses;
 use crate::outputs::Outputs;
 
-/// Sent by a scan plan to an SCPI instrument: set parameter `param` (a `[set.NAME]` table) to
-/// `value`. Replies with the value reached (readback) or commanded.
-#[derive(Debug, Clone, Message)]
-#[rtype(result = "Result<f64, ScpiError>")]
-pub struct Set {
-    /// The parameter name.
-    pub param: String,
-    /// The target value.
-    pub value: f64,
-}
-
-/// Sent by a count or scan plan to an SCPI instrument: read one row now. The row is recorded in
-/// the stream too.
-#[derive(Debug, Clone, Copy, Message)]
-#[rtype(result = "Result<Reading, ScpiError>")]
-pub struct ReadNow;
-
-/// An SCPI instrument as an actor: polls its device every `poll_interval` and emits batches,
-/// serves [`Set`] and [`ReadNow`] between polls (a plan on another thread uses its
-/// [`probe`](Self::probe) instead, saving the message hops), stops on [`Stop`] (emitting the
+/// An SCPI instrument as an actor: polls its device every `poll_interval` and emits batches
+/// (a plan sets and reads through its [`probe`](Self::probe), between polls, from its own
+/// task), stops on [`Stop`] (emitting the
 /// buffered rows and ending the stream), and reports [`ComponentExited`] to the coordinator.
 ///
 /// A first connection that fails ends the actor with [`ExitOutcome::Failed`]; a connection
@@ -77,8 +60,8 @@ impl ScpiActor {
         self.report.clone()
     }
 
-    /// A handle that sets and reads this instrument from the caller's own task (what [`Set`]
-    /// and [`ReadNow`] do, without the message hops).
+    /// A handle that sets and reads this instrument from the caller's own task, between the
+    /// actor's polls.
     pub fn probe(&self) -> ScpiProbe {
         self.probe.clone()
     }
@@ -131,23 +114,5 @@ impl Handler<Stop> for ScpiActor {
 
     fn handle(&mut self, _: Stop, _: &mut Self::Context) {
         self.stop.send_replace(true);
-    }
-}
-
-impl Handler<Set> for ScpiActor {
-    type Result = ResponseFuture<Result<f64, ScpiError>>;
-
-    fn handle(&mut self, msg: Set, _: &mut Self::Context) -> Self::Result {
-        let probe = self.probe.clone();
-        Box::pin(async move { probe.set(&msg.param, msg.value).await })
-    }
-}
-
-impl Handler<ReadNow> for ScpiActor {
-    type Result = ResponseFuture<Result<Reading, ScpiError>>;
-
-    fn handle(&mut self, _: ReadNow, _: &mut Self::Context) -> Self::Result {
-        let probe = self.probe.clone();
-        Box::pin(async move { probe.read().await })
     }
 }

@@ -28,7 +28,7 @@ mod restore_tests;
 #[cfg(test)]
 mod tests;
 
-pub use actor::{ReadNow, ScpiActor, Set};
+pub use actor::ScpiActor;
 pub use address::{Address, AddressError};
 pub use config::{
     FlowControl, Identify, NamedParse, Parity, ParseSpec, ReadConfig, ScpiInstrumentConfig,

@@ -18,8 +18,7 @@ use super::report::{Reading, ScpiReport, SessionReport};
 use super::session::{Row, Session};
 
 /// A cloneable handle on one SCPI instrument's session: set parameters and read rows from
-/// any task, as [`Set`](super::Set) and [`ReadNow`](super::ReadNow) do, without a message to
-/// the actor.
+/// any task (a plan's own), without a message to the actor.
 ///
 /// Requests wait for a poll in progress (and a poll for a request): one conversation with the
 /// device at a time. Once the instrument has stopped, every request fails with

@@ -505,30 +505,17 @@ mod actor {
             let exits = Exits(exit_tx).start();
             let actor = ScpiActor::new("psu".into(), cfg, out, exits.recipient()).unwrap();
             let report = actor.report();
+            let probe = actor.probe();
             let addr = actor.start();
-            assert_eq!(
-                addr.send(Set {
-                    param: "voltage".into(),
-                    value: 4.0
-                })
-                .await
-                .unwrap()
-                .unwrap(),
-                4.0
-            );
-            let reading = addr.send(ReadNow).await.unwrap().unwrap();
+            assert_eq!(probe.set("voltage", 4.0).await.unwrap(), 4.0);
+            let reading = probe.read().await.unwrap();
             assert_eq!(
                 &reading.channels[..],
                 ["voltage".to_string(), "current".to_string()]
             );
             assert!((reading.values[0].unwrap() - 4.0).abs() < 0.01);
             assert!(matches!(
-                addr.send(Set {
-                    param: "voltage".into(),
-                    value: 99.0
-                })
-                .await
-                .unwrap(),
+                probe.set("voltage", 99.0).await,
                 Err(ScpiError::OutOfLimits { .. })
             ));
             tokio::time::sleep(Duration::from_millis(250)).await;

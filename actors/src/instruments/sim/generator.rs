@@ -110,8 +110,13 @@ impl SimGenerator {
 
     /// Replaces the signal (a scan changed `offset`, `amplitude` or `frequency_hz`); rows made
     /// from now on follow the new one.
+    /// The step table depends on the frequency alone, and only `generate` reads it: a new
+    /// frequency empties it and the next batch rebuilds it, so a plan's probe that sets and
+    /// reads single values point by point never pays for it.
     pub fn set_signal(&mut self, signal: SignalConfig) {
-        self.sine_steps = sine_steps(&signal, self.config.rate_hz);
+        if signal.frequency_hz != self.config.signal.frequency_hz {
+            self.sine_steps.clear();
+        }
         self.config.signal = signal;
     }
 
@@ -198,6 +203,9 @@ impl SimGenerator {
 
     /// Makes the next `rows` rows as one batch and advances.
     pub fn generate(&mut self, rows: usize) -> RecordBatch {
+        if self.sine_steps.is_empty() {
+            self.sine_steps = sine_steps(&self.config.signal, self.config.rate_hz);
+        }
         let seqs = self.next_seq..self.next_seq + rows as u64;
         let mut columns: Vec<ArrayRef> = Vec::with_capacity(self.phases.len() + 2);
         let timestamps: Vec<i64> = match self.step_ns {

@@ -48,7 +48,6 @@ pub async fn publish_control(
 
 enum Command {
     Publish(DataBatch),
-    Flush(oneshot::Sender<Result<(), String>>),
     Finish(oneshot::Sender<SinkReport>),
 }
 
@@ -65,16 +64,6 @@ impl PublisherHandle {
             .send(Command::Publish(batch))
             .await
             .map_err(|_| NatsSinkError::Closed)
-    }
-
-    /// Waits until everything published so far is acknowledged by JetStream.
-    pub async fn flush(&self) -> Result<(), String> {
-        let (tx, rx) = oneshot::channel();
-        self.tx
-            .send(Command::Flush(tx))
-            .await
-            .map_err(|_| NatsSinkError::Closed.to_string())?;
-        rx.await.map_err(|_| NatsSinkError::Closed.to_string())?
     }
 
     /// Drains, publishes the end message and stops the task; returns what was delivered.
@@ -178,14 +167,6 @@ async fn serve(
         };
         match command {
             Command::Publish(batch) => publisher.publish(batch).await,
-            Command::Flush(reply) => {
-                publisher.drain().await;
-                let result = match &publisher.failure {
-                    Some(e) => Err(e.to_string()),
-                    None => Ok(()),
-                };
-                let _ = reply.send(result);
-            }
             Command::Finish(reply) => {
                 let report = publisher.finish().await;
                 report_failure(&mut publisher);

@@ -54,7 +54,6 @@ const ENDED_PER_TURN: usize = 16;
 enum Command {
     Write(DataBatch),
     End(StreamId),
-    Flush(oneshot::Sender<Result<(), String>>),
     Finish(oneshot::Sender<Vec<StreamWriteReport>>),
 }
 
@@ -199,22 +198,6 @@ impl WriterPool {
         }
     }
 
-    /// Closes every open row group and syncs every open file.
-    pub async fn flush(&self) -> Result<(), String> {
-        let mut replies = Vec::with_capacity(self.workers.len());
-        for w in self.workers.iter() {
-            let (tx, rx) = oneshot::channel();
-            w.send_async(Command::Flush(tx))
-                .await
-                .map_err(|_| PoolClosed.to_string())?;
-            replies.push(rx);
-        }
-        for rx in replies {
-            rx.await.map_err(|_| PoolClosed.to_string())??;
-        }
-        Ok(())
-    }
-
     /// Finishes every stream and stops the threads; returns what each stream wrote.
     pub async fn finish(&self) -> Result<Vec<StreamWriteReport>, PoolClosed> {
         let mut replies = Vec::with_capacity(self.workers.len());
@@ -336,9 +319,6 @@ impl Worker {
             match next {
                 Ok(Command::Write(batch)) => self.write(&batch),
                 Ok(Command::End(stream)) => self.end(&stream),
-                Ok(Command::Flush(reply)) => {
-                    let _ = reply.send(self.flush());
-                }
                 Ok(Command::Finish(reply)) => {
                     let streams: Vec<StreamId> = self.slots.keys().cloned().collect();
                     for s in &streams {
@@ -487,23 +467,6 @@ impl Worker {
                 }
             }
         }
-    }
-
-    fn flush(&mut self) -> Result<(), String> {
-        self.finish_ended(usize::MAX);
-        self.seal();
-        let mut first_error = None;
-        for slot in self.slots.values_mut() {
-            if let Some(w) = slot.writer.as_mut() {
-                match w.flush() {
-                    Ok(()) => self.commit.durable(&mut slot.pending),
-                    Err(e) => {
-                        first_error.get_or_insert(e.to_string());
-                    }
-                }
-            }
-        }
-        first_error.map_or(Ok(()), Err)
     }
 
     fn tick(&mut self) {
