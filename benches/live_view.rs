@@ -95,6 +95,7 @@ fn client(
     stop: Arc<AtomicBool>,
     requests: Arc<AtomicU64>,
     event_bytes: Arc<AtomicU64>,
+    folded_share: Arc<AtomicU64>,
 ) {
     nice(19);
     let reader = {
@@ -137,12 +138,23 @@ fn client(
     while !stop.load(Ordering::Relaxed) {
         if get(addr, paths[k % paths.len()], &mut buf) {
             requests.fetch_add(1, Ordering::Relaxed);
+            if let Some(share) = json_number(&buf, "\"folded_share\":") {
+                folded_share.store(share.to_bits(), Ordering::Relaxed);
+            }
         } else {
             std::thread::sleep(Duration::from_millis(5));
         }
         k += 1;
     }
     let _ = reader.join();
+}
+
+/// The number after `key` in `body`, if there is one.
+fn json_number(body: &[u8], key: &str) -> Option<f64> {
+    let text = std::str::from_utf8(body).ok()?;
+    let rest = &text[text.find(key)? + key.len()..];
+    let end = rest.find([',', '}']).unwrap_or(rest.len());
+    rest[..end].trim().parse().ok()
 }
 
 /// CPU seconds (user + system) taken so far by this process's threads named `name`.
@@ -197,6 +209,8 @@ struct Measured {
     lost: u64,
     answers: u64,
     event_bytes: u64,
+    /// The view's `folded_share` in the last plot answer a client read (1: every row folded).
+    folded_share: f64,
     /// CPU seconds of the view's thread per million rows written.
     view_cpu_per_m_rows: f64,
     /// CPU seconds of everything else in the process (the run) per million rows written.
@@ -211,6 +225,7 @@ fn one_run(seconds: u64, serve: bool, clients: usize) -> Measured {
     let stop = Arc::new(AtomicBool::new(false));
     let requests = Arc::new(AtomicU64::new(0));
     let event_bytes = Arc::new(AtomicU64::new(0));
+    let folded_share = Arc::new(AtomicU64::new(f64::NAN.to_bits()));
     let cpu_before = process_cpu_seconds();
     let sampler = watch_cpu("web", stop.clone());
     let client_sampler = watch_cpu(CLIENT_THREAD, stop.clone());
@@ -218,9 +233,10 @@ fn one_run(seconds: u64, serve: bool, clients: usize) -> Measured {
         (0..clients)
             .map(|_| {
                 let (stop, r, b) = (stop.clone(), requests.clone(), event_bytes.clone());
+                let share = folded_share.clone();
                 std::thread::Builder::new()
                     .name(CLIENT_THREAD.into())
-                    .spawn(move || client(addr, stop, r, b))
+                    .spawn(move || client(addr, stop, r, b, share))
                     .expect("a client thread")
             })
             .collect()
@@ -257,6 +273,7 @@ fn one_run(seconds: u64, serve: bool, clients: usize) -> Measured {
         lost,
         answers: requests.load(Ordering::Relaxed),
         event_bytes: event_bytes.load(Ordering::Relaxed),
+        folded_share: f64::from_bits(folded_share.load(Ordering::Relaxed)),
         view_cpu_per_m_rows: view_cpu / (written.max(1) as f64 / 1e6),
         acquisition_cpu_per_m_rows: acquisition_cpu / (written.max(1) as f64 / 1e6),
     }
@@ -287,7 +304,7 @@ fn main() {
         let c = one_run(seconds, true, CLIENTS);
         lost_total += a.lost + b.lost + c.lost;
         println!(
-            "round {round}: without view {:.2} M rows/s (lost {}); view, no client {:.2} M rows/s (lost {}; view thread {:.4} CPU s per M rows); view + {CLIENTS} clients {:.2} M rows/s (lost {}; view thread {:.4} CPU s per M rows; {} API answers, {:.1} MiB of events read); run's own CPU s per M rows {:.4} / {:.4} / {:.4}",
+            "round {round}: without view {:.2} M rows/s (lost {}); view, no client {:.2} M rows/s (lost {}; view thread {:.4} CPU s per M rows); view + {CLIENTS} clients {:.2} M rows/s (lost {}; view thread {:.4} CPU s per M rows; {} API answers, {:.1} MiB of events read, folded share {:.3}); run's own CPU s per M rows {:.4} / {:.4} / {:.4}",
             a.rows_per_s / 1e6,
             a.lost,
             b.rows_per_s / 1e6,
@@ -298,6 +315,7 @@ fn main() {
             c.view_cpu_per_m_rows,
             c.answers,
             c.event_bytes as f64 / 1048576.0,
+            c.folded_share,
             a.acquisition_cpu_per_m_rows,
             b.acquisition_cpu_per_m_rows,
             c.acquisition_cpu_per_m_rows,

@@ -108,8 +108,14 @@ pub struct StreamData {
     pub x_unit: String,
     /// One trace per picked channel: min, max, last per bucket (or per point).
     pub series: Vec<Trace>,
-    /// Where the data came from: `tap`, `tap+history`, `parquet`, `parquet statistics`.
+    /// Where the data came from: `recent` (the view's fine rings of the last minutes),
+    /// `history` (its whole-run envelope), `tap` (the newest batches themselves), `parquet`,
+    /// `parquet statistics`.
     pub source: String,
+    /// `time`: share of the stream's rows the view folded (1: every row, so every spike
+    /// shows; less when the stream outran the view's folding budget and the trace is drawn
+    /// from an even sample of its batches). The recorded data is complete either way.
+    pub folded_share: f64,
     /// Rows of the stream so far.
     pub rows: u64,
     /// `scan`: points done.
@@ -135,6 +141,7 @@ impl StreamData {
             x_unit: String::new(),
             series: Vec::new(),
             source: source.to_string(),
+            folded_share: 1.0,
             rows: 0,
             points_done: None,
             points_total: None,

@@ -99,6 +99,41 @@ impl Decimator {
         }
     }
 
+    /// A window over `[from_ns, to_ns)` whose buckets are whole multiples of a source's
+    /// buckets (`grid_ns` wide, edges at `grid_t0_ns + k × grid_ns`): the smallest multiple
+    /// that needs at most `points` buckets. The window starts at the grid edge at or before
+    /// `from_ns`, so every source bucket falls into exactly one of these buckets, whole, and
+    /// none is cut in two (an envelope split over two buckets would widen both).
+    pub fn on_grid(
+        from_ns: i64,
+        to_ns: i64,
+        points: usize,
+        channels: usize,
+        grid_t0_ns: i64,
+        grid_ns: i64,
+    ) -> Self {
+        let grid = grid_ns.max(1);
+        let points = points.max(1) as i64;
+        let from = grid_t0_ns + (from_ns - grid_t0_ns).div_euclid(grid) * grid;
+        let span = to_ns.saturating_sub(from).max(1);
+        let per_bucket = (span + points * grid - 1) / (points * grid);
+        let bucket_ns = per_bucket.max(1) * grid;
+        let buckets = ((span + bucket_ns - 1) / bucket_ns) as usize;
+        Self {
+            from_ns: from,
+            to_ns: from.saturating_add(span),
+            bucket_ns,
+            buckets,
+            cells: vec![EMPTY; buckets * channels],
+            inputs: 0,
+        }
+    }
+
+    /// Start of the window (for [`on_grid`](Self::on_grid), the grid edge it was moved to).
+    pub fn from_ns(&self) -> i64 {
+        self.from_ns
+    }
+
     /// Width of one bucket.
     pub fn bucket_ns(&self) -> i64 {
         self.bucket_ns
@@ -216,6 +251,36 @@ impl Decimator {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn on_a_grid_buckets_are_whole_multiples_starting_at_a_grid_edge() {
+        // Source buckets of 4 ns with edges at 1 + 4k; a window from 10 to 1,000 at 100 points.
+        let d = Decimator::on_grid(10, 1_000, 100, 1, 1, 4);
+        assert_eq!(d.from_ns(), 9, "the grid edge at or before 10");
+        assert_eq!(
+            d.bucket_ns(),
+            12,
+            "the smallest multiple of 4 giving <= 100 buckets"
+        );
+        let mut d = d;
+        // Each source envelope starts on the grid and must land whole in one bucket.
+        for k in 0..248 {
+            d.add_envelope(0, 9 + 4 * k, k as f64, k as f64, None);
+        }
+        let out = d.finish();
+        assert!(out.t_ns.len() <= 100);
+        assert_eq!(out.series[0].min[0], Some(0.0));
+        assert_eq!(
+            out.series[0].max[0],
+            Some(2.0),
+            "three source buckets per bucket"
+        );
+        assert_eq!(
+            Decimator::on_grid(0, 10, 1_000, 1, 0, 4).bucket_ns(),
+            4,
+            "never finer than the grid"
+        );
+    }
 
     #[test]
     fn a_single_sample_spike_at_a_million_samples_shows_in_its_bucket() {

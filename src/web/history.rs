@@ -6,45 +6,14 @@
 //! the bucket width doubles, so the history always spans the run so far at the finest width
 //! that fits, and never grows.
 
-use super::bucket_runs::{for_each_run, last_valid, min_max};
+use super::bucket_runs::for_each_run;
 use super::decimate::Decimator;
+use super::envelope::Envelope;
 
 /// Buckets per channel.
 pub const SLOTS: usize = 2048;
 /// Width of a bucket before the first merge.
 const FIRST_BUCKET_NS: i64 = 1_000_000;
-
-#[derive(Debug, Clone, Copy)]
-struct Slot {
-    min: f64,
-    max: f64,
-    last: f64,
-    seen: bool,
-}
-
-const EMPTY: Slot = Slot {
-    min: f64::INFINITY,
-    max: f64::NEG_INFINITY,
-    last: f64::NAN,
-    seen: false,
-};
-
-impl Slot {
-    fn merge(self, later: Slot) -> Slot {
-        if !later.seen {
-            return self;
-        }
-        if !self.seen {
-            return later;
-        }
-        Slot {
-            min: self.min.min(later.min),
-            max: self.max.max(later.max),
-            last: later.last,
-            seen: true,
-        }
-    }
-}
 
 /// Min/max/last of every channel over the whole run, in [`SLOTS`] buckets per channel.
 #[derive(Debug, Clone)]
@@ -54,7 +23,7 @@ pub struct History {
     bucket_ns: i64,
     channels: usize,
     /// `channels × SLOTS`, channel-major.
-    slots: Vec<Slot>,
+    slots: Vec<Envelope>,
 }
 
 impl History {
@@ -64,13 +33,18 @@ impl History {
             t0_ns: None,
             bucket_ns: FIRST_BUCKET_NS,
             channels,
-            slots: vec![EMPTY; channels * SLOTS],
+            slots: vec![Envelope::EMPTY; channels * SLOTS],
         }
     }
 
     /// Time of the first sample folded in, if any.
     pub fn t0_ns(&self) -> Option<i64> {
         self.t0_ns
+    }
+
+    /// Channels it keeps (the first ones of the stream).
+    pub fn channels(&self) -> usize {
+        self.channels
     }
 
     /// Width of a bucket now.
@@ -80,7 +54,7 @@ impl History {
 
     /// Bytes this history holds (fixed).
     pub fn bytes(&self) -> usize {
-        self.slots.len() * std::mem::size_of::<Slot>()
+        self.slots.len() * std::mem::size_of::<Envelope>()
     }
 
     /// Folds in samples of several channels that share the timestamps `t_ns`:
@@ -109,15 +83,7 @@ impl History {
         let slots = &mut self.slots;
         for_each_run(t_ns, t0, i64::MAX, self.bucket_ns, |index, run| {
             for &(channel, values) in &columns {
-                let Some(k) = last_valid(values, run.clone()) else {
-                    continue;
-                };
-                let (lo, hi) = min_max(&values[run.clone()]);
-                let slot = &mut slots[channel * SLOTS + index];
-                slot.min = slot.min.min(lo);
-                slot.max = slot.max.max(hi);
-                slot.last = values[k];
-                slot.seen = true;
+                slots[channel * SLOTS + index].fold(values, run.clone());
             }
         });
     }
@@ -128,7 +94,7 @@ impl History {
             for i in 0..SLOTS / 2 {
                 channel[i] = channel[2 * i].merge(channel[2 * i + 1]);
             }
-            channel[SLOTS / 2..].fill(EMPTY);
+            channel[SLOTS / 2..].fill(Envelope::EMPTY);
         }
         self.bucket_ns *= 2;
     }
@@ -143,7 +109,7 @@ impl History {
             let Some(slots) = self.slots.chunks(SLOTS).nth(channel) else {
                 continue;
             };
-            for (i, slot) in slots.iter().enumerate().filter(|(_, s)| s.seen) {
+            for (i, slot) in slots.iter().enumerate().filter(|(_, s)| !s.is_empty()) {
                 let t = t0 + i as i64 * self.bucket_ns;
                 if t >= before_ns {
                     break;

@@ -1,10 +1,10 @@
 //! The live view's data: status from the run's shared counters, plots from the streams' taps.
 //!
 //! Everything here runs on the web server's thread. It reads counters (atomics) and the taps
-//! (`try_lock` on the producer side, so a reader never holds up a producer), and folds every
-//! tapped batch into a fixed-size [`History`] per stream for the long windows.
+//! (`try_lock` on the producer side, so a reader never holds up a producer), and folds the
+//! tapped batches into fixed-size envelopes per stream ([`StreamFold`]), from which plots are
+//! answered.
 
-use std::borrow::Cow;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -16,13 +16,13 @@ use serde_json::{Value, json};
 use super::api::{ChannelInfo, StreamData, StreamKind, StreamQuery};
 use super::decimate::Decimator;
 use super::error::ApiError;
-use super::frames::{decimate_batch, f64_values, latest_spectrum, pick, scan_points, timestamps};
-use super::history::History;
+use super::frames::{decimate_batch, latest_spectrum, pick, scan_points, timestamps};
+use super::stream_fold::{RECENT_CHANNELS, StreamFold, channel_bytes};
 use crate::coordinator::StreamView;
 
-/// Channels per stream kept in the whole-run history (wider streams: the first ones; the
-/// recent window from the tap has every channel).
-pub const HISTORY_CHANNELS: usize = 64;
+/// Most bytes the fine rings of all streams take (streams get them in order until this is
+/// spent; the others are answered from their whole-run history or their tap).
+pub const RECENT_BYTES: usize = 48 << 20;
 /// A producer whose heartbeat has not moved for this long while not waiting is shown stalled.
 const STALLED_AFTER: Duration = Duration::from_secs(2);
 
@@ -50,9 +50,7 @@ pub struct LiveRun {
 
 /// Per stream: what the server folded in so far.
 struct Folded {
-    history: History,
-    /// The next `seq` not folded into `history` yet.
-    next_seq: u64,
+    fold: StreamFold,
     /// Rows and time at the previous tick, for the measured rate.
     last_rows: u64,
     last_tick: Instant,
@@ -73,12 +71,21 @@ impl LiveSource {
     /// A source over `run`.
     pub fn new(run: LiveRun) -> Self {
         let now = Instant::now();
+        let mut recent_left = RECENT_BYTES;
         let folded = run
             .streams
             .iter()
-            .map(|s| Folded {
-                history: History::new(s.channels.len().min(HISTORY_CHANNELS)),
-                next_seq: 0,
+            .map(|s| {
+                let ring_bytes = s.channels.len().min(RECENT_CHANNELS)
+                    * (channel_bytes(true) - channel_bytes(false));
+                let recent = kind_of(s) == StreamKind::Time && ring_bytes <= recent_left;
+                if recent {
+                    recent_left -= ring_bytes;
+                }
+                (s, recent)
+            })
+            .map(|(s, recent)| Folded {
+                fold: StreamFold::new(s.channels.len(), recent, now),
                 last_rows: 0,
                 last_tick: now,
                 rate: 0.0,
@@ -115,29 +122,12 @@ impl LiveSource {
                 f.heartbeats = beats;
                 f.heartbeat_at = now;
             }
-            let Some(tap) = &view.tap else { continue };
-            if kind_of(view) != StreamKind::Time {
-                continue;
-            }
-            for tapped in tap.since(f.next_seq) {
-                let batch = &tapped.batch;
-                let Some(ts) = timestamps(batch) else {
-                    continue;
-                };
-                let from = (f.next_seq.saturating_sub(tapped.first_seq) as usize).min(ts.len());
-                let values: Vec<(usize, Cow<'_, [f64]>)> = view
-                    .channels
-                    .iter()
-                    .take(HISTORY_CHANNELS)
-                    .enumerate()
-                    .filter_map(|(c, channel)| {
-                        Some((c, f64_values(batch.column_by_name(&channel.name)?)?))
-                    })
-                    .collect();
-                let columns: Vec<(usize, &[f64])> =
-                    values.iter().map(|(c, v)| (*c, &v[from..])).collect();
-                f.history.add_columns(&ts[from..], &columns);
-                f.next_seq = tapped.first_seq + batch.num_rows() as u64;
+            if let Some(tap) = view
+                .tap
+                .as_deref()
+                .filter(|_| kind_of(view) == StreamKind::Time)
+            {
+                f.fold.fold_from(tap, &view.channels, now);
             }
         }
     }
@@ -170,6 +160,7 @@ impl LiveSource {
                     "state": state,
                     "channels": view.channels.iter().map(|c| json!({"name": c.name, "unit": c.unit})).collect::<Vec<_>>(),
                     "view_skipped_batches": view.tap.as_ref().map_or(0, |t| t.skipped()),
+                    "view_folded_share": f.fold.folded_share(),
                 })
             })
             .collect();
@@ -180,7 +171,7 @@ impl LiveSource {
             .filter_map(|s| s.tap.as_ref())
             .map(|t| t.held_bytes())
             .sum();
-        let history_bytes: usize = folded.iter().map(|f| f.history.bytes()).sum();
+        let history_bytes: usize = folded.iter().map(|f| f.fold.bytes()).sum();
         json!({
             "mode": "live",
             "run_id": self.run.run_id,
@@ -228,7 +219,7 @@ impl LiveSource {
         let points = q.points()?;
         let window = q.window_ns()?;
         let kind = kind_of(view);
-        let tapped = view.tap.as_ref().map(|t| t.since(0)).unwrap_or_default();
+        let tapped = || view.tap.as_ref().map(|t| t.since(0)).unwrap_or_default();
         let mut data = StreamData {
             kind,
             channels: channels.clone(),
@@ -241,41 +232,37 @@ impl LiveSource {
                 let to = view.stats.last_timestamp_ns().unwrap_or(0);
                 let first = view.stats.first_timestamp_ns().unwrap_or(0);
                 let from = window.map_or(first, |w| (to - w).max(first));
-                let mut d = Decimator::new(from, to + 1, points, data.picked.len());
                 let picks: Vec<usize> = data
                     .picked
                     .iter()
                     .filter_map(|p| channels.iter().position(|c| c.name == p.name))
                     .collect();
-                let in_history = picks.iter().all(|&p| p < HISTORY_CHANNELS);
-                let folded = self.folded();
-                let f = &folded[index];
-                // When the history is at least twice as fine as the buckets asked for, it
-                // answers for everything folded so far; the tap only for the newest rows.
-                let fine = in_history
-                    && f.history.bucket_ns() * 2 <= d.bucket_ns()
-                    && f.history.t0_ns().is_some_and(|t0| t0 <= from);
-                let tap_from_seq = if fine { f.next_seq } else { 0 };
-                let tap_start = tapped
-                    .first()
-                    .and_then(|b| timestamps(&b.batch).and_then(|t| t.first().copied()))
-                    .unwrap_or(i64::MAX);
-                if fine {
-                    f.history.decimate_into(&mut d, &picks, i64::MAX);
-                    data.source = "history+tap".into();
-                } else if from < tap_start && in_history {
-                    f.history.decimate_into(&mut d, &picks, tap_start);
-                    data.source = "tap+history".into();
+                let mut folded = self.folded();
+                let f = &mut folded[index];
+                // Fold what came since the last tick first, so the answer reaches the newest
+                // rows without reading the tap again.
+                if let Some(tap) = view.tap.as_deref() {
+                    f.fold.fold_from(tap, &view.channels, Instant::now());
                 }
-                drop(folded);
-                for b in &tapped {
-                    let last = timestamps(&b.batch).and_then(|t| t.last().copied());
-                    let unfolded = b.first_seq + b.batch.num_rows() as u64 > tap_from_seq;
-                    if unfolded && last.is_some_and(|t| t >= from) {
-                        decimate_batch(&mut d, &b.batch, &data.picked);
+                data.folded_share = f.fold.folded_share();
+                let out = match f.fold.decimate(&picks, from, to + 1, points) {
+                    Some((out, source)) => {
+                        data.source = source.into();
+                        out
                     }
-                }
-                let out = d.finish();
+                    None => {
+                        // Channels beyond the folded ones: decimate what the tap holds.
+                        drop(folded);
+                        let mut d = Decimator::new(from, to + 1, points, data.picked.len());
+                        for b in view.tap.as_ref().map(|t| t.since(0)).unwrap_or_default() {
+                            let last = timestamps(&b.batch).and_then(|t| t.last().copied());
+                            if last.is_some_and(|t| t >= from) {
+                                decimate_batch(&mut d, &b.batch, &data.picked);
+                            }
+                        }
+                        d.finish()
+                    }
+                };
                 data.from_ns = from;
                 data.to_ns = to;
                 data.bucket_ns = out.bucket_ns;
@@ -284,7 +271,7 @@ impl LiveSource {
             }
             StreamKind::Spectrum => {
                 data.picked = pick(&channels, q.channel_names())?;
-                if let Some(b) = tapped.last() {
+                if let Some(b) = tapped().last() {
                     let (x, series) = latest_spectrum(&b.batch, &data.picked, points);
                     data.x = x;
                     data.series = series;
@@ -297,6 +284,7 @@ impl LiveSource {
                     return Ok(data);
                 };
                 data.picked = pick(rest, q.channel_names())?;
+                let tapped = tapped();
                 let batches: Vec<&arrow_array::RecordBatch> =
                     tapped.iter().map(|b| b.batch.as_ref()).collect();
                 let (xs, series) = scan_points(&batches, &x.name, &data.picked);

@@ -7,8 +7,10 @@
 //!   [`pace`]: how many bytes a second the view may send in all.
 //! - [`live`]: a running run's status and plots, read from counters and taps.
 //! - [`files`] and [`parquet_read`]: finished runs, read from manifests and Parquet parts.
-//! - [`decimate`] and [`history`]: min/max/last per bucket, for any window, in fixed memory;
-//!   [`bucket_runs`]: the inner loops they share.
+//! - [`decimate`], [`history`] and [`recent`]: min/max/last per bucket, for any window, in
+//!   fixed memory; [`envelope`]: one bucket; [`bucket_runs`]: the inner loops they share.
+//! - [`stream_fold`]: what the view keeps of a live stream, folded from its tap within a
+//!   [`fold_budget`].
 //! - [`frames`]: Arrow batches to time envelopes, spectra and scan points.
 //! - [`control`]: what Stop, Pause and Resume call ([`ControlPort`]).
 //! - [`api`]: the JSON types of the API; [`page`]: the page, compiled in.
@@ -23,15 +25,19 @@ pub mod bucket_runs;
 pub mod connections;
 pub mod control;
 pub mod decimate;
+pub mod envelope;
 pub mod error;
 pub mod files;
+pub mod fold_budget;
 pub mod frames;
 pub mod history;
 pub mod live;
 pub mod pace;
 pub mod page;
 pub mod parquet_read;
+pub mod recent;
 pub mod server;
+pub mod stream_fold;
 
 pub use auth::{DEFAULT_ADDR, ServeConfig, TOKEN_ENV};
 pub use control::{ControlError, ControlPort, NoControl};

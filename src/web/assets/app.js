@@ -133,7 +133,10 @@
     });
     const units = [...new Set(d.picked.map(p => p.unit).filter(Boolean))].join(", ");
     const key = d.kind + "|" + series.map(s => s.label).join("|") + "|" + (d.kind === "spectrum" && logy);
-    let info = d.kind === "time" ? "min–max envelope per bucket · " + fmt(d.rows) + " rows · " + d.source
+    const sampled = d.kind === "time" && d.folded_share < 1
+      ? " · sampled: " + (100 * d.folded_share).toFixed(d.folded_share < 0.1 ? 1 : 0) + "% of rows (stream faster than the view folds; data complete on disk)"
+      : "";
+    let info = d.kind === "time" ? "min–max envelope per bucket · " + fmt(d.rows) + " rows · " + d.source + sampled
       : d.kind === "spectrum" ? "latest spectrum · " + d.source
       : "points " + fmt(d.points_done) + " of " + fmt(d.points_total);
     entry.el.querySelector(".info").textContent = info;
