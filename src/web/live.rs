@@ -17,12 +17,9 @@ use super::api::{ChannelInfo, StreamData, StreamKind, StreamQuery};
 use super::decimate::Decimator;
 use super::error::ApiError;
 use super::frames::{decimate_batch, latest_spectrum, pick, scan_points, timestamps};
-use super::stream_fold::{RECENT_CHANNELS, StreamFold, channel_bytes};
+use super::stream_fold::{FoldMemory, StreamFold};
 use crate::coordinator::StreamView;
 
-/// Most bytes the fine rings of all streams take (streams get them in order until this is
-/// spent; the others are answered from their whole-run history or their tap).
-pub const RECENT_BYTES: usize = 48 << 20;
 /// A producer whose heartbeat has not moved for this long while not waiting is shown stalled.
 const STALLED_AFTER: Duration = Duration::from_secs(2);
 
@@ -71,21 +68,16 @@ impl LiveSource {
     /// A source over `run`.
     pub fn new(run: LiveRun) -> Self {
         let now = Instant::now();
-        let mut recent_left = RECENT_BYTES;
+        let mut memory = FoldMemory::new();
         let folded = run
             .streams
             .iter()
-            .map(|s| {
-                let ring_bytes = s.channels.len().min(RECENT_CHANNELS)
-                    * (channel_bytes(true) - channel_bytes(false));
-                let recent = kind_of(s) == StreamKind::Time && ring_bytes <= recent_left;
-                if recent {
-                    recent_left -= ring_bytes;
-                }
-                (s, recent)
-            })
-            .map(|(s, recent)| Folded {
-                fold: StreamFold::new(s.channels.len(), recent, now),
+            .map(|s| Folded {
+                fold: if kind_of(s) == StreamKind::Time {
+                    memory.fold_for(s.channels.len(), now)
+                } else {
+                    StreamFold::new(0, 0, now)
+                },
                 last_rows: 0,
                 last_tick: now,
                 rate: 0.0,

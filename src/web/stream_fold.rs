@@ -19,20 +19,69 @@ use super::frames::{f64_values, timestamps};
 use super::history::{History, SLOTS};
 use super::recent::{RECENT_SLOTS, RECENT_WIDTHS_NS, Recent};
 
-/// Channels per stream folded (wider streams: the first ones; the others are answered from
-/// the tap).
+/// Channels per stream kept in the whole-run history (wider streams: the first ones; the
+/// others are answered from the tap).
 pub const FOLD_CHANNELS: usize = 64;
 /// Channels per stream kept at the recent widths.
 pub const RECENT_CHANNELS: usize = 16;
+/// Most bytes the whole-run histories of all streams take.
+pub const HISTORY_BYTES: usize = 64 << 20;
+/// Most bytes the fine rings of all streams take.
+pub const RECENT_BYTES: usize = 48 << 20;
 
-/// Bytes one channel's folds take: the history and one ring per recent width.
-pub const fn channel_bytes(recent: bool) -> usize {
-    let rings = if recent {
-        RECENT_WIDTHS_NS.len() * RECENT_SLOTS
-    } else {
-        0
-    };
-    (SLOTS + rings) * std::mem::size_of::<Envelope>()
+/// Bytes one channel's whole-run history takes.
+const HISTORY_CHANNEL_BYTES: usize = SLOTS * std::mem::size_of::<Envelope>();
+/// Bytes one channel's fine rings take.
+const RECENT_CHANNEL_BYTES: usize =
+    RECENT_WIDTHS_NS.len() * RECENT_SLOTS * std::mem::size_of::<Envelope>();
+
+/// The view's memory for folds ([`HISTORY_BYTES`] and [`RECENT_BYTES`]), handed to the
+/// streams in order: a run of ten thousand streams does not get ten thousand histories, and
+/// the streams past the budget are answered from their taps (which hold their newest rows).
+#[derive(Debug, Clone)]
+pub struct FoldMemory {
+    history_left: usize,
+    recent_left: usize,
+}
+
+impl FoldMemory {
+    /// The whole budget, nothing handed out yet.
+    pub fn new() -> Self {
+        Self {
+            history_left: HISTORY_BYTES,
+            recent_left: RECENT_BYTES,
+        }
+    }
+
+    /// Folds for the next time stream of `channels` channels, with what is left.
+    pub fn fold_for(&mut self, channels: usize, now: Instant) -> StreamFold {
+        let take = |left: &mut usize, wanted: usize, per_channel: usize| {
+            let bytes = wanted * per_channel;
+            if bytes <= *left {
+                *left -= bytes;
+                wanted
+            } else {
+                0
+            }
+        };
+        let history = take(
+            &mut self.history_left,
+            channels.min(FOLD_CHANNELS),
+            HISTORY_CHANNEL_BYTES,
+        );
+        let recent = take(
+            &mut self.recent_left,
+            channels.min(RECENT_CHANNELS),
+            RECENT_CHANNEL_BYTES,
+        );
+        StreamFold::new(history, recent, now)
+    }
+}
+
+impl Default for FoldMemory {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 /// One time stream's folds.
@@ -48,16 +97,15 @@ pub struct StreamFold {
 }
 
 impl StreamFold {
-    /// Folds for a stream of `channels` channels; `recent` says whether it gets the fine rings.
-    pub fn new(channels: usize, recent: bool, now: Instant) -> Self {
-        let folded = channels.min(FOLD_CHANNELS);
-        let ringed = channels.min(RECENT_CHANNELS);
+    /// Folds of the first `history` channels over the whole run and the first `recent` in
+    /// fine rings (either may be 0: nothing of that kind).
+    pub fn new(history: usize, recent: usize, now: Instant) -> Self {
         Self {
-            history: History::new(folded),
-            recent: if recent {
+            history: History::new(history),
+            recent: if recent > 0 {
                 RECENT_WIDTHS_NS
                     .iter()
-                    .map(|&w| Recent::new(ringed, w))
+                    .map(|&w| Recent::new(recent, w))
                     .collect()
             } else {
                 Vec::new()
@@ -89,7 +137,14 @@ impl StreamFold {
             .iter()
             .map(|b| b.batch.num_rows().saturating_sub(start(b.first_seq)))
             .collect();
-        let folded = channels.len().min(FOLD_CHANNELS);
+        let folded = self
+            .history
+            .channels()
+            .max(self.recent.first().map_or(0, Recent::channels));
+        if folded == 0 {
+            self.next_seq = end;
+            return;
+        }
         let chosen = self.budget.choose(now, &rows, folded);
         for (tapped, fold) in tapped.iter().zip(chosen) {
             let batch = &tapped.batch;
@@ -200,7 +255,7 @@ mod tests {
         let channels = [ChannelSpec::new("v", "V")];
         let tap = Tap::new(u64::MAX, 4096);
         let now = Instant::now();
-        let mut fold = StreamFold::new(1, true, now);
+        let mut fold = FoldMemory::new().fold_for(1, now);
         // 100 kHz for 20 s in 1,000-row batches: 2 M samples, within the budget.
         for b in 0..2_000u64 {
             tap.offer(b * 1_000, &batch(b * 1_000, 1_000, Some(1_500_007)));
@@ -242,13 +297,25 @@ mod tests {
     fn without_rings_the_history_answers_on_its_own_grid() {
         let channels = [ChannelSpec::new("v", "V")];
         let tap = Tap::new(u64::MAX, 64);
-        let mut fold = StreamFold::new(1, false, Instant::now());
+        let mut fold = StreamFold::new(1, 0, Instant::now());
         tap.offer(0, &batch(0, 10_000, Some(4_321)));
         fold.fold_from(&tap, &channels, Instant::now());
         let (d, source) = fold.decimate(&[0], 0, 100 * MS, 10).expect("folded");
         assert_eq!(source, "history");
         assert_eq!(d.bucket_ns, 10 * MS);
         assert_eq!(d.series[0].max[4], Some(99.0), "43.21 ms falls in bucket 4");
-        assert_eq!(fold.bytes(), channel_bytes(false));
+        assert_eq!(fold.bytes(), HISTORY_CHANNEL_BYTES);
+    }
+
+    #[test]
+    fn the_fold_memory_runs_out_after_the_first_streams_and_never_exceeds_its_budget() {
+        let mut memory = FoldMemory::new();
+        let now = Instant::now();
+        let folds: Vec<StreamFold> = (0..10_000).map(|_| memory.fold_for(4, now)).collect();
+        let bytes: usize = folds.iter().map(StreamFold::bytes).sum();
+        assert!(bytes <= HISTORY_BYTES + RECENT_BYTES, "{bytes}");
+        assert!(folds[0].bytes() > 0 && folds[9_999].bytes() == 0);
+        assert!(memory.history_left < 4 * HISTORY_CHANNEL_BYTES);
+        assert!(memory.recent_left < 4 * RECENT_CHANNEL_BYTES);
     }
 }
