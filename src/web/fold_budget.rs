@@ -72,6 +72,12 @@ impl FoldBudget {
         chosen
     }
 
+    /// Counts `rows` the view never saw (its tap overwrote them before they were folded) as
+    /// passed over.
+    pub fn missed(&mut self, rows: u64) {
+        self.skipped_rows += rows;
+    }
+
     /// Rows folded so far.
     pub fn folded_rows(&self) -> u64 {
         self.folded_rows
@@ -104,6 +110,12 @@ mod tests {
         }
         assert_eq!(b.folded_share(), 1.0);
         assert_eq!(b.folded_rows(), 50 * 25);
+        b.missed(50 * 25);
+        assert_eq!(
+            b.folded_share(),
+            0.5,
+            "rows the tap overwrote count as not folded"
+        );
     }
 
     #[test]

@@ -132,6 +132,11 @@ impl StreamFold {
             return;
         };
         let end = newest.first_seq + newest.batch.num_rows() as u64;
+        // Rows between the last fold and the oldest batch still held were overwritten.
+        let oldest = tapped.first().map_or(end, |b| b.first_seq);
+        if oldest > self.next_seq {
+            self.budget.missed(oldest - self.next_seq);
+        }
         let start = |first: u64| self.next_seq.saturating_sub(first) as usize;
         let rows: Vec<usize> = tapped
             .iter()
