@@ -1,21 +1,29 @@
 //! Writer properties and writers side by side, on the same batches, in one run.
 //!
 //! `cargo bench --bench writers` prints, for each variant, rows/s (min, median, max over the
-//! repetitions, interleaved so that a noisy neighbour hits every variant alike) and file size:
+//! repetitions, interleaved so that a noisy neighbour hits every variant alike) and file size.
 //!
-//! CPU time (user + system, this process and its children) is printed beside wall-clock rates:
-//! on a machine shared with busy neighbours it tells what each variant costs, independent of how
-//! much of the CPU it got.
+//! CPU time (user + system, this process and its children) is printed beside wall-clock rates,
+//! as a total and split into user and system time: on a machine shared with busy neighbours it
+//! tells what each variant costs, independent of how much of the CPU it got.
+//!
+//! **Durability is the same on every side that is compared.** The pipeline syncs each part when
+//! it seals it, so every bare variant and pyarrow sync their file (`fsync`) before their clock
+//! stops, inside their timed and CPU-counted window. A writer that never syncs leaves the
+//! write-back to the kernel's flusher threads, later and charged to nobody; `bare/delta-ints-
+//! nosync` shows that writer for comparison (its file is synced after its clock stops, so that
+//! it leaves no dirty pages for the next variant to write back).
 //!
 //! - `bare/<encodings>`: one `ArrowWriter` on one thread, zstd-1, no dictionary, with plain or
 //!   BYTE_STREAM_SPLIT floats and plain or DELTA_BINARY_PACKED `timestamp`/`seq`;
 //! - `pipeline`: the whole `ensemble` pipeline as users run it (`ensemble run` in its own
-//!   process: a `pace = "max"` simulated instrument, link, sink actor, writer threads) with the sink's default properties (DELTA_BINARY_PACKED
-//!   `timestamp`/`seq`, PLAIN floats, i.e. `bare/delta-ints`), generating the same rows, with
-//!   the sink's defaults (`pipeline/default`, write-ahead log on) and with
-//!   `write_ahead_log = false` (`pipeline/no-wal`), to show what the log costs.
+//!   process: a `pace = "max"` simulated instrument, link, sink actor, writer threads) with the
+//!   sink's default properties (DELTA_BINARY_PACKED `timestamp`/`seq`, PLAIN floats, i.e.
+//!   `bare/delta-ints`), generating the same rows, with the sink's defaults
+//!   (`pipeline/default`, write-ahead log on) and with `write_ahead_log = false`
+//!   (`pipeline/no-wal`), to show what the log costs.
 //!
-//! With `PYARROW=1`, every repetition also runs `scripts/pyarrow_baseline.py --repeat 1` on the
+//! With `PYARROW=1`, every repetition also runs `scripts/pyarrow_baseline.py --repeat 1 --fsync` on the
 //! same batches (written once as Arrow IPC), so pyarrow is timed interleaved with the rest.
 //!
 //! At the end it prints the ratios that matter, each as the ratio of the medians and the range
@@ -53,20 +61,16 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 const BATCH_ROWS: usize = 8192;
 const SIGNAL: &str = "{ shape = \"sine\", frequency_hz = 50, amplitude = 1.0, noise = 0.01 }";
 
-/// CPU seconds (user + system) used so far by this process and its finished children.
-fn cpu_seconds() -> f64 {
+/// CPU seconds used so far by this process and its finished children: (user, system).
+fn cpu_seconds() -> (f64, f64) {
     use nix::sys::resource::{UsageWho, getrusage};
+    let secs = |t: nix::sys::time::TimeVal| t.tv_sec() as f64 + t.tv_usec() as f64 / 1e6;
     [UsageWho::RUSAGE_SELF, UsageWho::RUSAGE_CHILDREN]
         .into_iter()
         .filter_map(|who| getrusage(who).ok())
-        .map(|u| {
-            let (a, b) = (u.user_time(), u.system_time());
-            a.tv_sec() as f64
-                + a.tv_usec() as f64 / 1e6
-                + b.tv_sec() as f64
-                + b.tv_usec() as f64 / 1e6
+        .fold((0.0, 0.0), |(user, sys), u| {
+            (user + secs(u.user_time()), sys + secs(u.system_time()))
         })
-        .sum()
 }
 
 fn env_usize(key: &str, default: usize) -> usize {
@@ -97,6 +101,12 @@ struct Variant {
     name: &'static str,
     float_bss: bool,
     int_delta: bool,
+    /// Sync the file before the clock stops, as the pipeline does when it seals a part.
+    sync: bool,
+}
+
+fn bare_path(dir: &Path, v: Variant) -> std::path::PathBuf {
+    dir.join(format!("{}.parquet", v.name.replace('/', "-")))
 }
 
 fn bare(dir: &Path, batches: &[RecordBatch], v: Variant) -> (f64, u64) {
@@ -115,15 +125,19 @@ fn bare(dir: &Path, batches: &[RecordBatch], v: Variant) -> (f64, u64) {
     for c in ["timestamp", "seq"] {
         builder = builder.set_column_encoding(ColumnPath::from(c), int_encoding);
     }
-    let path = dir.join(format!("{}.parquet", v.name.replace('/', "-")));
+    let path = bare_path(dir, v);
     let started = Instant::now();
     let file = File::create(&path).expect("create");
     let mut writer =
-        ArrowWriter::try_new(file, batches[0].schema(), Some(builder.build())).expect("writer");
+        ArrowWriter::try_new(&file, batches[0].schema(), Some(builder.build())).expect("writer");
     for batch in batches {
         writer.write(batch).expect("write");
     }
     writer.close().expect("close");
+    if v.sync {
+        file.sync_all().expect("sync");
+    }
+    drop(file);
     let secs = started.elapsed().as_secs_f64();
     (secs, std::fs::metadata(&path).map_or(0, |m| m.len()))
 }
@@ -168,6 +182,8 @@ fn pipeline(dir: &Path, rows: usize, wal: bool) -> (f64, u64) {
                 .sum()
         })
         .unwrap_or(0);
+    // Outside the clock: 5 repetitions would otherwise leave 1.2 GB behind.
+    let _ = std::fs::remove_dir_all(&out);
     (secs, bytes)
 }
 
@@ -187,7 +203,7 @@ fn pyarrow(ipc: &Path) -> Option<(f64, u64)> {
     let out = std::process::Command::new("python3")
         .arg(script)
         .arg(ipc)
-        .args(["--repeat", "1"])
+        .args(["--repeat", "1", "--fsync"])
         .output()
         .ok()?;
     let text = String::from_utf8_lossy(&out.stdout);
@@ -221,27 +237,20 @@ fn main() {
         .map(|v| v.split(',').map(|s| s.trim().to_string()).collect());
     let wanted = |name: &str| only.as_ref().is_none_or(|o| o.iter().any(|w| w == name));
     let check = args.iter().any(|a| a == "--check");
+    let variant = |name, float_bss, int_delta, sync| Variant {
+        name,
+        float_bss,
+        int_delta,
+        sync,
+    };
+    // The unsynced variant first: the file it leaves dirty is synced right after its
+    // measurement, so that no later variant's sync writes it back.
     let variants = [
-        Variant {
-            name: "bare/plain",
-            float_bss: false,
-            int_delta: false,
-        },
-        Variant {
-            name: "bare/bss-floats",
-            float_bss: true,
-            int_delta: false,
-        },
-        Variant {
-            name: "bare/delta-ints",
-            float_bss: false,
-            int_delta: true,
-        },
-        Variant {
-            name: "bare/bss-floats+delta-ints",
-            float_bss: true,
-            int_delta: true,
-        },
+        variant(BARE_NO_SYNC, false, true, false),
+        variant("bare/plain", false, false, true),
+        variant("bare/bss-floats", true, false, true),
+        variant(BARE, false, true, true),
+        variant("bare/bss-floats+delta-ints", true, true, true),
     ];
     let dir = tempfile::tempdir().expect("tempdir");
     let ipc = (std::env::var("PYARROW").as_deref() == Ok("1")).then(|| {
@@ -249,25 +258,27 @@ fn main() {
         write_ipc(&path, &batches);
         path
     });
-    // Per variant: rows/s and CPU seconds per million rows of each repetition, and file bytes.
-    let mut results: Vec<(&str, Vec<f64>, Vec<f64>, u64)> = variants
+    let mut results: Vec<Measured> = variants
         .iter()
         .map(|v| v.name)
         .chain(PIPELINES)
         .chain([PYARROW])
-        .map(|name| (name, Vec::new(), Vec::new(), 0))
+        .map(Measured::new)
         .collect();
+    let per_mrow = |s: f64| s / (rows as f64 / 1e6);
     let mut record = |i: usize, run: &mut dyn FnMut() -> Option<(f64, u64)>| {
-        if !wanted(results[i].0) {
+        if !wanted(results[i].name) {
             return;
         }
-        let cpu = cpu_seconds();
+        let (user, sys) = cpu_seconds();
         if let Some((rate, bytes)) = run() {
-            results[i].1.push(rate);
-            results[i]
-                .2
-                .push((cpu_seconds() - cpu) / (rows as f64 / 1e6));
-            results[i].3 = bytes;
+            let (user_after, sys_after) = cpu_seconds();
+            let r = &mut results[i];
+            r.rates.push(rate);
+            r.user.push(per_mrow(user_after - user));
+            r.sys.push(per_mrow(sys_after - sys));
+            r.cpu.push(per_mrow(user_after - user + sys_after - sys));
+            r.bytes = bytes;
         }
     };
     for _ in 0..repeat {
@@ -276,6 +287,9 @@ fn main() {
                 let (secs, bytes) = bare(dir.path(), &batches, *v);
                 Some((rows as f64 / secs, bytes))
             });
+            if !v.sync {
+                let _ = File::open(bare_path(dir.path(), *v)).and_then(|f| f.sync_all());
+            }
         }
         for (i, wal) in [(variants.len(), true), (variants.len() + 1, false)] {
             record(i, &mut || {
@@ -285,26 +299,32 @@ fn main() {
         }
         record(variants.len() + 2, &mut || ipc.as_deref().and_then(pyarrow));
     }
-    results.retain(|r| !r.1.is_empty());
+    results.retain(|r| !r.rates.is_empty());
     let ratios = Ratios::of(&results);
     println!(
         "rows={rows} repeat={repeat} codec=zstd-1 dictionary=off rayon_threads={}",
         rayon::current_num_threads()
     );
     println!(
-        "{:<30} {:>12} {:>12} {:>12} {:>16} {:>12}",
-        "variant", "min rows/s", "median", "max", "cpu s/Mrow med", "bytes"
+        "durability: every variant but {BARE_NO_SYNC} has its file synced (fsync) before its \
+         clock stops, as the pipeline syncs each part when it seals it"
     );
-    for (name, rates, cpu, bytes) in &results {
-        let rates = sorted(rates);
+    println!(
+        "{:<30} {:>10} {:>10} {:>10} {:>9} {:>9} {:>9} {:>11}",
+        "variant", "min rows/s", "median", "max", "cpu s/M", "user s/M", "sys s/M", "bytes"
+    );
+    for r in &results {
+        let rates = sorted(&r.rates);
         println!(
-            "{:<30} {:>12.0} {:>12.0} {:>12.0} {:>16.3} {:>12}",
-            name,
+            "{:<30} {:>10.0} {:>10.0} {:>10.0} {:>9.3} {:>9.3} {:>9.3} {:>11}",
+            r.name,
             rates[0],
             median(&rates),
             rates[rates.len() - 1],
-            median(cpu),
-            bytes
+            median(&r.cpu),
+            median(&r.user),
+            median(&r.sys),
+            r.bytes
         );
     }
     let failed = ratios.print();
@@ -319,6 +339,9 @@ fn main() {
 }
 
 const BARE: &str = "bare/delta-ints";
+/// The bare writer as it was measured before 2026-12-04 17:00: its file is never synced, so the
+/// kernel writes it back later, outside its clock and its CPU time (for comparison only).
+const BARE_NO_SYNC: &str = "bare/delta-ints-nosync";
 const PIPELINES: [&str; 2] = ["pipeline/default", "pipeline/no-wal"];
 const PYARROW: &str = "pyarrow/write_table";
 /// `--check`: the pipeline's rows/s at least this times the bare writer's ...
@@ -327,6 +350,29 @@ const MIN_VS_BARE: f64 = 1.0;
 const MAX_CPU_VS_BARE: f64 = 1.1;
 /// ... and its rows/s at least this times pyarrow's.
 const MIN_VS_PYARROW: f64 = 1.2;
+
+/// What one variant measured, one entry per repetition (CPU figures per million rows).
+struct Measured {
+    name: &'static str,
+    rates: Vec<f64>,
+    cpu: Vec<f64>,
+    user: Vec<f64>,
+    sys: Vec<f64>,
+    bytes: u64,
+}
+
+impl Measured {
+    fn new(name: &'static str) -> Self {
+        Self {
+            name,
+            rates: Vec::new(),
+            cpu: Vec::new(),
+            user: Vec::new(),
+            sys: Vec::new(),
+            bytes: 0,
+        }
+    }
+}
 
 fn sorted(values: &[f64]) -> Vec<f64> {
     let mut v = values.to_vec();
@@ -381,11 +427,15 @@ struct Ratios {
 }
 
 impl Ratios {
-    fn of(results: &[(&str, Vec<f64>, Vec<f64>, u64)]) -> Self {
-        let find = |name: &str| results.iter().find(|r| r.0 == name);
+    fn of(results: &[Measured]) -> Self {
+        let find = |name: &str| results.iter().find(|r| r.name == name);
         let ratio = |a: &str, b: &str, cpu: bool| {
             let (x, y) = (find(a)?, find(b)?);
-            let (x, y) = if cpu { (&x.2, &y.2) } else { (&x.1, &y.1) };
+            let (x, y) = if cpu {
+                (&x.cpu, &y.cpu)
+            } else {
+                (&x.rates, &y.rates)
+            };
             let what = if cpu { "CPU s per row" } else { "rows/s" };
             Ratio::new(format!("{a} / {b}, {what}"), x, y)
         };
@@ -395,7 +445,10 @@ impl Ratios {
             vs_pyarrow: ratio(PIPELINES[0], PYARROW, false),
             others: [
                 ratio(PIPELINES[1], BARE, false),
+                ratio(PIPELINES[1], BARE, true),
                 ratio(PIPELINES[1], PYARROW, false),
+                ratio(PIPELINES[0], BARE_NO_SYNC, false),
+                ratio(PIPELINES[0], BARE_NO_SYNC, true),
             ]
             .into_iter()
             .flatten()
