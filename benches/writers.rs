@@ -109,7 +109,26 @@ fn bare_path(dir: &Path, v: Variant) -> std::path::PathBuf {
     dir.join(format!("{}.parquet", v.name.replace('/', "-")))
 }
 
-fn bare(dir: &Path, batches: &[RecordBatch], v: Variant) -> (f64, u64) {
+/// One repetition of one variant: wall-clock seconds and CPU seconds (user, system) of its timed
+/// part, and the bytes it wrote.
+struct Sample {
+    secs: f64,
+    user: f64,
+    sys: f64,
+    bytes: u64,
+}
+
+/// Runs `f` with the clock and the CPU counters around it, and nothing else.
+fn timed(f: impl FnOnce()) -> (f64, f64, f64) {
+    let (user, sys) = cpu_seconds();
+    let started = Instant::now();
+    f();
+    let secs = started.elapsed().as_secs_f64();
+    let (user_after, sys_after) = cpu_seconds();
+    (secs, user_after - user, sys_after - sys)
+}
+
+fn bare(dir: &Path, batches: &[RecordBatch], v: Variant) -> Sample {
     let mut builder =
         writer_properties_builder(&ParquetSinkConfig::default()).expect("valid properties");
     if v.float_bss {
@@ -126,27 +145,40 @@ fn bare(dir: &Path, batches: &[RecordBatch], v: Variant) -> (f64, u64) {
         builder = builder.set_column_encoding(ColumnPath::from(c), int_encoding);
     }
     let path = bare_path(dir, v);
-    let started = Instant::now();
-    let file = File::create(&path).expect("create");
-    let mut writer =
-        ArrowWriter::try_new(&file, batches[0].schema(), Some(builder.build())).expect("writer");
-    for batch in batches {
-        writer.write(batch).expect("write");
+    // The last repetition's file goes before the clock starts (freeing its pages is not writing).
+    let _ = std::fs::remove_file(&path);
+    let props = builder.build();
+    let (secs, user, sys) = timed(|| {
+        let file = File::create(&path).expect("create");
+        let mut writer =
+            ArrowWriter::try_new(&file, batches[0].schema(), Some(props)).expect("writer");
+        for batch in batches {
+            writer.write(batch).expect("write");
+        }
+        writer.close().expect("close");
+        if v.sync {
+            file.sync_all().expect("sync");
+        }
+    });
+    let bytes = std::fs::metadata(&path).map_or(0, |m| m.len());
+    if !v.sync {
+        // After the clock: the next variant should not write this file's dirty pages back.
+        let _ = File::open(&path).and_then(|f| f.sync_all());
     }
-    writer.close().expect("close");
-    if v.sync {
-        file.sync_all().expect("sync");
+    Sample {
+        secs,
+        user,
+        sys,
+        bytes,
     }
-    drop(file);
-    let secs = started.elapsed().as_secs_f64();
-    (secs, std::fs::metadata(&path).map_or(0, |m| m.len()))
 }
 
 /// Runs the pipeline as users do: `ensemble run` (the release binary) in its own process. In this
 /// process it would share memory with the bare writers' ready batches (4 M rows are 192 MB,
 /// 16 M rows 768 MB, which its memory governor counts as the run's own), the rayon pool and the
-/// allocator's state. The time includes starting and ending the run (about 60 ms here).
-fn pipeline(dir: &Path, rows: usize, wal: bool) -> (f64, u64) {
+/// allocator's state. The time includes starting and ending the run (about 30–40 ms of wall-clock
+/// time and 12–15 ms of CPU time for a 1,000-row run here, 2026-12-04).
+fn pipeline(dir: &Path, rows: usize, wal: bool) -> Sample {
     let text = format!(
         "[experiment]\nname = \"bench\"\nduration = \"1s\"\n\
          [instruments.daq]\ntype = \"sim\"\nrate_hz = {rows}\nchannels = [\"a\", \"b\", \"c\", \"d\"]\n\
@@ -156,17 +188,21 @@ fn pipeline(dir: &Path, rows: usize, wal: bool) -> (f64, u64) {
     let file = dir.join("bench.toml");
     std::fs::write(&file, text).expect("write the experiment");
     let out = dir.join(format!("run-{}", ulid::Ulid::new()));
-    let started = Instant::now();
-    let status = Command::new(env!("CARGO_BIN_EXE_ensemble"))
-        .arg("run")
-        .arg(&file)
-        .arg("--output")
-        .arg(&out)
-        .arg("--quiet")
-        .stdout(Stdio::null())
-        .status()
-        .expect("ensemble starts");
-    let secs = started.elapsed().as_secs_f64();
+    let mut status = None;
+    let (secs, user, sys) = timed(|| {
+        status = Some(
+            Command::new(env!("CARGO_BIN_EXE_ensemble"))
+                .arg("run")
+                .arg(&file)
+                .arg("--output")
+                .arg(&out)
+                .arg("--quiet")
+                .stdout(Stdio::null())
+                .status()
+                .expect("ensemble starts"),
+        );
+    });
+    let status = status.expect("set by the timed run");
     assert!(status.success(), "ensemble run failed: {status}");
     let run_dir = std::fs::read_dir(&out)
         .expect("output directory")
@@ -182,9 +218,14 @@ fn pipeline(dir: &Path, rows: usize, wal: bool) -> (f64, u64) {
                 .sum()
         })
         .unwrap_or(0);
-    // Outside the clock: 5 repetitions would otherwise leave 1.2 GB behind.
+    // After the clock: 5 repetitions would otherwise leave 1.2 GB behind.
     let _ = std::fs::remove_dir_all(&out);
-    (secs, bytes)
+    Sample {
+        secs,
+        user,
+        sys,
+        bytes,
+    }
 }
 
 fn write_ipc(path: &Path, batches: &[RecordBatch]) {
@@ -197,15 +238,20 @@ fn write_ipc(path: &Path, batches: &[RecordBatch]) {
     writer.finish().expect("IPC finish");
 }
 
-/// Runs `scripts/pyarrow_baseline.py` once on `ipc`: rows/s and file bytes.
-fn pyarrow(ipc: &Path) -> Option<(f64, u64)> {
+/// Runs `scripts/pyarrow_baseline.py` once on `ipc`: rows/s (timed by the script), the CPU
+/// time of the whole script (Python's start and reading the batches included) and file bytes.
+fn pyarrow(ipc: &Path, rows: usize) -> Option<Sample> {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/pyarrow_baseline.py");
-    let out = std::process::Command::new("python3")
-        .arg(script)
-        .arg(ipc)
-        .args(["--repeat", "1", "--fsync"])
-        .output()
-        .ok()?;
+    let mut out = None;
+    let (_, user, sys) = timed(|| {
+        out = std::process::Command::new("python3")
+            .arg(script)
+            .arg(ipc)
+            .args(["--repeat", "1", "--fsync"])
+            .output()
+            .ok();
+    });
+    let out = out?;
     let text = String::from_utf8_lossy(&out.stdout);
     let line = text
         .lines()
@@ -215,10 +261,13 @@ fn pyarrow(ipc: &Path) -> Option<(f64, u64)> {
         let i = words.iter().position(|w| *w == key)?;
         words.get(i + 1).copied()
     };
-    Some((
-        after("median")?.parse().ok()?,
-        after("bytes")?.parse().ok()?,
-    ))
+    let rate: f64 = after("median")?.parse().ok()?;
+    Some(Sample {
+        secs: rows as f64 / rate,
+        user,
+        sys,
+        bytes: after("bytes")?.parse().ok()?,
+    })
 }
 
 fn main() {
@@ -266,38 +315,29 @@ fn main() {
         .map(Measured::new)
         .collect();
     let per_mrow = |s: f64| s / (rows as f64 / 1e6);
-    let mut record = |i: usize, run: &mut dyn FnMut() -> Option<(f64, u64)>| {
+    let mut record = |i: usize, run: &mut dyn FnMut() -> Option<Sample>| {
         if !wanted(results[i].name) {
             return;
         }
-        let (user, sys) = cpu_seconds();
-        if let Some((rate, bytes)) = run() {
-            let (user_after, sys_after) = cpu_seconds();
+        if let Some(sample) = run() {
             let r = &mut results[i];
-            r.rates.push(rate);
-            r.user.push(per_mrow(user_after - user));
-            r.sys.push(per_mrow(sys_after - sys));
-            r.cpu.push(per_mrow(user_after - user + sys_after - sys));
-            r.bytes = bytes;
+            r.rates.push(rows as f64 / sample.secs);
+            r.user.push(per_mrow(sample.user));
+            r.sys.push(per_mrow(sample.sys));
+            r.cpu.push(per_mrow(sample.user + sample.sys));
+            r.bytes = sample.bytes;
         }
     };
     for _ in 0..repeat {
         for (i, v) in variants.iter().enumerate() {
-            record(i, &mut || {
-                let (secs, bytes) = bare(dir.path(), &batches, *v);
-                Some((rows as f64 / secs, bytes))
-            });
-            if !v.sync {
-                let _ = File::open(bare_path(dir.path(), *v)).and_then(|f| f.sync_all());
-            }
+            record(i, &mut || Some(bare(dir.path(), &batches, *v)));
         }
         for (i, wal) in [(variants.len(), true), (variants.len() + 1, false)] {
-            record(i, &mut || {
-                let (secs, bytes) = pipeline(dir.path(), rows, wal);
-                Some((rows as f64 / secs, bytes))
-            });
+            record(i, &mut || Some(pipeline(dir.path(), rows, wal)));
         }
-        record(variants.len() + 2, &mut || ipc.as_deref().and_then(pyarrow));
+        record(variants.len() + 2, &mut || {
+            ipc.as_deref().and_then(|p| pyarrow(p, rows))
+        });
     }
     results.retain(|r| !r.rates.is_empty());
     let ratios = Ratios::of(&results);
