@@ -1,21 +1,29 @@
 //! Writer properties and writers side by side, on the same batches, in one run.
 //!
 //! `cargo bench --bench writers` prints, for each variant, rows/s (min, median, max over the
-//! repetitions, interleaved so that a noisy neighbour hits every variant alike) and file size:
+//! repetitions, interleaved so that a noisy neighbour hits every variant alike) and file size.
 //!
-//! CPU time (user + system, this process and its children) is printed beside wall-clock rates:
-//! on a machine shared with busy neighbours it tells what each variant costs, independent of how
-//! much of the CPU it got.
+//! CPU time (user + system, this process and its children) is printed beside wall-clock rates,
+//! as a total and split into user and system time: on a machine shared with busy neighbours it
+//! tells what each variant costs, independent of how much of the CPU it got.
+//!
+//! **Durability is the same on every side that is compared.** The pipeline syncs each part when
+//! it seals it, so every bare variant and pyarrow sync their file (`fsync`) before their clock
+//! stops, inside their timed and CPU-counted window. A writer that never syncs leaves the
+//! write-back to the kernel's flusher threads, later and charged to nobody; `bare/delta-ints-
+//! nosync` shows that writer for comparison (its file is synced after its clock stops, so that
+//! it leaves no dirty pages for the next variant to write back).
 //!
 //! - `bare/<encodings>`: one `ArrowWriter` on one thread, zstd-1, no dictionary, with plain or
 //!   BYTE_STREAM_SPLIT floats and plain or DELTA_BINARY_PACKED `timestamp`/`seq`;
 //! - `pipeline`: the whole `ensemble` pipeline as users run it (`ensemble run` in its own
-//!   process: a `pace = "max"` simulated instrument, link, sink actor, writer threads) with the sink's default properties (DELTA_BINARY_PACKED
-//!   `timestamp`/`seq`, PLAIN floats, i.e. `bare/delta-ints`), generating the same rows, with
-//!   the sink's defaults (`pipeline/default`, write-ahead log on) and with
-//!   `write_ahead_log = false` (`pipeline/no-wal`), to show what the log costs.
+//!   process: a `pace = "max"` simulated instrument, link, sink actor, writer threads) with the
+//!   sink's default properties (DELTA_BINARY_PACKED `timestamp`/`seq`, PLAIN floats, i.e.
+//!   `bare/delta-ints`), generating the same rows, with the sink's defaults
+//!   (`pipeline/default`, write-ahead log on) and with `write_ahead_log = false`
+//!   (`pipeline/no-wal`), to show what the log costs.
 //!
-//! With `PYARROW=1`, every repetition also runs `scripts/pyarrow_baseline.py --repeat 1` on the
+//! With `PYARROW=1`, every repetition also runs `scripts/pyarrow_baseline.py --repeat 1 --fsync` on the
 //! same batches (written once as Arrow IPC), so pyarrow is timed interleaved with the rest.
 //!
 //! At the end it prints the ratios that matter, each as the ratio of the medians and the range
@@ -53,20 +61,16 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 const BATCH_ROWS: usize = 8192;
 const SIGNAL: &str = "{ shape = \"sine\", frequency_hz = 50, amplitude = 1.0, noise = 0.01 }";
 
-/// CPU seconds (user + system) used so far by this process and its finished children.
-fn cpu_seconds() -> f64 {
+/// CPU seconds used so far by this process and its finished children: (user, system).
+fn cpu_seconds() -> (f64, f64) {
     use nix::sys::resource::{UsageWho, getrusage};
+    let secs = |t: nix::sys::time::TimeVal| t.tv_sec() as f64 + t.tv_usec() as f64 / 1e6;
     [UsageWho::RUSAGE_SELF, UsageWho::RUSAGE_CHILDREN]
         .into_iter()
         .filter_map(|who| getrusage(who).ok())
-        .map(|u| {
-            let (a, b) = (u.user_time(), u.system_time());
-            a.tv_sec() as f64
-                + a.tv_usec() as f64 / 1e6
-                + b.tv_sec() as f64
-                + b.tv_usec() as f64 / 1e6
+        .fold((0.0, 0.0), |(user, sys), u| {
+            (user + secs(u.user_time()), sys + secs(u.system_time()))
         })
-        .sum()
 }
 
 fn env_usize(key: &str, default: usize) -> usize {
@@ -97,9 +101,34 @@ struct Variant {
     name: &'static str,
     float_bss: bool,
     int_delta: bool,
+    /// Sync the file before the clock stops, as the pipeline does when it seals a part.
+    sync: bool,
 }
 
-fn bare(dir: &Path, batches: &[RecordBatch], v: Variant) -> (f64, u64) {
+fn bare_path(dir: &Path, v: Variant) -> std::path::PathBuf {
+    dir.join(format!("{}.parquet", v.name.replace('/', "-")))
+}
+
+/// One repetition of one variant: wall-clock seconds and CPU seconds (user, system) of its timed
+/// part, and the bytes it wrote.
+struct Sample {
+    secs: f64,
+    user: f64,
+    sys: f64,
+    bytes: u64,
+}
+
+/// Runs `f` with the clock and the CPU counters around it, and nothing else.
+fn timed(f: impl FnOnce()) -> (f64, f64, f64) {
+    let (user, sys) = cpu_seconds();
+    let started = Instant::now();
+    f();
+    let secs = started.elapsed().as_secs_f64();
+    let (user_after, sys_after) = cpu_seconds();
+    (secs, user_after - user, sys_after - sys)
+}
+
+fn bare(dir: &Path, batches: &[RecordBatch], v: Variant) -> Sample {
     let mut builder =
         writer_properties_builder(&ParquetSinkConfig::default()).expect("valid properties");
     if v.float_bss {
@@ -115,24 +144,41 @@ fn bare(dir: &Path, batches: &[RecordBatch], v: Variant) -> (f64, u64) {
     for c in ["timestamp", "seq"] {
         builder = builder.set_column_encoding(ColumnPath::from(c), int_encoding);
     }
-    let path = dir.join(format!("{}.parquet", v.name.replace('/', "-")));
-    let started = Instant::now();
-    let file = File::create(&path).expect("create");
-    let mut writer =
-        ArrowWriter::try_new(file, batches[0].schema(), Some(builder.build())).expect("writer");
-    for batch in batches {
-        writer.write(batch).expect("write");
+    let path = bare_path(dir, v);
+    // The last repetition's file goes before the clock starts (freeing its pages is not writing).
+    let _ = std::fs::remove_file(&path);
+    let props = builder.build();
+    let (secs, user, sys) = timed(|| {
+        let file = File::create(&path).expect("create");
+        let mut writer =
+            ArrowWriter::try_new(&file, batches[0].schema(), Some(props)).expect("writer");
+        for batch in batches {
+            writer.write(batch).expect("write");
+        }
+        writer.close().expect("close");
+        if v.sync {
+            file.sync_all().expect("sync");
+        }
+    });
+    let bytes = std::fs::metadata(&path).map_or(0, |m| m.len());
+    if !v.sync {
+        // After the clock: the next variant should not write this file's dirty pages back.
+        let _ = File::open(&path).and_then(|f| f.sync_all());
     }
-    writer.close().expect("close");
-    let secs = started.elapsed().as_secs_f64();
-    (secs, std::fs::metadata(&path).map_or(0, |m| m.len()))
+    Sample {
+        secs,
+        user,
+        sys,
+        bytes,
+    }
 }
 
 /// Runs the pipeline as users do: `ensemble run` (the release binary) in its own process. In this
 /// process it would share memory with the bare writers' ready batches (4 M rows are 192 MB,
 /// 16 M rows 768 MB, which its memory governor counts as the run's own), the rayon pool and the
-/// allocator's state. The time includes starting and ending the run (about 60 ms here).
-fn pipeline(dir: &Path, rows: usize, wal: bool) -> (f64, u64) {
+/// allocator's state. The time includes starting and ending the run (about 30–40 ms of wall-clock
+/// time and 12–15 ms of CPU time for a 1,000-row run here, 2026-12-04).
+fn pipeline(dir: &Path, rows: usize, wal: bool) -> Sample {
     let text = format!(
         "[experiment]\nname = \"bench\"\nduration = \"1s\"\n\
          [instruments.daq]\ntype = \"sim\"\nrate_hz = {rows}\nchannels = [\"a\", \"b\", \"c\", \"d\"]\n\
@@ -142,17 +188,21 @@ fn pipeline(dir: &Path, rows: usize, wal: bool) -> (f64, u64) {
     let file = dir.join("bench.toml");
     std::fs::write(&file, text).expect("write the experiment");
     let out = dir.join(format!("run-{}", ulid::Ulid::new()));
-    let started = Instant::now();
-    let status = Command::new(env!("CARGO_BIN_EXE_ensemble"))
-        .arg("run")
-        .arg(&file)
-        .arg("--output")
-        .arg(&out)
-        .arg("--quiet")
-        .stdout(Stdio::null())
-        .status()
-        .expect("ensemble starts");
-    let secs = started.elapsed().as_secs_f64();
+    let mut status = None;
+    let (secs, user, sys) = timed(|| {
+        status = Some(
+            Command::new(env!("CARGO_BIN_EXE_ensemble"))
+                .arg("run")
+                .arg(&file)
+                .arg("--output")
+                .arg(&out)
+                .arg("--quiet")
+                .stdout(Stdio::null())
+                .status()
+                .expect("ensemble starts"),
+        );
+    });
+    let status = status.expect("set by the timed run");
     assert!(status.success(), "ensemble run failed: {status}");
     let run_dir = std::fs::read_dir(&out)
         .expect("output directory")
@@ -168,7 +218,14 @@ fn pipeline(dir: &Path, rows: usize, wal: bool) -> (f64, u64) {
                 .sum()
         })
         .unwrap_or(0);
-    (secs, bytes)
+    // After the clock: 5 repetitions would otherwise leave 1.2 GB behind.
+    let _ = std::fs::remove_dir_all(&out);
+    Sample {
+        secs,
+        user,
+        sys,
+        bytes,
+    }
 }
 
 fn write_ipc(path: &Path, batches: &[RecordBatch]) {
@@ -181,15 +238,20 @@ fn write_ipc(path: &Path, batches: &[RecordBatch]) {
     writer.finish().expect("IPC finish");
 }
 
-/// Runs `scripts/pyarrow_baseline.py` once on `ipc`: rows/s and file bytes.
-fn pyarrow(ipc: &Path) -> Option<(f64, u64)> {
+/// Runs `scripts/pyarrow_baseline.py` once on `ipc`: rows/s (timed by the script), the CPU
+/// time of the whole script (Python's start and reading the batches included) and file bytes.
+fn pyarrow(ipc: &Path, rows: usize) -> Option<Sample> {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/pyarrow_baseline.py");
-    let out = std::process::Command::new("python3")
-        .arg(script)
-        .arg(ipc)
-        .args(["--repeat", "1"])
-        .output()
-        .ok()?;
+    let mut out = None;
+    let (_, user, sys) = timed(|| {
+        out = std::process::Command::new("python3")
+            .arg(script)
+            .arg(ipc)
+            .args(["--repeat", "1", "--fsync"])
+            .output()
+            .ok();
+    });
+    let out = out?;
     let text = String::from_utf8_lossy(&out.stdout);
     let line = text
         .lines()
@@ -199,10 +261,13 @@ fn pyarrow(ipc: &Path) -> Option<(f64, u64)> {
         let i = words.iter().position(|w| *w == key)?;
         words.get(i + 1).copied()
     };
-    Some((
-        after("median")?.parse().ok()?,
-        after("bytes")?.parse().ok()?,
-    ))
+    let rate: f64 = after("median")?.parse().ok()?;
+    Some(Sample {
+        secs: rows as f64 / rate,
+        user,
+        sys,
+        bytes: after("bytes")?.parse().ok()?,
+    })
 }
 
 fn main() {
@@ -221,27 +286,20 @@ fn main() {
         .map(|v| v.split(',').map(|s| s.trim().to_string()).collect());
     let wanted = |name: &str| only.as_ref().is_none_or(|o| o.iter().any(|w| w == name));
     let check = args.iter().any(|a| a == "--check");
+    let variant = |name, float_bss, int_delta, sync| Variant {
+        name,
+        float_bss,
+        int_delta,
+        sync,
+    };
+    // The unsynced variant first: the file it leaves dirty is synced right after its
+    // measurement, so that no later variant's sync writes it back.
     let variants = [
-        Variant {
-            name: "bare/plain",
-            float_bss: false,
-            int_delta: false,
-        },
-        Variant {
-            name: "bare/bss-floats",
-            float_bss: true,
-            int_delta: false,
-        },
-        Variant {
-            name: "bare/delta-ints",
-            float_bss: false,
-            int_delta: true,
-        },
-        Variant {
-            name: "bare/bss-floats+delta-ints",
-            float_bss: true,
-            int_delta: true,
-        },
+        variant(BARE_NO_SYNC, false, true, false),
+        variant("bare/plain", false, false, true),
+        variant("bare/bss-floats", true, false, true),
+        variant(BARE, false, true, true),
+        variant("bare/bss-floats+delta-ints", true, true, true),
     ];
     let dir = tempfile::tempdir().expect("tempdir");
     let ipc = (std::env::var("PYARROW").as_deref() == Ok("1")).then(|| {
@@ -249,62 +307,64 @@ fn main() {
         write_ipc(&path, &batches);
         path
     });
-    // Per variant: rows/s and CPU seconds per million rows of each repetition, and file bytes.
-    let mut results: Vec<(&str, Vec<f64>, Vec<f64>, u64)> = variants
+    let mut results: Vec<Measured> = variants
         .iter()
         .map(|v| v.name)
         .chain(PIPELINES)
         .chain([PYARROW])
-        .map(|name| (name, Vec::new(), Vec::new(), 0))
+        .map(Measured::new)
         .collect();
-    let mut record = |i: usize, run: &mut dyn FnMut() -> Option<(f64, u64)>| {
-        if !wanted(results[i].0) {
+    let per_mrow = |s: f64| s / (rows as f64 / 1e6);
+    let mut record = |i: usize, run: &mut dyn FnMut() -> Option<Sample>| {
+        if !wanted(results[i].name) {
             return;
         }
-        let cpu = cpu_seconds();
-        if let Some((rate, bytes)) = run() {
-            results[i].1.push(rate);
-            results[i]
-                .2
-                .push((cpu_seconds() - cpu) / (rows as f64 / 1e6));
-            results[i].3 = bytes;
+        if let Some(sample) = run() {
+            let r = &mut results[i];
+            r.rates.push(rows as f64 / sample.secs);
+            r.user.push(per_mrow(sample.user));
+            r.sys.push(per_mrow(sample.sys));
+            r.cpu.push(per_mrow(sample.user + sample.sys));
+            r.bytes = sample.bytes;
         }
     };
     for _ in 0..repeat {
         for (i, v) in variants.iter().enumerate() {
-            record(i, &mut || {
-                let (secs, bytes) = bare(dir.path(), &batches, *v);
-                Some((rows as f64 / secs, bytes))
-            });
+            record(i, &mut || Some(bare(dir.path(), &batches, *v)));
         }
         for (i, wal) in [(variants.len(), true), (variants.len() + 1, false)] {
-            record(i, &mut || {
-                let (secs, bytes) = pipeline(dir.path(), rows, wal);
-                Some((rows as f64 / secs, bytes))
-            });
+            record(i, &mut || Some(pipeline(dir.path(), rows, wal)));
         }
-        record(variants.len() + 2, &mut || ipc.as_deref().and_then(pyarrow));
+        record(variants.len() + 2, &mut || {
+            ipc.as_deref().and_then(|p| pyarrow(p, rows))
+        });
     }
-    results.retain(|r| !r.1.is_empty());
+    results.retain(|r| !r.rates.is_empty());
     let ratios = Ratios::of(&results);
     println!(
         "rows={rows} repeat={repeat} codec=zstd-1 dictionary=off rayon_threads={}",
         rayon::current_num_threads()
     );
     println!(
-        "{:<30} {:>12} {:>12} {:>12} {:>16} {:>12}",
-        "variant", "min rows/s", "median", "max", "cpu s/Mrow med", "bytes"
+        "durability: every variant but {BARE_NO_SYNC} has its file synced (fsync) before its \
+         clock stops, as the pipeline syncs each part when it seals it"
     );
-    for (name, rates, cpu, bytes) in &results {
-        let rates = sorted(rates);
+    println!(
+        "{:<30} {:>10} {:>10} {:>10} {:>9} {:>9} {:>9} {:>11}",
+        "variant", "min rows/s", "median", "max", "cpu s/M", "user s/M", "sys s/M", "bytes"
+    );
+    for r in &results {
+        let rates = sorted(&r.rates);
         println!(
-            "{:<30} {:>12.0} {:>12.0} {:>12.0} {:>16.3} {:>12}",
-            name,
+            "{:<30} {:>10.0} {:>10.0} {:>10.0} {:>9.3} {:>9.3} {:>9.3} {:>11}",
+            r.name,
             rates[0],
             median(&rates),
             rates[rates.len() - 1],
-            median(cpu),
-            bytes
+            median(&r.cpu),
+            median(&r.user),
+            median(&r.sys),
+            r.bytes
         );
     }
     let failed = ratios.print();
@@ -319,6 +379,9 @@ fn main() {
 }
 
 const BARE: &str = "bare/delta-ints";
+/// The bare writer as it was measured before 2026-12-04 17:00: its file is never synced, so the
+/// kernel writes it back later, outside its clock and its CPU time (for comparison only).
+const BARE_NO_SYNC: &str = "bare/delta-ints-nosync";
 const PIPELINES: [&str; 2] = ["pipeline/default", "pipeline/no-wal"];
 const PYARROW: &str = "pyarrow/write_table";
 /// `--check`: the pipeline's rows/s at least this times the bare writer's ...
@@ -327,6 +390,29 @@ const MIN_VS_BARE: f64 = 1.0;
 const MAX_CPU_VS_BARE: f64 = 1.1;
 /// ... and its rows/s at least this times pyarrow's.
 const MIN_VS_PYARROW: f64 = 1.2;
+
+/// What one variant measured, one entry per repetition (CPU figures per million rows).
+struct Measured {
+    name: &'static str,
+    rates: Vec<f64>,
+    cpu: Vec<f64>,
+    user: Vec<f64>,
+    sys: Vec<f64>,
+    bytes: u64,
+}
+
+impl Measured {
+    fn new(name: &'static str) -> Self {
+        Self {
+            name,
+            rates: Vec::new(),
+            cpu: Vec::new(),
+            user: Vec::new(),
+            sys: Vec::new(),
+            bytes: 0,
+        }
+    }
+}
 
 fn sorted(values: &[f64]) -> Vec<f64> {
     let mut v = values.to_vec();
@@ -381,11 +467,15 @@ struct Ratios {
 }
 
 impl Ratios {
-    fn of(results: &[(&str, Vec<f64>, Vec<f64>, u64)]) -> Self {
-        let find = |name: &str| results.iter().find(|r| r.0 == name);
+    fn of(results: &[Measured]) -> Self {
+        let find = |name: &str| results.iter().find(|r| r.name == name);
         let ratio = |a: &str, b: &str, cpu: bool| {
             let (x, y) = (find(a)?, find(b)?);
-            let (x, y) = if cpu { (&x.2, &y.2) } else { (&x.1, &y.1) };
+            let (x, y) = if cpu {
+                (&x.cpu, &y.cpu)
+            } else {
+                (&x.rates, &y.rates)
+            };
             let what = if cpu { "CPU s per row" } else { "rows/s" };
             Ratio::new(format!("{a} / {b}, {what}"), x, y)
         };
@@ -395,7 +485,10 @@ impl Ratios {
             vs_pyarrow: ratio(PIPELINES[0], PYARROW, false),
             others: [
                 ratio(PIPELINES[1], BARE, false),
+                ratio(PIPELINES[1], BARE, true),
                 ratio(PIPELINES[1], PYARROW, false),
+                ratio(PIPELINES[0], BARE_NO_SYNC, false),
+                ratio(PIPELINES[0], BARE_NO_SYNC, true),
             ]
             .into_iter()
             .flatten()

@@ -2,10 +2,12 @@
 """Times pyarrow's Parquet writer on the exact batches the Rust benches write.
 
     cargo bench --bench writers -- --ipc /tmp/batches.arrow
-    python3 scripts/pyarrow_baseline.py /tmp/batches.arrow [--repeat 3] [--bss]
+    python3 scripts/pyarrow_baseline.py /tmp/batches.arrow [--repeat 3] [--bss] [--fsync]
 
 Same codec (zstd level 1), no dictionary, one thread, one row group per 131,072 rows (the
-sink's default). Prints min, median and max rows/s and the file size.
+sink's default). Prints min, median and max rows/s and the file size. With `--fsync` the file is
+synced before the clock stops (as the pipeline syncs every part it seals; `benches/writers.rs`
+passes it).
 """
 import argparse
 import os
@@ -22,6 +24,7 @@ def main() -> None:
     parser.add_argument("ipc")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--bss", action="store_true", help="BYTE_STREAM_SPLIT for the floats")
+    parser.add_argument("--fsync", action="store_true", help="sync the file before the clock stops")
     args = parser.parse_args()
     with pa.memory_map(args.ipc) as source:
         table = pa.ipc.open_file(source).read_all()
@@ -43,11 +46,15 @@ def main() -> None:
                 row_group_size=131072,
                 use_byte_stream_split=floats if args.bss else False,
             )
+            if args.fsync:
+                fd = os.open(path, os.O_RDONLY)
+                os.fsync(fd)
+                os.close(fd)
             rates.append(table.num_rows / (time.perf_counter() - start))
             size = os.path.getsize(path)
     rates.sort()
     print(f"pyarrow {pa.__version__} rows={table.num_rows} codec=zstd-1 dictionary=off "
-          f"bss={'floats' if args.bss else 'off'}")
+          f"bss={'floats' if args.bss else 'off'} fsync={'on' if args.fsync else 'off'}")
     print(f"pyarrow/write_table  min {rates[0]:.0f}  median {statistics.median(rates):.0f}  "
           f"max {rates[-1]:.0f} rows/s  bytes {size}")
 

@@ -9,7 +9,8 @@
 //! [`MemoryBudget`](ensemble_actors::budget::MemoryBudget).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -58,7 +59,9 @@ impl MemoryCap {
 
 /// Keeps adjusting a budget to the cap until dropped.
 pub struct MemoryGovernor {
-    stop: Arc<AtomicBool>,
+    /// Dropped to stop the thread: it wakes at once instead of finishing its sleep (a run's end
+    /// waited up to [`SAMPLE_EVERY`] for it).
+    stop: Option<mpsc::Sender<()>>,
     thread: Option<JoinHandle<()>>,
     /// Most bytes seen resident besides batches in flight.
     rest_peak: Arc<AtomicU64>,
@@ -69,14 +72,14 @@ impl MemoryGovernor {
     /// actors). Where resident memory cannot be read, the initial limit stays.
     pub fn start(budget: Arc<MemoryBudget>, cap: MemoryCap) -> Self {
         budget.set_limit(cap.initial_in_flight_limit());
-        let stop = Arc::new(AtomicBool::new(false));
+        let (stop, stopped) = mpsc::channel::<()>();
         let rest_peak = Arc::new(AtomicU64::new(0));
-        let (flag, peak) = (stop.clone(), rest_peak.clone());
+        let peak = rest_peak.clone();
         let thread = std::thread::Builder::new()
             .name("memory-governor".into())
             .spawn(move || {
                 let mut warned = false;
-                while !flag.load(Ordering::Relaxed) {
+                loop {
                     let Some(rss_mib) = crate::process::rss_mib() else {
                         return;
                     };
@@ -95,12 +98,14 @@ impl MemoryGovernor {
                         );
                     }
                     budget.set_limit(cap.in_flight_limit(rss, in_flight));
-                    std::thread::sleep(SAMPLE_EVERY);
+                    if stopped.recv_timeout(SAMPLE_EVERY) != Err(mpsc::RecvTimeoutError::Timeout) {
+                        return;
+                    }
                 }
             })
             .ok();
         Self {
-            stop,
+            stop: Some(stop),
             thread,
             rest_peak,
         }
@@ -115,7 +120,7 @@ impl MemoryGovernor {
 
 impl Drop for MemoryGovernor {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
+        drop(self.stop.take());
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }

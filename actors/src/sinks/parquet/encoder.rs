@@ -6,15 +6,20 @@
 //! `ArrowColumnWriter` per leaf column, `compute_leaves`, `SerializedFileWriter::next_row_group`)
 //! instead of [`ArrowWriter`], which encodes the columns of a batch one after another: for one
 //! fast stream that leaves every core but one idle.
+//!
+//! Two things keep both cores busy for one fast stream: each field's leaves are computed inside
+//! its own parallel task (not on the calling thread before the tasks start), and a row group
+//! that such a stream fills is written to the file while the next one's first columns encode
+//! (the write was 10.8% of the samples, on the calling thread alone; BENCHMARKS.md, issue 16).
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use arrow_array::RecordBatch;
+use arrow_array::{RecordBatch, new_empty_array};
 use arrow_schema::SchemaRef;
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_writer::{
-    ArrowColumnWriter, ArrowLeafColumn, ArrowRowGroupWriterFactory, compute_leaves,
+    ArrowColumnChunk, ArrowColumnWriter, ArrowRowGroupWriterFactory, compute_leaves,
 };
 use parquet::errors::ParquetError;
 use parquet::file::properties::WriterProperties;
@@ -45,8 +50,15 @@ pub(super) struct PartEncoder {
     file: SerializedFileWriter<File>,
     factory: ArrowRowGroupWriterFactory,
     schema: SchemaRef,
+    /// How many leaf columns (column writers) each field of `schema` has, in order.
+    leaves_per_field: Vec<usize>,
     /// Column writers of the open row group (none between row groups).
     columns: Option<Vec<ArrowColumnWriter>>,
+    /// A closed row group not in the file yet: a fast stream's row group is written while the
+    /// next one's first rows encode, or when [`flush`](Self::flush) is called, whichever is
+    /// first. Only a row group closed by a batch worth encoding in parallel waits here: a slow
+    /// stream's next rows may be far off, and 1,000 of them would hold a row group each.
+    closed: Option<Vec<ArrowColumnChunk>>,
     /// Rows in the open row group, encoded or queued.
     buffered_rows: usize,
     /// Batches of the open row group not encoded yet, and their rows.
@@ -78,12 +90,20 @@ impl PartEncoder {
         let (file, factory) = ArrowWriter::try_new(file, schema.clone(), Some(props))
             .and_then(ArrowWriter::into_serialized_writer)
             .map_err(pq_err(path))?;
+        let leaves_per_field = schema
+            .fields()
+            .iter()
+            .map(|f| compute_leaves(f, &new_empty_array(f.data_type())).map(|l| l.len()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(pq_err(path))?;
         Ok(Self {
             path: path.to_path_buf(),
             file,
             factory,
             schema,
+            leaves_per_field,
             columns: None,
+            closed: None,
             buffered_rows: 0,
             queued: Vec::new(),
             queued_rows: 0,
@@ -116,7 +136,10 @@ impl PartEncoder {
             if self.buffered_rows >= self.row_group_rows
                 || self.encoded_bytes() >= self.row_group_bytes
             {
-                self.flush()?;
+                self.close_row_group()?;
+                if take < PARALLEL_MIN_ROWS {
+                    self.write_closed()?;
+                }
             }
         }
         Ok(())
@@ -131,63 +154,88 @@ impl PartEncoder {
         })
     }
 
-    /// Encodes the queued batches, each column on its own task when there are enough rows.
+    /// Encodes the queued batches, each field (its leaves computed and written) on its own task
+    /// when there are enough rows; a closed row group waiting to be written is written meanwhile.
     fn encode_queued(&mut self) -> Result<(), SinkError> {
         if self.queued.is_empty() {
-            return Ok(());
+            return self.write_closed();
         }
-        let path = &self.path;
-        let columns = match &mut self.columns {
+        let Self {
+            path,
+            file,
+            factory,
+            schema,
+            leaves_per_field,
+            columns,
+            closed,
+            queued,
+            queued_rows,
+            row_groups,
+            checkpoints,
+            ..
+        } = self;
+        let path: &Path = path;
+        let columns = match columns {
             Some(c) => c,
             none => none.insert(
-                self.factory
-                    .create_column_writers(self.row_groups)
+                factory
+                    .create_column_writers(*row_groups)
                     .map_err(pq_err(path))?,
             ),
         };
-        // Per column, its leaves of every queued batch, in order.
-        let mut leaves: Vec<Vec<ArrowLeafColumn>> = (0..columns.len())
-            .map(|_| Vec::with_capacity(self.queued.len()))
-            .collect();
-        for batch in &self.queued {
-            let mut column = 0;
-            for (field, array) in self.schema.fields().iter().zip(batch.columns()) {
-                for leaf in compute_leaves(field, array).map_err(pq_err(path))? {
-                    leaves
-                        .get_mut(column)
-                        .ok_or_else(|| SinkError::Parquet {
-                            path: path.clone(),
-                            source: ParquetError::General(format!(
-                                "more leaf columns than the {} column writers",
-                                columns.len()
-                            )),
-                        })?
-                        .push(leaf);
-                    column += 1;
-                }
-            }
+        if leaves_per_field.iter().sum::<usize>() != columns.len() {
+            return Err(SinkError::Parquet {
+                path: path.to_path_buf(),
+                source: ParquetError::General(format!(
+                    "{} leaf columns in the schema, {} column writers",
+                    leaves_per_field.iter().sum::<usize>(),
+                    columns.len()
+                )),
+            });
         }
-        let write = |(w, leaves): (&mut ArrowColumnWriter, &Vec<ArrowLeafColumn>)| {
-            leaves.iter().try_for_each(|leaf| w.write(leaf))
+        // The column writers of each field, in field order.
+        let mut fields: Vec<(usize, &mut [ArrowColumnWriter])> =
+            Vec::with_capacity(leaves_per_field.len());
+        let mut rest = columns.as_mut_slice();
+        for (i, &n) in leaves_per_field.iter().enumerate() {
+            let (writers, after) = rest.split_at_mut(n);
+            fields.push((i, writers));
+            rest = after;
+        }
+        let queued: &[RecordBatch] = queued;
+        let schema: &SchemaRef = schema;
+        let encode = |(i, writers): &mut (usize, &mut [ArrowColumnWriter])| {
+            let field = &schema.fields()[*i];
+            queued.iter().try_for_each(|batch| {
+                let leaves = compute_leaves(field, batch.column(*i))?;
+                writers
+                    .iter_mut()
+                    .zip(&leaves)
+                    .try_for_each(|(w, leaf)| w.write(leaf))
+            })
         };
-        if self.queued_rows >= PARALLEL_MIN_ROWS {
-            columns
-                .par_iter_mut()
-                .zip(leaves.par_iter())
-                .try_for_each(write)
+        let mut write = || match closed.take() {
+            Some(chunks) => write_row_group(path, file, chunks, checkpoints.as_mut()),
+            None => Ok(()),
+        };
+        let (written, encoded) = if *queued_rows >= PARALLEL_MIN_ROWS {
+            rayon::join(write, || fields.par_iter_mut().try_for_each(encode))
         } else {
-            columns.iter_mut().zip(leaves.iter()).try_for_each(write)
-        }
-        .map_err(pq_err(path))?;
+            (write(), fields.iter_mut().try_for_each(encode))
+        };
+        written?;
+        encoded.map_err(pq_err(path))?;
         self.queued.clear();
         self.queued_rows = 0;
         Ok(())
     }
 
     /// Closes the open row group (its last pages are compressed in parallel when it is large)
-    /// and writes it to the file. Nothing happens between row groups.
-    pub(super) fn flush(&mut self) -> Result<(), SinkError> {
+    /// and keeps it to be written: by the next [`encode_queued`](Self::encode_queued) or
+    /// [`write_closed`](Self::write_closed). A row group closed before is written first.
+    fn close_row_group(&mut self) -> Result<(), SinkError> {
         self.encode_queued()?;
+        self.write_closed()?;
         let Some(columns) = self.columns.take() else {
             return Ok(());
         };
@@ -201,22 +249,31 @@ impl PartEncoder {
             columns.into_iter().map(ArrowColumnWriter::close).collect()
         }
         .map_err(pq_err(path))?;
-        let mut row_group = self.file.next_row_group().map_err(pq_err(path))?;
-        for chunk in chunks {
-            chunk
-                .append_to_row_group(&mut row_group)
-                .map_err(pq_err(path))?;
-        }
-        row_group.close().map_err(pq_err(path))?;
+        self.closed = Some(chunks);
         self.buffered_rows = 0;
         self.row_groups += 1;
-        if self.checkpoints.is_some() {
-            self.flush_to_os()?;
-        }
-        if let Some(checkpoints) = &mut self.checkpoints {
-            checkpoints.record(&self.file)?;
-        }
         Ok(())
+    }
+
+    /// Writes the closed row group to the file, if one is waiting (and records it in the
+    /// checkpoints).
+    fn write_closed(&mut self) -> Result<(), SinkError> {
+        match self.closed.take() {
+            Some(chunks) => write_row_group(
+                &self.path,
+                &mut self.file,
+                chunks,
+                self.checkpoints.as_mut(),
+            ),
+            None => Ok(()),
+        }
+    }
+
+    /// Closes the open row group and writes it to the file, with any closed before. Nothing
+    /// happens between row groups.
+    pub(super) fn flush(&mut self) -> Result<(), SinkError> {
+        self.close_row_group()?;
+        self.write_closed()
     }
 
     /// Rows in row groups recorded by the checkpoints (0 without them): a killed process leaves
@@ -250,6 +307,28 @@ impl PartEncoder {
         let file = self.file.into_inner().map_err(pq_err(&path))?;
         Ok((file, self.checkpoints.and_then(CheckpointLog::into_path)))
     }
+}
+
+/// Appends a closed row group's column chunks to `file`; with `checkpoints`, hands its bytes to
+/// the kernel and records it there.
+fn write_row_group(
+    path: &Path,
+    file: &mut SerializedFileWriter<File>,
+    chunks: Vec<ArrowColumnChunk>,
+    checkpoints: Option<&mut CheckpointLog>,
+) -> Result<(), SinkError> {
+    let mut row_group = file.next_row_group().map_err(pq_err(path))?;
+    for chunk in chunks {
+        chunk
+            .append_to_row_group(&mut row_group)
+            .map_err(pq_err(path))?;
+    }
+    row_group.close().map_err(pq_err(path))?;
+    if let Some(checkpoints) = checkpoints {
+        file.flush().map_err(io_err(path))?;
+        checkpoints.record(file)?;
+    }
+    Ok(())
 }
 
 fn pq_err(path: &Path) -> impl FnOnce(ParquetError) -> SinkError + '_ {
@@ -308,5 +387,53 @@ mod tests {
         let want = arrow_select::concat::concat_batches(g.schema(), &batches).expect("concat");
         let got = arrow_select::concat::concat_batches(&read[0].schema(), &read).expect("concat");
         assert_eq!(got.columns(), want.columns());
+    }
+
+    #[test]
+    fn a_fast_streams_full_row_group_is_written_while_the_next_encodes_and_at_flush() {
+        let cfg: SimInstrumentConfig =
+            serde_json::from_str(r#"{"rate_hz": 1000.0, "channels": ["a"]}"#).expect("valid");
+        let mut g = SimGenerator::new(&cfg, 0, 0);
+        let config = ParquetSinkConfig {
+            row_group_rows: PARALLEL_MIN_ROWS,
+            ..Default::default()
+        };
+        let props = writer_properties(&config, vec![]).expect("props");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("p.parquet");
+        let checkpoints = dir.path().join("p.rowgroups");
+        let mut encoder = PartEncoder::create(&path, g.schema().clone(), props, Some(checkpoints))
+            .expect("create");
+        let rows = PARALLEL_MIN_ROWS as u64;
+        encoder
+            .write(&g.generate(PARALLEL_MIN_ROWS))
+            .expect("write");
+        assert_eq!(encoder.checkpointed_rows(), 0, "closed, not yet written");
+        encoder
+            .write(&g.generate(PARALLEL_MIN_ROWS))
+            .expect("write");
+        assert_eq!(
+            encoder.checkpointed_rows(),
+            rows,
+            "written with the next one's encode"
+        );
+        encoder.flush().expect("flush");
+        assert_eq!(
+            encoder.checkpointed_rows(),
+            2 * rows,
+            "flush writes everything"
+        );
+        // A slow stream's (small batches) full row group is written at once.
+        for _ in 0..PARALLEL_MIN_ROWS / 512 {
+            encoder.write(&g.generate(512)).expect("write");
+        }
+        assert_eq!(encoder.checkpointed_rows(), 3 * rows);
+        drop(encoder.finish().expect("finish"));
+        let builder =
+            ParquetRecordBatchReaderBuilder::try_new(File::open(&path).expect("open")).expect("ok");
+        assert_eq!(
+            builder.metadata().file_metadata().num_rows(),
+            3 * rows as i64
+        );
     }
 }

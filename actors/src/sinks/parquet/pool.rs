@@ -19,7 +19,7 @@ use super::durability::{GroupCommit, Pending};
 use super::error::{SinkError, io_err};
 use super::metadata::{RUN_METADATA_KEY, file_metadata};
 use super::properties::PartSettings;
-use super::seal::{UnsealedPart, seal_parts};
+use super::seal::{SYNC_EACH_UP_TO, UnsealedPart, seal_parts};
 use super::writer::StreamPartWriter;
 use crate::batch::{DataBatch, StreamId};
 use crate::control::StreamWriteReport;
@@ -437,9 +437,14 @@ impl Worker {
         // the OS (a failure here shows again when the part is finished).
         if writer.logs_ahead() && writer.flush_to_os().is_ok() {
             self.commit.hand_off(&mut slot.pending);
-            // Synced at once, not at the next commit: at the end of a run the commits wait until
-            // every ended stream's last part is encoded.
-            self.commit.sync_in_background();
+            // With many streams, synced at once, not at the next commit: at the end of a run the
+            // commits wait until every ended stream's last part is encoded. With a few, their
+            // parts are sealed with an `fsync` each right after they are encoded; a `syncfs` now
+            // would wait for every other process's dirty pages on the file system (0.7–0.9 s
+            // beside other engineers' test runs, at the end of a 0.4 s run; BENCHMARKS.md).
+            if self.slots.len() > SYNC_EACH_UP_TO {
+                self.commit.sync_in_background();
+            }
         }
         self.ending.push((stream.clone(), writer));
     }

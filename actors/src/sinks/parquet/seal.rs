@@ -71,7 +71,7 @@ const SEAL_THREADS: usize = 4;
 /// also waits for every other process's dirty pages on the file system (80–250 ms measured
 /// here beside other engineers' builds, against about 3.6 ms per `fsync`), which for one fast
 /// stream was a fifth of its run.
-const SYNC_EACH_UP_TO: usize = 16;
+pub(super) const SYNC_EACH_UP_TO: usize = 16;
 
 /// [`seal_parts`] for a few parts: each file synced, renamed, its directory synced.
 pub(super) fn seal_each(run_dir: &Path, parts: &[UnsealedPart]) -> Result<(), SinkError> {
