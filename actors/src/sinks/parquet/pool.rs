@@ -353,10 +353,23 @@ impl Worker {
     }
 
     /// Writes every stream's rows taken since the last time to its log (see
-    /// `StreamPartWriter::log_pending`).
+    /// `StreamPartWriter::log_pending`) and hands them to the syncer at once, like a group
+    /// commit does: its next `syncfs` (at once, or right after the running one) makes them
+    /// durable. With 10,000 slow streams, waiting for the next commit added up to a whole
+    /// interval to the latency of every batch (p99 2.3 s against a 2 s target).
     fn log_pending(&mut self) {
         self.next_log = Instant::now() + self.log_every;
-        each_writer(&mut self.slots, &self.failures, |w, _| w.log_pending());
+        let commit = &mut self.commit;
+        each_writer(&mut self.slots, &self.failures, |w, pending| {
+            w.log_pending()?;
+            // With a log, every row taken is now either logged or in a checkpointed row group:
+            // handed to the OS either way.
+            if w.logs_ahead() && !pending.is_empty() {
+                commit.hand_off(pending);
+            }
+            Ok(())
+        });
+        commit.sync_in_background();
     }
 
     /// Closes the row groups of every stream written since the last commit and hands them to
