@@ -60,6 +60,13 @@ pub struct RunReport {
     pub sinks: std::collections::BTreeMap<String, crate::coordinator::SinkOutcome>,
     /// When the last batch of any stream was emitted (wall clock, ns since the Unix epoch).
     pub last_emitted_at_ns: Option<i64>,
+    /// When the last producer to start started producing (wall clock, ns since the Unix
+    /// epoch), and how many producers started at all.
+    pub last_started_at_ns: Option<i64>,
+    /// Producers that started producing.
+    pub producers_started: usize,
+    /// When the last stream was ended (wall clock, ns since the Unix epoch).
+    pub last_ended_at_ns: Option<i64>,
 }
 
 impl RunReport {
@@ -265,6 +272,12 @@ pub async fn run_served(
             .iter()
             .filter_map(|v| v.stats.last_emitted_at_ns())
             .max(),
+        last_started_at_ns: views.iter().filter_map(|v| v.stats.started_at_ns()).max(),
+        producers_started: views
+            .iter()
+            .filter(|v| v.stats.started_at_ns().is_some())
+            .count(),
+        last_ended_at_ns: views.iter().filter_map(|v| v.stats.ended_at_ns()).max(),
     })
 }
 

@@ -84,3 +84,30 @@ fn every_loadtest_file_under_configs_parses_and_checks() {
     }
     assert!(checked > 0);
 }
+
+#[test]
+fn the_report_states_how_long_starting_stopping_and_finishing_took() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let spec = spec(dir.path(), 20, 100.0, Duration::from_secs(1));
+    let report = run_loadtest(&spec, never(), ProgressMode::Quiet).expect("load test runs");
+    let start = report.start_s.expect("every instrument started");
+    let stop = report.stop_s.expect("every stream ended");
+    // Starting precedes the plan's second of production; the instruments end after the plan's
+    // end (they emit its last rows), and the run finishes after they ended.
+    assert!(
+        start > 0.0 && start < report.elapsed_s - 1.0,
+        "{}",
+        report.table()
+    );
+    assert!(stop <= report.finish_s, "{}", report.table());
+    assert!(
+        1.0 + report.finish_s <= report.elapsed_s + 0.05,
+        "{}",
+        report.table()
+    );
+    let json = serde_json::to_value(&report).expect("serializes");
+    for key in ["start_s", "stop_s", "finish_s"] {
+        assert!(json[key].is_number(), "{key}: {json}");
+    }
+    assert!(report.table().contains("start "), "{}", report.table());
+}

@@ -154,6 +154,7 @@ impl Outputs {
         for link in &self.links {
             let _ = link.push(event.clone()).await;
         }
+        self.stats.record_ended();
     }
 
     /// Deepest queue among the links right now.

@@ -26,6 +26,12 @@ pub struct StreamStats {
     /// Wall-clock time (ns since the Unix epoch) when the newest batch was emitted: with the
     /// run's start, it tells how long producing took (load tests compare it to the plan).
     last_emitted_at_ns: AtomicI64,
+    /// Wall-clock time (ns since the Unix epoch) when the producer first started producing (a
+    /// restart keeps the first): load tests report how long starting every instrument took.
+    started_at_ns: AtomicI64,
+    /// Wall-clock time (ns since the Unix epoch) when the stream was ended: load tests report
+    /// how long stopping every instrument took.
+    ended_at_ns: AtomicI64,
     /// Signs of life from the producer (a loop turn or a batch), for stall detection.
     heartbeats: AtomicU64,
     /// Whether the producer is waiting for its consumers or for memory (backpressure, which is
@@ -43,6 +49,8 @@ impl Default for StreamStats {
             overflow_rows: AtomicU64::new(0),
             restarts: AtomicU64::new(0),
             last_emitted_at_ns: AtomicI64::new(NO_TIMESTAMP),
+            started_at_ns: AtomicI64::new(NO_TIMESTAMP),
+            ended_at_ns: AtomicI64::new(NO_TIMESTAMP),
             heartbeats: AtomicU64::new(0),
             waiting: AtomicBool::new(false),
         }
@@ -66,6 +74,33 @@ impl StreamStats {
             .store(crate::latency::now_ns(), Ordering::Relaxed);
         self.batches.fetch_add(1, Ordering::Relaxed);
         self.rows.fetch_add(rows, Ordering::Release);
+    }
+
+    /// Records that the producer started producing now (the first start only; a restart keeps
+    /// it).
+    pub fn record_started(&self) {
+        let _ = self.started_at_ns.compare_exchange(
+            NO_TIMESTAMP,
+            crate::latency::now_ns(),
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        );
+    }
+
+    /// Records that the stream was ended now.
+    pub fn record_ended(&self) {
+        self.ended_at_ns
+            .store(crate::latency::now_ns(), Ordering::Relaxed);
+    }
+
+    /// When the producer first started (wall clock, ns since the Unix epoch), if it did.
+    pub fn started_at_ns(&self) -> Option<i64> {
+        Some(self.started_at_ns.load(Ordering::Relaxed)).filter(|&t| t != NO_TIMESTAMP)
+    }
+
+    /// When the stream was ended (wall clock, ns since the Unix epoch), if it was.
+    pub fn ended_at_ns(&self) -> Option<i64> {
+        Some(self.ended_at_ns.load(Ordering::Relaxed)).filter(|&t| t != NO_TIMESTAMP)
     }
 
     /// Records a sign of life from the producer: it is acquiring, even if no row came due.

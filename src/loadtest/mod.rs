@@ -14,7 +14,11 @@ mod build;
 mod report;
 mod spec;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
+
+use ensemble_actors::latency::now_ns;
 
 pub use args::LoadtestArgs;
 pub use build::{SINK_NAME, experiment, fault_time, instrument_name};
@@ -45,7 +49,16 @@ where
     let sampler = RssSampler::start(Duration::from_secs(1));
     let (user0, system0) = cpu_seconds();
     let started = Instant::now();
+    let began_at_ns = now_ns();
+    let stop_asked = Arc::new(AtomicI64::new(i64::MIN));
+    let noted = stop_asked.clone();
+    let shutdown = async move {
+        let reason = shutdown.await;
+        noted.store(now_ns(), Ordering::Relaxed);
+        reason
+    };
     let run = run_blocking(experiment, shutdown, progress)?;
+    let ended_at_ns = now_ns();
     let elapsed_s = started.elapsed().as_secs_f64();
     let (user1, system1) = cpu_seconds();
     let measured = Measured {
@@ -54,6 +67,9 @@ where
         peak_rss_mib: peak_rss_mib(),
         rss_samples_mib: sampler.finish(),
         faults_injected,
+        began_at_ns,
+        ended_at_ns,
+        stop_asked_at_ns: Some(stop_asked.load(Ordering::Relaxed)).filter(|&t| t != i64::MIN),
     };
     Ok(LoadtestReport::new(spec, &run, measured))
 }

@@ -45,6 +45,18 @@ pub struct LoadtestReport {
     pub production_s: f64,
     /// Wall time of the whole run, including finishing every file, seconds.
     pub elapsed_s: f64,
+    /// Starting: from the moment the load test began the run (before the run directory, the
+    /// sink and the instruments exist) to the moment the last instrument started producing,
+    /// seconds (`null` if not every instrument started).
+    pub start_s: Option<f64>,
+    /// Stopping: from the stop request (the plan's end, the run's start plus `duration`, or an
+    /// earlier Ctrl-C) to the moment the last instrument had stopped and ended its stream,
+    /// seconds. It includes the wait for each instrument's last batch (up to one batch
+    /// interval: rows due just before the end go out at the instrument's next tick).
+    pub stop_s: Option<f64>,
+    /// Finishing: from the stop request to the end of the run (every file finished, synced
+    /// and renamed, the manifest written), seconds.
+    pub finish_s: f64,
     /// Rows the plan asks for.
     pub offered_rows: u64,
     /// Samples (rows times channels) the plan asks for.
@@ -104,6 +116,12 @@ pub struct Measured {
     pub rss_samples_mib: Vec<f64>,
     /// Instruments set to fail once.
     pub faults_injected: usize,
+    /// When the load test began the run (wall clock, ns since the Unix epoch).
+    pub began_at_ns: i64,
+    /// When the run returned (wall clock, ns since the Unix epoch).
+    pub ended_at_ns: i64,
+    /// When a stop was asked for before the plan's end (Ctrl-C), if it was.
+    pub stop_asked_at_ns: Option<i64>,
 }
 
 impl LoadtestReport {
@@ -192,6 +210,17 @@ impl LoadtestReport {
             }
         }
         let (cpu_user_s, cpu_system_s) = measured.cpu_s;
+        let plan_end_ns = started_ns.saturating_add(spec.duration.as_nanos() as i64);
+        let stop_ns = measured
+            .stop_asked_at_ns
+            .map_or(plan_end_ns, |t| t.min(plan_end_ns));
+        let seconds = |from: i64, to: i64| (to - from) as f64 / 1e9;
+        let start_s = run
+            .last_started_at_ns
+            .filter(|_| run.producers_started == m.streams.len())
+            .map(|t| seconds(measured.began_at_ns, t));
+        let stop_s = run.last_ended_at_ns.map(|t| seconds(stop_ns, t).max(0.0));
+        let finish_s = seconds(stop_ns, measured.ended_at_ns).max(0.0);
         Self {
             report_version: 1,
             run_dir: run.run_dir.display().to_string(),
@@ -216,6 +245,9 @@ impl LoadtestReport {
             duration_s,
             production_s,
             elapsed_s: measured.elapsed_s,
+            start_s,
+            stop_s,
+            finish_s,
             offered_rows,
             offered_samples,
             written_rows,
@@ -297,6 +329,16 @@ impl LoadtestReport {
             out,
             "deepest queue {} batches; restarts {} ({} instruments with a fault)",
             self.max_queue_depth, self.restarts, self.faults_injected
+        );
+        let secs =
+            |v: Option<f64>| v.map_or_else(|| "unknown".to_string(), |v| format!("{v:.2} s"));
+        let _ = writeln!(
+            out,
+            "start {} (run begun → last instrument producing); stop {} (plan end or stop → \
+             last instrument ended); finish {:.2} s (→ every file sealed)",
+            secs(self.start_s),
+            secs(self.stop_s),
+            self.finish_s
         );
         let _ = writeln!(
             out,

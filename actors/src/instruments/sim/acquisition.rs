@@ -154,6 +154,7 @@ impl SimAcquisition {
     /// coordinator restarts or ends it); one of kind `panic` panics; one of kind `stall` never
     /// returns (the coordinator abandons the loop).
     pub async fn run(mut self, mut stop: watch::Receiver<bool>) -> Result<(), InjectedFault> {
+        self.outputs.stats().record_started();
         match self.pace {
             Pace::Realtime => self.run_realtime(&mut stop).await?,
             Pace::Max => self.run_max(&stop).await?,

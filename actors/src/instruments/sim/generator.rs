@@ -8,6 +8,7 @@ use arrow_schema::SchemaRef;
 
 use super::config::{Shape, SignalConfig, SimInstrumentConfig};
 use super::noise::{add_gaussian, gaussian};
+use super::sine_steps::{SINE_ANCHOR, SineSteps, sine_steps};
 use crate::batch::{ChannelSpec, stream_schema_with_rate};
 
 /// Makes the rows of one simulated stream, batch after batch, from a given `seq` on.
@@ -21,8 +22,9 @@ pub struct SimGenerator {
     /// Per channel: the phase in radians.
     phases: Vec<f64>,
     /// `(sin, cos)` of `k` sine steps for `k` in `0..SINE_ANCHOR` (see `fill_channel`); follows
-    /// the signal's frequency.
-    sine_steps: Vec<(f64, f64)>,
+    /// the signal's frequency. Taken (shared with every generator of the same sine) by the first
+    /// `generate`, so a copy that never generates (a plan's probe) holds none.
+    sine_steps: Option<SineSteps>,
     /// Wall-clock time of row 0, ns since the Unix epoch.
     start_ns: i64,
     /// Nanoseconds from one row to the next, when that is a whole number (timestamps are then
@@ -46,7 +48,7 @@ impl SimGenerator {
             phases: (0..config.channels.len())
                 .map(|i| config.phase_of(i))
                 .collect(),
-            sine_steps: sine_steps(&config.signal, config.rate_hz),
+            sine_steps: None,
             config: config.clone(),
             start_ns,
             step_ns: whole_step_ns(config.rate_hz),
@@ -115,7 +117,7 @@ impl SimGenerator {
     /// reads single values point by point never pays for it.
     pub fn set_signal(&mut self, signal: SignalConfig) {
         if signal.frequency_hz != self.config.signal.frequency_hz {
-            self.sine_steps.clear();
+            self.sine_steps = None;
         }
         self.config.signal = signal;
     }
@@ -165,8 +167,11 @@ impl SimGenerator {
                     let t = anchor as f64 / self.config.rate_hz;
                     let x = TAU * signal.frequency_hz * t + self.phases[channel];
                     let (s, c) = x.sin_cos();
-                    let steps =
-                        &self.sine_steps[(seq - anchor) as usize..(block_end - anchor) as usize];
+                    let steps = &self
+                        .sine_steps
+                        .as_deref()
+                        .expect("`generate` takes the table before it fills a channel")
+                        [(seq - anchor) as usize..(block_end - anchor) as usize];
                     out.extend(
                         steps
                             .iter()
@@ -203,8 +208,9 @@ impl SimGenerator {
 
     /// Makes the next `rows` rows as one batch and advances.
     pub fn generate(&mut self, rows: usize) -> RecordBatch {
-        if self.sine_steps.is_empty() {
-            self.sine_steps = sine_steps(&self.config.signal, self.config.rate_hz);
+        if self.sine_steps.is_none() {
+            let signal = &self.config.signal;
+            self.sine_steps = Some(sine_steps(signal.frequency_hz, self.config.rate_hz));
         }
         let seqs = self.next_seq..self.next_seq + rows as u64;
         let mut columns: Vec<ArrayRef> = Vec::with_capacity(self.phases.len() + 2);
@@ -237,20 +243,6 @@ impl SimGenerator {
 fn whole_step_ns(rate_hz: f64) -> Option<i64> {
     let ns = 1e9 / rate_hz;
     (ns >= 1.0 && ns < (1u64 << 53) as f64 && ns.fract() == 0.0).then_some(ns as i64)
-}
-
-/// Rows between exact anchors of a sine (see `SimGenerator::fill_channel`). Each row combines
-/// its anchor's exact `sin_cos` with an exact step from the table, so the error does not grow
-/// with the distance from the anchor; 1,024 rows make the `sin_cos` calls negligible (at 64 they
-/// were a third of the sine's cost in `perf`) for a 16 KiB table.
-const SINE_ANCHOR: u64 = 1024;
-
-/// `(sin, cos)` of `k` steps of `signal`'s sine at `rate_hz`, for `k` in `0..SINE_ANCHOR`.
-fn sine_steps(signal: &SignalConfig, rate_hz: f64) -> Vec<(f64, f64)> {
-    let step = TAU * signal.frequency_hz / rate_hz;
-    (0..SINE_ANCHOR)
-        .map(|k| (k as f64 * step).sin_cos())
-        .collect()
 }
 
 #[cfg(test)]

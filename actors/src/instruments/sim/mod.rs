@@ -8,6 +8,7 @@ mod generator;
 mod noise;
 mod params;
 mod probe;
+mod sine_steps;
 
 pub use acquisition::SimAcquisition;
 pub use actor::{SimInstrumentActor, SimReadNow, SimSet};

@@ -102,6 +102,11 @@ impl CheckpointLog {
         }
     }
 
+    /// Whether a record was written (the checkpoint file exists).
+    pub(super) fn has_records(&self) -> bool {
+        self.file.is_some()
+    }
+
     /// The file's path, if a record was written (for deleting it once the part is sealed).
     pub(super) fn into_path(self) -> Option<PathBuf> {
         self.file.map(|_| self.path)

@@ -9,7 +9,8 @@
 //! log's rows can skip exactly what the Parquet file covers.
 //!
 //! Durability: each append is handed to the kernel at once (it survives a killed process); the
-//! sink's group commit (one `syncfs` per flush interval) makes it survive a power cut. A part's
+//! sink's group commit (the syncer's next `syncfs` after the append) makes it survive a power
+//! cut. A part's
 //! log is deleted once the part's Parquet file is finished, synced and renamed.
 
 use std::collections::HashMap;

@@ -266,7 +266,12 @@ impl StreamPartWriter {
             return Ok(None);
         };
         part.encoder(&self.settings, &self.schema)?;
-        let encoder = part.encoder.take().expect("`encoder` opened it just above");
+        let mut encoder = part.encoder.take().expect("`encoder` opened it just above");
+        if part.wal.is_some() && part.unlogged.is_empty() {
+            // Every row of the part is in its log (none is checkpointed, none waits to be
+            // logged): a crash before sealing recovers the part from the log alone.
+            encoder.skip_first_checkpoint();
+        }
         // Every row group is closed and checkpointed now: nothing is left to log.
         let (file, checkpoints) = encoder.finish()?;
         let logs: Vec<PathBuf> = part
@@ -424,6 +429,33 @@ mod tests {
         assert_eq!(report.rows, 500);
         let part = dir.path().join(&report.parts[0].path);
         assert_eq!(seqs_of(&part), (0..500).collect::<Vec<u64>>());
+    }
+
+    #[test]
+    fn a_fully_logged_part_finishes_without_checkpoints_and_recovers_from_its_log() {
+        for log_first in [true, false] {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let config = ParquetSinkConfig::default();
+            let (mut w, mut g) = sim_writer(dir.path(), &config);
+            // More than a part holds unencoded: the encoder is open before the part finishes.
+            write_rows(&mut w, &mut g, 5_000);
+            if log_first {
+                // What the pool does when a stream ends: every row goes to the log.
+                w.flush_to_os().expect("log");
+            }
+            let (report, part) = w.finish_unsealed().expect("finish");
+            assert_eq!(report.rows, 5_000);
+            assert!(part.is_some(), "left for sealing");
+            let checkpoints = dir.path().join("s/part-000000.rowgroups");
+            // Rows not yet logged are in the last row group only: it must be checkpointed.
+            assert_eq!(checkpoints.exists(), !log_first, "log_first {log_first}");
+            // Killed before sealing: recovery restores every row.
+            let s = dir.path().join("s");
+            let recovered = crate::sinks::parquet::recover_directory(&s, &config).expect("ok");
+            assert_eq!(recovered.rows_recovered, 5_000, "log_first {log_first}");
+            let finished = s.join("part-000000.parquet");
+            assert_eq!(seqs_of(&finished), (0..5_000).collect::<Vec<u64>>());
+        }
     }
 
     #[test]
