@@ -286,6 +286,13 @@ mod tests {
         StreamEvent::Data(DataBatch::new("s".into(), seq, batch))
     }
 
+    fn end(rows: u64) -> StreamEvent {
+        StreamEvent::End(EndOfStream {
+            stream: "s".into(),
+            rows,
+        })
+    }
+
     fn seq_of(ev: &StreamEvent) -> Option<u64> {
         match ev {
             StreamEvent::Data(b) => Some(b.first_seq),
@@ -300,12 +307,7 @@ mod tests {
         for seq in 0..5 {
             tx.push(data(seq)).await.expect("open link");
         }
-        tx.push(StreamEvent::End(EndOfStream {
-            stream: "s".into(),
-            rows: 5,
-        }))
-        .await
-        .expect("open link");
+        tx.push(end(5)).await.expect("open link");
         assert_eq!(stats.dropped_batches(), 3);
         assert_eq!(seq_of(&rx.pop().await), Some(3));
         assert_eq!(seq_of(&rx.pop().await), Some(4));
@@ -342,6 +344,21 @@ mod tests {
         type Context = actix::Context<Self>;
     }
 
+    /// Starts a [`Recorder`] named `name`; the address the pump delivers to.
+    fn recorder(
+        name: &'static str,
+        seen: &tokio::sync::mpsc::UnboundedSender<(&'static str, Option<u64>)>,
+        stop_after: Option<u64>,
+    ) -> Recipient<StreamEvent> {
+        let seen = seen.clone();
+        actix::Actor::start(Recorder {
+            name,
+            seen,
+            stop_after,
+        })
+        .recipient()
+    }
+
     impl actix::Handler<StreamEvent> for Recorder {
         type Result = ();
         fn handle(&mut self, event: StreamEvent, ctx: &mut actix::Context<Self>) {
@@ -355,38 +372,21 @@ mod tests {
 
     #[actix::test]
     async fn a_replaceable_consumer_hands_the_event_in_hand_to_the_next_actor() {
-        use actix::Actor;
         let stats = Arc::new(LinkStats::default());
         let (tx, rx) = link(8, Delivery::Lossless, stats.clone());
         for seq in 0..3 {
             tx.push(data(seq)).await.expect("open link");
         }
-        tx.push(StreamEvent::End(EndOfStream {
-            stream: "s".into(),
-            rows: 3,
-        }))
-        .await
-        .expect("open link");
+        tx.push(end(3)).await.expect("open link");
         let (seen_tx, mut seen) = tokio::sync::mpsc::unbounded_channel();
-        let first = Recorder {
-            name: "first",
-            seen: seen_tx.clone(),
-            stop_after: Some(0),
-        }
-        .start();
-        let (current, watched) = watch::channel(Some(first.recipient()));
+        let first = recorder("first", &seen_tx, Some(0));
+        let (current, watched) = watch::channel(Some(first));
         let pump = tokio::spawn(run_pump(rx, Consumer::Replaceable(watched)));
         assert_eq!(seen.recv().await, Some(("first", Some(0))));
         // The first actor is gone; the pump holds seq 1 until the supervisor names the next.
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert!(!pump.is_finished(), "the pump waits for a new actor");
-        let second = Recorder {
-            name: "second",
-            seen: seen_tx,
-            stop_after: None,
-        }
-        .start();
-        current.send_replace(Some(second.recipient()));
+        current.send_replace(Some(recorder("second", &seen_tx, None)));
         pump.await.expect("the pump ends after the end marker");
         let mut rest = Vec::new();
         while let Ok(event) = seen.try_recv() {
@@ -401,19 +401,13 @@ mod tests {
 
     #[actix::test]
     async fn a_replaceable_consumer_set_to_none_closes_the_link_and_counts_the_loss() {
-        use actix::Actor;
         let stats = Arc::new(LinkStats::default());
         let (tx, rx) = link(8, Delivery::Lossless, stats.clone());
         tx.push(data(0)).await.expect("open link");
         tx.push(data(1)).await.expect("open link");
         let (seen_tx, mut seen) = tokio::sync::mpsc::unbounded_channel();
-        let only = Recorder {
-            name: "only",
-            seen: seen_tx,
-            stop_after: Some(0),
-        }
-        .start();
-        let (current, watched) = watch::channel(Some(only.recipient()));
+        let only = recorder("only", &seen_tx, Some(0));
+        let (current, watched) = watch::channel(Some(only));
         let pump = tokio::spawn(run_pump(rx, Consumer::Replaceable(watched)));
         assert_eq!(seen.recv().await, Some(("only", Some(0))));
         // The supervisor gives up on the consumer: nothing will read the link again.
