@@ -275,6 +275,8 @@ pub async fn run_pump(rx: LinkReceiver, consumer: impl Into<Consumer>) {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
     use crate::batch::{ChannelSpec, DataBatch, EndOfStream, stream_schema};
     use arrow_array::RecordBatch;
@@ -282,6 +284,13 @@ mod tests {
     fn data(seq: u64) -> StreamEvent {
         let batch = RecordBatch::new_empty(stream_schema(&[ChannelSpec::new("x", "V")]));
         StreamEvent::Data(DataBatch::new("s".into(), seq, batch))
+    }
+
+    fn end(rows: u64) -> StreamEvent {
+        StreamEvent::End(EndOfStream {
+            stream: "s".into(),
+            rows,
+        })
     }
 
     fn seq_of(ev: &StreamEvent) -> Option<u64> {
@@ -298,12 +307,7 @@ mod tests {
         for seq in 0..5 {
             tx.push(data(seq)).await.expect("open link");
         }
-        tx.push(StreamEvent::End(EndOfStream {
-            stream: "s".into(),
-            rows: 5,
-        }))
-        .await
-        .expect("open link");
+        tx.push(end(5)).await.expect("open link");
         assert_eq!(stats.dropped_batches(), 3);
         assert_eq!(seq_of(&rx.pop().await), Some(3));
         assert_eq!(seq_of(&rx.pop().await), Some(4));
@@ -326,6 +330,91 @@ mod tests {
         producer.await.expect("producer finished");
         assert_eq!(stats.dropped_batches(), 0);
         assert!(stats.max_depth() <= 1);
+    }
+
+    /// Stands in for a consumer actor: reports each event it gets (its own name and the
+    /// event's `seq`, `None` for the end) and stops once it has handled `stop_after`.
+    struct Recorder {
+        name: &'static str,
+        seen: tokio::sync::mpsc::UnboundedSender<(&'static str, Option<u64>)>,
+        stop_after: Option<u64>,
+    }
+
+    impl actix::Actor for Recorder {
+        type Context = actix::Context<Self>;
+    }
+
+    /// Starts a [`Recorder`] named `name`; the address the pump delivers to.
+    fn recorder(
+        name: &'static str,
+        seen: &tokio::sync::mpsc::UnboundedSender<(&'static str, Option<u64>)>,
+        stop_after: Option<u64>,
+    ) -> Recipient<StreamEvent> {
+        let seen = seen.clone();
+        actix::Actor::start(Recorder {
+            name,
+            seen,
+            stop_after,
+        })
+        .recipient()
+    }
+
+    impl actix::Handler<StreamEvent> for Recorder {
+        type Result = ();
+        fn handle(&mut self, event: StreamEvent, ctx: &mut actix::Context<Self>) {
+            let seq = seq_of(&event);
+            let _ = self.seen.send((self.name, seq));
+            if seq.is_some() && seq == self.stop_after {
+                actix::ActorContext::stop(ctx);
+            }
+        }
+    }
+
+    #[actix::test]
+    async fn a_replaceable_consumer_hands_the_event_in_hand_to_the_next_actor() {
+        let stats = Arc::new(LinkStats::default());
+        let (tx, rx) = link(8, Delivery::Lossless, stats.clone());
+        for seq in 0..3 {
+            tx.push(data(seq)).await.expect("open link");
+        }
+        tx.push(end(3)).await.expect("open link");
+        let (seen_tx, mut seen) = tokio::sync::mpsc::unbounded_channel();
+        let first = recorder("first", &seen_tx, Some(0));
+        let (current, watched) = watch::channel(Some(first));
+        let pump = tokio::spawn(run_pump(rx, Consumer::Replaceable(watched)));
+        assert_eq!(seen.recv().await, Some(("first", Some(0))));
+        // The first actor is gone; the pump holds seq 1 until the supervisor names the next.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!pump.is_finished(), "the pump waits for a new actor");
+        current.send_replace(Some(recorder("second", &seen_tx, None)));
+        pump.await.expect("the pump ends after the end marker");
+        let mut rest = Vec::new();
+        while let Ok(event) = seen.try_recv() {
+            rest.push(event);
+        }
+        assert_eq!(
+            rest,
+            [("second", Some(1)), ("second", Some(2)), ("second", None)]
+        );
+        assert_eq!((stats.dropped_batches(), stats.dropped_rows()), (0, 0));
+    }
+
+    #[actix::test]
+    async fn a_replaceable_consumer_set_to_none_closes_the_link_and_counts_the_loss() {
+        let stats = Arc::new(LinkStats::default());
+        let (tx, rx) = link(8, Delivery::Lossless, stats.clone());
+        tx.push(data(0)).await.expect("open link");
+        tx.push(data(1)).await.expect("open link");
+        let (seen_tx, mut seen) = tokio::sync::mpsc::unbounded_channel();
+        let only = recorder("only", &seen_tx, Some(0));
+        let (current, watched) = watch::channel(Some(only));
+        let pump = tokio::spawn(run_pump(rx, Consumer::Replaceable(watched)));
+        assert_eq!(seen.recv().await, Some(("only", Some(0))));
+        // The supervisor gives up on the consumer: nothing will read the link again.
+        current.send_replace(None);
+        pump.await.expect("the pump ends");
+        assert_eq!(stats.dropped_batches(), 1, "seq 1 was in hand");
+        assert_eq!(tx.push(data(2)).await, Err(LinkClosed));
     }
 
     #[tokio::test]

@@ -61,15 +61,10 @@ pub(crate) fn compile(
     d: &mut Diagnostics,
 ) -> Option<Experiment> {
     let raw = RawExperiment::parse(text, d)?;
-    let (plan, plan_refs) = match compile_plan(raw.plan.as_ref(), d) {
-        Some((plan, refs)) => (Some(plan), refs),
-        None => (None, None),
+    let (plan, plan_refs, pause_streams) = match compile_plan(raw.plan.as_ref(), d) {
+        Some(c) => (Some(c.plan), c.refs, Some(c.pause_streams)),
+        None => (None, None, None),
     };
-    let pause_streams = raw
-        .plan
-        .as_ref()
-        .and_then(|s| s.table.get("pause_streams"))
-        .map_or(Some(false), |v| value::boolean("plan.pause_streams", v, d));
     let header = if raw.experiment_given || raw.experiment.is_some() {
         raw.experiment
             .as_ref()
@@ -317,13 +312,44 @@ fn compile_header(
     })
 }
 
-fn compile_plan(
-    section: Option<&Section<'_>>,
+/// `[plan]`, compiled.
+struct CompiledPlan {
+    /// What the run does.
+    plan: Plan,
+    /// Where a point plan's names are written, to check them once the instruments are
+    /// compiled.
+    refs: Option<PlanRefs>,
+    /// `pause_streams` (default false).
+    pause_streams: bool,
+}
+
+/// Compiles `[plan]` (a stream plan when there is none); `None` after reporting its problems.
+fn compile_plan(section: Option<&Section<'_>>, d: &mut Diagnostics) -> Option<CompiledPlan> {
+    let Some(section) = section else {
+        return Some(CompiledPlan {
+            plan: Plan::Stream,
+            refs: None,
+            pause_streams: false,
+        });
+    };
+    let plan = compile_plan_type(section, d);
+    let pause_streams = section
+        .table
+        .get("pause_streams")
+        .map_or(Some(false), |v| value::boolean("plan.pause_streams", v, d));
+    let (plan, refs) = plan?;
+    Some(CompiledPlan {
+        plan,
+        refs,
+        pause_streams: pause_streams?,
+    })
+}
+
+/// Compiles `[plan]`'s `type` and the keys of that type.
+fn compile_plan_type(
+    section: &Section<'_>,
     d: &mut Diagnostics,
 ) -> Option<(Plan, Option<PlanRefs>)> {
-    let Some(section) = section else {
-        return Some((Plan::Stream, None));
-    };
     let Some(ty) = section.table.get("type") else {
         d.at(
             section.span.clone(),

@@ -7,7 +7,7 @@ use std::time::Duration;
 use ensemble_actors::instruments::scpi::ScpiInstrumentConfig;
 use ensemble_actors::instruments::sim::SimInstrumentConfig;
 
-pub use super::stages::{StageKind, StageSpec};
+pub use super::stages::{StageKind, StageSpec, UseStage};
 use crate::plan::PointPlan;
 use ensemble_actors::link::Delivery;
 use ensemble_actors::sinks::nats::NatsSinkConfig;

@@ -92,7 +92,7 @@ pub use component::DEFAULT_QUEUE_BATCHES;
 pub use error::{ConfigError, ConfigErrors};
 pub use experiment::{
     Experiment, InstrumentKind, InstrumentSpec, OnFailure, Plan, SinkKind, SinkSpec, StageKind,
-    StageSpec, Supervision,
+    StageSpec, Supervision, UseStage,
 };
 pub use instrument::DEFAULT_SIM_STALL_TIMEOUT;
 pub use profile::{DirProfiles, MapProfiles, NoProfiles, ProfileError, ProfileSource, ProfileText};

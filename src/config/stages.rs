@@ -70,6 +70,15 @@ pub struct StageSpec {
     pub schema: SchemaRef,
 }
 
+/// What to do with a stage once [`StageKind::build`] has built it (a closure cannot be
+/// generic over the stage's type): ask its schema, start its actor.
+pub trait UseStage {
+    /// What using the stage gives.
+    type Output;
+    /// Uses the built `stage`.
+    fn stage<S: Stage + Send>(self, stage: S) -> Self::Output;
+}
+
 /// Stage types (closed: an unknown `type` is a config error).
 #[derive(Debug, Clone)]
 pub enum StageKind {
@@ -94,15 +103,29 @@ impl StageKind {
         }
     }
 
-    /// The schema of the stream the stage produces from `input`: builds the stage (plans the
-    /// FFT, designs the filter) and asks it. `Err` names what does not fit the input.
-    pub fn output_schema(&self, input: &StageInput) -> Result<SchemaRef, StageError> {
+    /// Builds the stage for `input` (plans the FFT, designs the filter) and hands it to `use_`:
+    /// the one place that maps a stage type to its struct. `Err` names what does not fit the
+    /// input.
+    pub fn build<U: UseStage>(&self, input: &StageInput, use_: U) -> Result<U::Output, StageError> {
         Ok(match self {
-            StageKind::Fft(c) => FftStage::new(c, input)?.output_schema(),
-            StageKind::Fir(c) => FirStage::new(c, input)?.output_schema(),
-            StageKind::Decimate(c) => DecimateStage::new(c, input)?.output_schema(),
-            StageKind::Stats(c) => StatsStage::new(c, input)?.output_schema(),
+            StageKind::Fft(c) => use_.stage(FftStage::new(c, input)?),
+            StageKind::Fir(c) => use_.stage(FirStage::new(c, input)?),
+            StageKind::Decimate(c) => use_.stage(DecimateStage::new(c, input)?),
+            StageKind::Stats(c) => use_.stage(StatsStage::new(c, input)?),
         })
+    }
+
+    /// The schema of the stream the stage produces from `input`: builds the stage and asks
+    /// it. `Err` names what does not fit the input.
+    pub fn output_schema(&self, input: &StageInput) -> Result<SchemaRef, StageError> {
+        struct Schema;
+        impl UseStage for Schema {
+            type Output = SchemaRef;
+            fn stage<S: Stage + Send>(self, stage: S) -> SchemaRef {
+                stage.output_schema()
+            }
+        }
+        self.build(input, Schema)
     }
 
     /// Rows the stage emits for `input_rows` input rows from the start of its stream: whole

@@ -691,3 +691,15 @@ inputs = ["primary"]
     assert_eq!(p.total_points(), Some(3));
     assert_eq!(e.sinks[0].inputs, vec!["primary".to_string()]);
 }
+
+#[test]
+fn plan_pause_streams_is_compiled_with_the_plan() {
+    let stream = format!("{MINIMAL}\n[plan]\ntype = \"stream\"\npause_streams = true\n");
+    assert!(compile_str(&stream).expect("compiles").pause_streams);
+    assert!(!compile_str(MINIMAL).expect("compiles").pause_streams);
+    // A wrong value is reported beside the plan's own problems (here a missing `type`).
+    let both = format!("{MINIMAL}\n[plan]\npause_streams = \"yes\"\n");
+    let m = messages(&both);
+    assert!(m.iter().any(|e| e.contains("plan.type")), "{m:?}");
+    assert!(m.iter().any(|e| e.contains("plan.pause_streams")), "{m:?}");
+}

@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use ensemble_actors::instruments::pauses::Pauses;
@@ -66,29 +66,48 @@ struct Inner {
     finished: bool,
     /// A pause asked for and not yet resumed, and whether it has taken effect.
     pause: Option<PauseRequest>,
-    /// Active suspensions by suspender, with their index in `log`.
-    suspensions: BTreeMap<usize, (String, usize)>,
+    /// What holds the plan now besides a pause (suspenders, unreachable instruments), with
+    /// the cause and its index in `log`.
+    holds: BTreeMap<Hold, (String, usize)>,
     /// Suspenders that have not seen their first value yet (they hold the plan).
     unready: BTreeMap<usize, String>,
     stop: Option<String>,
     log: Vec<Interruption>,
-    /// Instruments that have held the plan, by hold id (`INSTRUMENT_HOLDS + index`).
-    instruments: Vec<String>,
-    /// How long the pauses that have ended lasted, in all.
-    paused_for: Duration,
 }
 
-/// Holds for unreachable instruments share the suspensions' table, from this id on.
-const INSTRUMENT_HOLDS: usize = usize::MAX / 2;
+/// What holds a plan like a pause-now until it clears by itself: [`RunControl::resume`] cannot
+/// lift it. Suspenders sort before instruments, so a suspender's cause is the one shown.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Hold {
+    /// `[[plan.suspend]]` number `i` tripped.
+    Suspender(usize),
+    /// This instrument cannot be reached.
+    Instrument(String),
+}
+
+impl Hold {
+    /// How `run.json` records it.
+    fn kind(&self) -> InterruptionKind {
+        match self {
+            Hold::Suspender(_) => InterruptionKind::Suspend,
+            Hold::Instrument(_) => InterruptionKind::Reconnect,
+        }
+    }
+}
 
 struct PauseRequest {
     by: String,
     now: bool,
     requested_at: DateTime<Utc>,
+    /// Once it took effect: its index in `log`, and when.
+    taken: Option<(usize, Instant)>,
+}
+
+impl PauseRequest {
     /// Its index in `log`, once it took effect.
-    logged: Option<usize>,
-    /// When it took effect.
-    since: Option<Instant>,
+    fn logged(&self) -> Option<usize> {
+        self.taken.map(|(index, _)| index)
+    }
 }
 
 /// Where a run's plan is, for a status line or a web page.
@@ -198,7 +217,7 @@ impl RunControl {
     fn changed(&self, inner: &Inner) {
         let attention = inner.stop.is_some()
             || inner.pause.is_some()
-            || !inner.suspensions.is_empty()
+            || !inner.holds.is_empty()
             || !inner.unready.is_empty();
         self.shared.attention.store(attention, Ordering::Release);
         self.shared.wake.send_modify(|n| *n = n.wrapping_add(1));
@@ -213,14 +232,13 @@ impl RunControl {
         let mut inner = self.lock();
         inner.refuse_unless_running()?;
         match &mut inner.pause {
-            Some(p) => p.now |= now && p.logged.is_none(),
+            Some(p) => p.now |= now && p.taken.is_none(),
             None => {
                 inner.pause = Some(PauseRequest {
                     by: by.to_string(),
                     now,
                     requested_at: Utc::now(),
-                    logged: None,
-                    since: None,
+                    taken: None,
                 })
             }
         }
@@ -234,26 +252,26 @@ impl RunControl {
         let mut inner = self.lock();
         inner.refuse_unless_running()?;
         let Some(pause) = inner.pause.take() else {
-            return Err(match inner.suspensions.values().next() {
+            return Err(match inner.holds.values().next() {
                 Some((cause, _)) => ControlError::Suspended(cause.clone()),
                 None => ControlError::NotPaused,
             });
         };
-        if let Some(i) = pause.logged {
+        if let Some(i) = pause.logged() {
             inner.log[i].close(by);
         }
-        self.pause_ended(&mut inner, &pause);
+        self.pause_ended(&pause);
         self.changed(&inner);
         Ok(self.snapshot(&inner))
     }
 
-    /// A pause that had taken effect has ended: its time counts, the streams go on.
-    fn pause_ended(&self, inner: &mut Inner, pause: &PauseRequest) {
-        if let Some(since) = pause.since {
-            inner.paused_for += since.elapsed();
-            self.shared.pauses.send_replace(Pauses {
-                paused: false,
-                paused_for: inner.paused_for,
+    /// A pause that had taken effect has ended: its time counts, the streams go on. The time
+    /// paused is kept only in the published [`Pauses`].
+    fn pause_ended(&self, pause: &PauseRequest) {
+        if let Some((_, since)) = pause.taken {
+            self.shared.pauses.send_modify(|p| {
+                p.paused = false;
+                p.paused_for += since.elapsed();
             });
         }
     }
@@ -262,13 +280,9 @@ impl RunControl {
     /// hold.
     fn pause_began(&self, inner: &mut Inner, index: usize) {
         if let Some(p) = inner.pause.as_mut() {
-            p.logged = Some(index);
-            p.since = Some(Instant::now());
+            p.taken = Some((index, Instant::now()));
         }
-        self.shared.pauses.send_replace(Pauses {
-            paused: true,
-            paused_for: inner.paused_for,
-        });
+        self.shared.pauses.send_modify(|p| p.paused = true);
     }
 
     /// The plan's pauses as its streaming instruments follow them: whether one is in effect,
@@ -327,7 +341,7 @@ impl RunControl {
             (Phase::Finished, None)
         } else if let Some(by) = &inner.stop {
             (Phase::Stopping, Some(format!("stop asked by {by}")))
-        } else if let Some((cause, _)) = inner.suspensions.values().next() {
+        } else if let Some((cause, _)) = inner.holds.values().next() {
             (Phase::Suspended, Some(cause.clone()))
         } else if let Some(what) = inner.unready.values().next() {
             (
@@ -336,7 +350,7 @@ impl RunControl {
             )
         } else {
             match (&inner.pause, inner.plan) {
-                (Some(p), _) if p.logged.is_some() => {
+                (Some(p), _) if p.taken.is_some() => {
                     (Phase::Paused, Some(format!("paused by {}", p.by)))
                 }
                 (Some(p), _) => (Phase::Pausing, Some(format!("pause asked by {}", p.by))),
@@ -425,19 +439,18 @@ impl RunControl {
                     return Gate::Stop;
                 }
                 let Inner { pause, log, .. } = &mut *inner;
-                if let Some(p) = pause.as_ref().filter(|p| p.logged.is_none()) {
+                if let Some(p) = pause.as_ref().filter(|p| p.taken.is_none()) {
                     log.push(Interruption::pause(&p.by, p.now, p.requested_at, point));
                     let index = log.len() - 1;
                     self.pause_began(&mut inner, index);
                     self.changed(&inner);
                 }
-                let holding = inner.pause.is_some()
-                    || !inner.suspensions.is_empty()
-                    || !inner.unready.is_empty();
+                let holding =
+                    inner.pause.is_some() || !inner.holds.is_empty() || !inner.unready.is_empty();
                 if !holding {
                     return Gate::Go { resumed: held };
                 }
-                held |= inner.pause.is_some() || !inner.suspensions.is_empty();
+                held |= inner.pause.is_some() || !inner.holds.is_empty();
             }
             if rx.changed().await.is_err() {
                 return Gate::Stop;
@@ -453,7 +466,7 @@ impl RunControl {
             {
                 let inner = self.lock();
                 let pause_now = inner.pause.as_ref().is_some_and(|p| p.now);
-                if pause_now || !inner.suspensions.is_empty() {
+                if pause_now || !inner.holds.is_empty() {
                     return;
                 }
             }
@@ -469,16 +482,16 @@ impl RunControl {
         let mut inner = self.lock();
         // A pause `now` takes effect here, before the gate sees it.
         let Inner { pause, log, .. } = &mut *inner;
-        if let Some(p) = pause.as_ref().filter(|p| p.logged.is_none() && p.now) {
+        if let Some(p) = pause.as_ref().filter(|p| p.taken.is_none() && p.now) {
             log.push(Interruption::pause(&p.by, true, p.requested_at, point));
             let index = log.len() - 1;
             self.pause_began(&mut inner, index);
         }
         let open: BTreeSet<usize> = inner
-            .suspensions
+            .holds
             .values()
             .map(|(_, i)| *i)
-            .chain(inner.pause.as_ref().and_then(|p| p.logged))
+            .chain(inner.pause.as_ref().and_then(PauseRequest::logged))
             .collect();
         for i in open {
             inner.log[i].abandoned_point.get_or_insert(point);
@@ -489,51 +502,46 @@ impl RunControl {
     /// [`clear_suspension`](Self::clear_suspension). `cause` says why, `point` is the next
     /// point the plan will take.
     pub fn suspend(&self, id: usize, by: &str, cause: &str) {
-        let mut inner = self.lock();
-        if inner.suspensions.contains_key(&id) || inner.finished {
-            return;
-        }
-        let point = self.shared.points_done.load(Ordering::Relaxed);
-        let kind = if id >= INSTRUMENT_HOLDS {
-            InterruptionKind::Reconnect
-        } else {
-            InterruptionKind::Suspend
-        };
-        inner.log.push(Interruption::hold(kind, by, cause, point));
-        let index = inner.log.len() - 1;
-        inner.suspensions.insert(id, (cause.to_string(), index));
-        self.changed(&inner);
+        self.hold(Hold::Suspender(id), by, cause);
+    }
+
+    /// Suspender `id`'s condition cleared (`why`): the plan may go on.
+    pub fn clear_suspension(&self, id: usize, why: &str) {
+        self.release(&Hold::Suspender(id), why);
     }
 
     /// Holds the plan while `instrument` cannot be reached (`cause` says why), recorded as a
     /// `reconnect` interruption, until [`release_instrument`](Self::release_instrument).
     pub fn hold_for_instrument(&self, instrument: &str, cause: &str) {
-        let id = self.instrument_id(instrument);
-        self.suspend(id, instrument, &format!("{instrument}: {cause}"));
+        let hold = Hold::Instrument(instrument.to_string());
+        self.hold(hold, instrument, &format!("{instrument}: {cause}"));
     }
 
     /// `instrument` is back (`why`: reconnected, setpoints restored): the plan may go on.
     pub fn release_instrument(&self, instrument: &str, why: &str) {
-        let id = self.instrument_id(instrument);
-        self.clear_suspension(id, why);
+        self.release(&Hold::Instrument(instrument.to_string()), why);
     }
 
-    fn instrument_id(&self, instrument: &str) -> usize {
+    /// Holds the plan for `hold` (abandoning the point in progress), logged as asked by `by`
+    /// for `cause`; nothing when it already holds or the plan has ended.
+    fn hold(&self, hold: Hold, by: &str, cause: &str) {
         let mut inner = self.lock();
-        let i = match inner.instruments.iter().position(|n| n == instrument) {
-            Some(i) => i,
-            None => {
-                inner.instruments.push(instrument.to_string());
-                inner.instruments.len() - 1
-            }
-        };
-        INSTRUMENT_HOLDS + i
+        if inner.holds.contains_key(&hold) || inner.finished {
+            return;
+        }
+        let point = self.shared.points_done.load(Ordering::Relaxed);
+        inner
+            .log
+            .push(Interruption::hold(hold.kind(), by, cause, point));
+        let index = inner.log.len() - 1;
+        inner.holds.insert(hold, (cause.to_string(), index));
+        self.changed(&inner);
     }
 
-    /// Suspender `id`'s condition cleared (`why`): the plan may go on.
-    pub fn clear_suspension(&self, id: usize, why: &str) {
+    /// `hold` cleared (`why`): its log entry is closed and the plan may go on.
+    fn release(&self, hold: &Hold, why: &str) {
         let mut inner = self.lock();
-        if let Some((_, i)) = inner.suspensions.remove(&id) {
+        if let Some((_, i)) = inner.holds.remove(hold) {
             inner.log[i].close(why);
             self.changed(&inner);
         }
@@ -544,9 +552,9 @@ impl RunControl {
         let mut inner = self.lock();
         inner.finished = true;
         if let Some(pause) = inner.pause.take() {
-            self.pause_ended(&mut inner, &pause);
+            self.pause_ended(&pause);
         }
-        inner.suspensions.clear();
+        inner.holds.clear();
         inner.unready.clear();
         for entry in inner.log.iter_mut().filter(|e| e.resumed_at.is_none()) {
             entry.ended_by_stop = true;

@@ -86,3 +86,69 @@ async fn a_pause_now_or_a_suspension_interrupts_the_point_in_progress() {
         Some("cleared")
     );
 }
+
+#[test]
+fn an_unreachable_instrument_holds_the_plan_as_a_reconnect_until_released() {
+    let c = RunControl::new();
+    c.begin_plan(Some(4));
+    c.hold_for_instrument("psu", "connection refused");
+    c.hold_for_instrument("psu", "still refused");
+    c.suspend(0, "plan.suspend[0]", "cryo.temp > 310 (311)");
+    // A suspender's cause is shown first; resume cannot lift either hold.
+    let state = c.state();
+    assert_eq!(state.phase, Phase::Suspended);
+    assert_eq!(state.cause.as_deref(), Some("cryo.temp > 310 (311)"));
+    assert!(matches!(c.resume("t"), Err(ControlError::Suspended(_))));
+    c.clear_suspension(0, "cleared");
+    assert_eq!(c.state().cause.as_deref(), Some("psu: connection refused"));
+    // Releasing another instrument, or a suspender that never tripped, changes nothing.
+    c.release_instrument("dmm", "reconnected");
+    c.clear_suspension(1, "cleared");
+    assert!(c.needs_attention());
+    c.release_instrument("psu", "reconnected; restored voltage = 1.5");
+    assert!(!c.needs_attention());
+    assert_eq!(c.state().phase, Phase::Running);
+    let log = c.interruptions();
+    let kinds: Vec<_> = log.iter().map(|e| e.kind).collect();
+    assert_eq!(
+        kinds,
+        [InterruptionKind::Reconnect, InterruptionKind::Suspend],
+        "one entry per hold, not per report"
+    );
+    assert_eq!(log[0].by, "psu");
+    assert_eq!(
+        log[0].resumed_by.as_deref(),
+        Some("reconnected; restored voltage = 1.5")
+    );
+}
+
+#[tokio::test]
+async fn the_time_paused_adds_up_over_pauses_in_what_the_streams_follow() {
+    let c = RunControl::new();
+    let pauses = c.pauses();
+    c.begin_stream();
+    for round in 0..2 {
+        c.pause(false, "t").expect("pause");
+        let gate = tokio::spawn({
+            let c = c.clone();
+            async move { c.gate(round).await }
+        });
+        while c.state().phase != Phase::Paused {
+            tokio::task::yield_now().await;
+        }
+        assert!(pauses.borrow().paused, "round {round}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        c.resume("t").expect("resume");
+        assert_eq!(gate.await.expect("gate task"), Gate::Go { resumed: true });
+        assert!(!pauses.borrow().paused, "round {round}");
+    }
+    let paused_for = pauses.borrow().paused_for;
+    assert!(
+        paused_for >= std::time::Duration::from_millis(40),
+        "{paused_for:?}"
+    );
+    // A pause that never took effect adds nothing.
+    c.pause(false, "t").expect("pause");
+    c.resume("t").expect("cancel");
+    assert_eq!(pauses.borrow().paused_for, paused_for);
+}

@@ -249,12 +249,7 @@ impl Coordinator {
     /// The supervision tick: actors gone without a report, then stalled instruments, then
     /// gone stages and sinks.
     fn supervise(&mut self, ctx: &mut Context<Self>) {
-        let running = &self.running;
-        let alive = |name: &str| running.get(name).is_some_and(Launched::is_alive);
-        let gone = self.supervisor.vanished(Role::Instrument, alive);
-        for (name, reason) in gone {
-            self.fail(&name, reason, ctx);
-        }
+        self.fail_vanished(Role::Instrument, ctx);
         let (streams, places) = (&self.streams, &self.places);
         let stalled = self.supervisor.stalled(Instant::now(), |name| {
             places.get(name).map_or((0, false), |p| {
@@ -270,12 +265,17 @@ impl Coordinator {
         for (name, reason) in stalled {
             self.fail(&name, reason, ctx);
         }
-        for role in [Role::Stage, Role::Sink] {
-            let running = &self.running;
-            let alive = |name: &str| running.get(name).is_some_and(Launched::is_alive);
-            for (name, reason) in self.supervisor.vanished(role, alive) {
-                self.fail(&name, reason, ctx);
-            }
+        self.fail_vanished(Role::Stage, ctx);
+        self.fail_vanished(Role::Sink, ctx);
+    }
+
+    /// Fails every component of `role` whose actor is gone without a report (the supervisor
+    /// decides when "gone" is certain).
+    fn fail_vanished(&mut self, role: Role, ctx: &mut Context<Self>) {
+        let running = &self.running;
+        let alive = |name: &str| running.get(name).is_some_and(Launched::is_alive);
+        for (name, reason) in self.supervisor.vanished(role, alive) {
+            self.fail(&name, reason, ctx);
         }
     }
 

@@ -26,10 +26,6 @@ use ensemble_actors::sinks::nats::{NatsSinkActor, spawn_publisher};
 use ensemble_actors::sinks::null::NullSinkActor;
 use ensemble_actors::sinks::parquet::{ParquetSinkActor, WriterPool};
 use ensemble_actors::sinks::{SinkContext, SinkInput};
-use ensemble_actors::stages::decimate::DecimateStage;
-use ensemble_actors::stages::fft::FftStage;
-use ensemble_actors::stages::fir::FirStage;
-use ensemble_actors::stages::stats::StatsStage;
 use ensemble_actors::stages::{Faulty, Stage, StageActor, StageError};
 use ensemble_actors::stats::LinkStats;
 
@@ -38,7 +34,7 @@ use super::run_context::RunContext;
 use super::stage_hosts::StageHosts;
 use super::wiring::StreamPlan;
 use crate::config::{
-    Experiment, InstrumentKind, InstrumentSpec, SinkKind, SinkSpec, StageKind, StageSpec,
+    Experiment, InstrumentKind, InstrumentSpec, SinkKind, SinkSpec, StageSpec, UseStage,
 };
 use crate::plan::{Driver, Drivers};
 
@@ -260,17 +256,15 @@ struct StageLaunch<'a> {
 impl StageLaunch<'_> {
     /// Builds the stage of `spec` for its resolved input and starts its actor.
     fn spawn(self, spec: &StageSpec) -> Result<Recipient<StreamEvent>, StageError> {
-        let input = &spec.input;
-        Ok(match &spec.kind {
-            StageKind::Fft(c) => self.start(FftStage::new(c, input)?),
-            StageKind::Fir(c) => self.start(FirStage::new(c, input)?),
-            StageKind::Decimate(c) => self.start(DecimateStage::new(c, input)?),
-            StageKind::Stats(c) => self.start(StatsStage::new(c, input)?),
-        })
+        spec.kind.build(&spec.input, self)
     }
+}
+
+impl UseStage for StageLaunch<'_> {
+    type Output = Recipient<StreamEvent>;
 
     /// Makes `stage`'s stream continue at `next_seq` and starts its actor on the arbiter.
-    fn start<S: Stage + Send>(self, stage: S) -> Recipient<StreamEvent> {
+    fn stage<S: Stage + Send>(self, stage: S) -> Recipient<StreamEvent> {
         let mut stage = Faulty::new(stage, self.fault, self.restarts);
         stage.continue_at(self.next_seq);
         let (name, outputs, exited) = (self.name.to_string(), self.outputs, self.exited);

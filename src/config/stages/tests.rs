@@ -182,3 +182,50 @@ window = 10
         "{e}"
     );
 }
+
+#[test]
+fn build_hands_each_stage_type_its_own_struct_built_for_the_input() {
+    /// Names the struct it was handed, with its output schema's field count.
+    struct Name;
+    impl crate::config::UseStage for Name {
+        type Output = (&'static str, usize);
+        fn stage<S: ensemble_actors::stages::Stage + Send>(self, stage: S) -> Self::Output {
+            let name = std::any::type_name::<S>().rsplit("::").next().unwrap_or("");
+            (name, stage.output_schema().fields().len())
+        }
+    }
+    let all = r#"
+[stages.spectrum]
+type = "fft"
+inputs = ["dmm.a"]
+size = 64
+
+[stages.lp]
+type = "fir"
+inputs = ["dmm"]
+taps = [0.5, 0.5]
+
+[stages.slow]
+type = "decimate"
+inputs = ["dmm.b"]
+factor = 4
+
+[stages.summary]
+type = "stats"
+inputs = ["dmm.a"]
+window = "50ms"
+"#;
+    let e = compile(Path::new("t.toml"), &format!("{HEAD}{all}")).expect("compiles");
+    for stage in &e.stages {
+        let (name, fields) = stage.kind.build(&stage.input, Name).expect("builds");
+        let expected = match stage.name.as_str() {
+            "spectrum" => "FftStage",
+            "lp" => "FirStage",
+            "slow" => "DecimateStage",
+            _ => "StatsStage",
+        };
+        assert_eq!(name, expected, "{}", stage.name);
+        // What `build` hands out is what the compiler resolved the stage's stream with.
+        assert_eq!(fields, stage.schema.fields().len(), "{}", stage.name);
+    }
+}

@@ -25,7 +25,6 @@ pub(crate) struct ScpiAcquisition {
     schema: SchemaRef,
     /// `seq` of the first buffered row.
     next_seq: u64,
-    max_rows: usize,
     /// While paused (`pause_streams`), the loop does not poll.
     paused: Option<watch::Receiver<Pauses>>,
 }
@@ -40,13 +39,11 @@ impl ScpiAcquisition {
         report: ScpiReport,
     ) -> Self {
         let specs = session.channels();
-        let max_rows = session.config().max_batch_rows.max(1);
         Self {
             schema: stream_schema(&specs),
             next_seq: outputs.stats().rows(),
             probe: ScpiProbe::new(name, session, report),
             outputs,
-            max_rows,
             paused: None,
         }
     }
@@ -97,12 +94,11 @@ impl ScpiAcquisition {
                         paused = None;
                     }
                 }
+                // A poll that fills the buffer wakes `full` above (as a plan's read does), so
+                // the next turn emits it.
                 _ = tick.tick(), if polling && !held => {
                     let _ = self.probe.poll().await;
                     self.outputs.stats().heartbeat();
-                    if self.probe.rows().timestamps.len() >= self.max_rows {
-                        self.flush().await;
-                    }
                 }
                 // Paused: no polls, but the coordinator still hears that the loop is alive.
                 _ = tokio::time::sleep(poll_interval.min(Duration::from_millis(500))), if held => {
@@ -116,13 +112,17 @@ impl ScpiAcquisition {
         Ok(report)
     }
 
-    /// Emits the buffered rows as one batch.
+    /// Emits the buffered rows as one batch (nothing when none are buffered: a `full` wake-up
+    /// may come after a timed flush has already taken them).
     async fn flush(&mut self) {
-        let (timestamps, columns) = self.probe.rows().take();
+        let (timestamps, columns) = {
+            let mut rows = self.probe.rows();
+            if rows.timestamps.is_empty() {
+                return;
+            }
+            rows.take()
+        };
         let rows = timestamps.len();
-        if rows == 0 {
-            return;
-        }
         let first_seq = self.next_seq;
         let mut arrays: Vec<ArrayRef> = Vec::with_capacity(columns.len() + 2);
         arrays.push(Arc::new(

@@ -409,40 +409,48 @@ impl Session {
         if self.transport.is_some() {
             return Ok(());
         }
-        if let Err(e) = self.connect().await {
-            self.transport = None;
-            self.next_attempt = Some(Instant::now() + self.backoff);
-            self.backoff = (self.backoff * 2).min(self.config.reconnect_max);
+        self.open_backing_off().await?;
+        self.restored().await
+    }
+
+    /// Tries to reconnect if the backoff allows; counts a missed row otherwise or when the
+    /// connection cannot be opened.
+    async fn reconnect(&mut self) -> Result<(), ScpiError> {
+        if self.next_attempt.is_some_and(|at| Instant::now() < at) {
+            self.miss_row();
+            return Err(self.not_connected());
+        }
+        if let Err(e) = self.open_backing_off().await {
+            self.miss_row();
             return Err(e);
         }
+        self.restored().await
+    }
+
+    /// Opens the connection; a failure sets the next backoff.
+    async fn open_backing_off(&mut self) -> Result<(), ScpiError> {
+        let opened = self.connect().await;
+        if opened.is_err() {
+            self.back_off();
+        }
+        opened
+    }
+
+    /// On a connection just opened by a reconnection: restores the setpoints
+    /// ([`reconnected`](Self::reconnected)), then resets the backoff.
+    async fn restored(&mut self) -> Result<(), ScpiError> {
         self.reconnected().await?;
         self.backoff = self.config.reconnect_min;
         self.next_attempt = None;
         Ok(())
     }
 
-    /// Tries to reconnect if the backoff allows; counts a missed row otherwise or on failure.
-    async fn reconnect(&mut self) -> Result<(), ScpiError> {
-        let now = Instant::now();
-        if self.next_attempt.is_some_and(|at| now < at) {
-            self.miss_row();
-            return Err(self.not_connected());
-        }
-        match self.connect().await {
-            Ok(()) => {
-                self.reconnected().await?;
-                self.backoff = self.config.reconnect_min;
-                self.next_attempt = None;
-                Ok(())
-            }
-            Err(e) => {
-                self.transport = None;
-                self.next_attempt = Some(Instant::now() + self.backoff);
-                self.backoff = (self.backoff * 2).min(self.config.reconnect_max);
-                self.miss_row();
-                Err(e)
-            }
-        }
+    /// Drops the connection and waits `backoff` before the next attempt, doubling it (up to
+    /// `reconnect_max`) for the one after.
+    fn back_off(&mut self) {
+        self.transport = None;
+        self.next_attempt = Some(Instant::now() + self.backoff);
+        self.backoff = (self.backoff * 2).min(self.config.reconnect_max);
     }
 
     /// Called once a connection is open again: if a gap was open, restores the commanded
@@ -463,9 +471,7 @@ impl Session {
             self.report.restores.push(restore);
             if let Some((param, value, reason)) = failed.filter(|_| !ok) {
                 tracing::warn!(component_id = %self.component, "Reconnected, but could not restore the setpoints ({what}); reconnecting.");
-                self.transport = None;
-                self.next_attempt = Some(Instant::now() + self.backoff);
-                self.backoff = (self.backoff * 2).min(self.config.reconnect_max);
+                self.back_off();
                 return Err(ScpiError::RestoreFailed {
                     param,
                     value,
