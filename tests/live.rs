@@ -468,7 +468,10 @@ fn api_streams_scope_at_1_mhz_returns_at_most_points_buckets_holding_a_single_sa
         // 2 M samples are within the view's folding budget: every row was folded, so the
         // spike is there because the view saw it, not by luck of a sample.
         assert_eq!(d["folded_share"], 1.0);
-        assert_eq!(d["source"], "recent", "answered from the fine rings, not the tap");
+        assert_eq!(
+            d["source"], "recent",
+            "answered from the fine rings, not the tap"
+        );
     }
     let (status, body) = http(&addr, "GET", "/api/streams/nope", None);
     assert_eq!(status, 404);

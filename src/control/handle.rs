@@ -272,6 +272,7 @@ impl RunControl {
             self.shared.pauses.send_modify(|p| {
                 p.paused = false;
                 p.paused_for += since.elapsed();
+                p.since = None;
             });
         }
     }
@@ -279,10 +280,14 @@ impl RunControl {
     /// A pause has taken effect now (it is `log[index]`): the streams that follow pauses
     /// hold.
     fn pause_began(&self, inner: &mut Inner, index: usize) {
+        let now = Instant::now();
         if let Some(p) = inner.pause.as_mut() {
-            p.taken = Some((index, Instant::now()));
+            p.taken = Some((index, now));
         }
-        self.shared.pauses.send_modify(|p| p.paused = true);
+        self.shared.pauses.send_modify(|p| {
+            p.paused = true;
+            p.since = Some(now);
+        });
     }
 
     /// The plan's pauses as its streaming instruments follow them: whether one is in effect,

@@ -44,8 +44,11 @@ struct Follow {
     hold_rows: bool,
     /// The row limit before any pause.
     limit: Option<u64>,
-    /// When the hold in effect began (`hold_rows` only).
+    /// When the hold in effect began (`hold_rows` only): when the pause took hold.
     held_since: Option<Instant>,
+    /// The plan's total time paused when the hold began: at its end, the difference is exactly
+    /// how long this pause lasted, however late the loop noticed either edge.
+    paused_for_at_hold: Duration,
 }
 
 /// Why a simulated instrument's loop ended early.
@@ -105,6 +108,7 @@ impl SimAcquisition {
             hold_rows,
             limit: self.limit,
             held_since: None,
+            paused_for_at_hold: Duration::ZERO,
         });
     }
 
@@ -122,9 +126,19 @@ impl SimAcquisition {
             return false;
         }
         match (p.paused, f.held_since) {
-            (true, None) => f.held_since = Some(Instant::now()),
+            (true, None) => {
+                let now = Instant::now();
+                // When the pause took hold, as the plan's clock saw it (never in the future).
+                let since = p.since.map_or(now, |s| Instant::from_std(s).min(now));
+                f.held_since = Some(since);
+                f.paused_for_at_hold = p.paused_for;
+            }
             (false, Some(since)) => {
-                let held = since.elapsed();
+                let held = p
+                    .paused_for
+                    .checked_sub(f.paused_for_at_hold)
+                    .filter(|d| !d.is_zero())
+                    .unwrap_or_else(|| since.elapsed());
                 self.clock_start += held;
                 self.generator.delay(held);
                 f.held_since = None;
@@ -188,8 +202,14 @@ impl SimAcquisition {
             let was_held = self.holding();
             let held = self.apply_pauses();
             if !was_held {
-                // Up to now: a pause that has just come takes hold after the rows due before it.
-                let due = rows_due(self.clock_start.elapsed(), self.rate_hz, self.limit);
+                // Up to now, or up to the instant a pause that has just come took hold: the
+                // rows due before it are emitted, none stamped inside it.
+                let upto = match (held, self.follow.as_ref().and_then(|f| f.held_since)) {
+                    (true, Some(since)) => since,
+                    _ => Instant::now(),
+                };
+                let elapsed = upto.saturating_duration_since(self.clock_start);
+                let due = rows_due(elapsed, self.rate_hz, self.limit);
                 self.overflow(due);
                 self.emit_until(due).await?;
             }
