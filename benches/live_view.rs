@@ -2,7 +2,9 @@
 //! in turn without the view, with `--serve` and no client, and with `--serve` plus 8 clients
 //! polling `/api/events` and `/api/streams` as fast as they can, in one invocation. Prints
 //! each run's rows/s, the CPU seconds the view's thread took, the medians, their ratios and
-//! the rows lost.
+//! the rows lost. Within a round the three variants take turns going first, every run starts
+//! after a `sync` (outside its clock), and besides the ratio of the medians it prints the
+//! median of the per-round ratios, which slow drifts of a shared machine do not move.
 //!
 //! `cargo bench --bench live_view` (rounds: `LIVE_BENCH_ROUNDS`, default 3 of each; rows:
 //! `LIVE_BENCH_SECONDS` of a 1 MHz, 4-channel stream, default 10).
@@ -219,6 +221,10 @@ struct Measured {
 
 /// One run; with `serve`, the view and `clients` clients beside it.
 fn one_run(seconds: u64, serve: bool, clients: usize) -> Measured {
+    // Start from a clean page cache: the previous run's dirty pages are written back before
+    // the clock starts, not during this run.
+    // SAFETY: sync takes no arguments and only flushes the kernel's buffers.
+    unsafe { libc::sync() };
     let out = tempfile::tempdir().expect("tempdir");
     let e = experiment(seconds, out.path());
     let addr = free_port();
@@ -297,11 +303,22 @@ fn main() {
         "live_view: {seconds} s of a 1 MHz x 4-channel pace=max lossless stream into Parquet (zstd), {rounds} rounds"
     );
     let (mut plain, mut idle, mut viewed) = (Vec::new(), Vec::new(), Vec::new());
+    // Per round, each variant against the run without the view in the same round: slow drifts
+    // of the machine (other tenants, writeback) cancel out of these.
+    let (mut paired_idle, mut paired_viewed) = (Vec::new(), Vec::new());
     let mut lost_total = 0;
     for round in 0..rounds {
-        let a = one_run(seconds, false, 0);
-        let b = one_run(seconds, true, 0);
-        let c = one_run(seconds, true, CLIENTS);
+        // The variants take turns going first: a run leaves gigabytes of dirty pages behind,
+        // and whatever runs next would otherwise always be the same variant.
+        let mut measured: [Option<Measured>; 3] = [None, None, None];
+        for k in 0..3 {
+            let variant = (round + k) % 3;
+            let (serve, clients) = [(false, 0), (true, 0), (true, CLIENTS)][variant];
+            measured[variant] = Some(one_run(seconds, serve, clients));
+        }
+        let [Some(a), Some(b), Some(c)] = measured else {
+            unreachable!("every variant ran once this round");
+        };
         lost_total += a.lost + b.lost + c.lost;
         println!(
             "round {round}: without view {:.2} M rows/s (lost {}); view, no client {:.2} M rows/s (lost {}; view thread {:.4} CPU s per M rows); view + {CLIENTS} clients {:.2} M rows/s (lost {}; view thread {:.4} CPU s per M rows; {} API answers, {:.1} MiB of events read, folded share {:.3}); run's own CPU s per M rows {:.4} / {:.4} / {:.4}",
@@ -320,6 +337,8 @@ fn main() {
             b.acquisition_cpu_per_m_rows,
             c.acquisition_cpu_per_m_rows,
         );
+        paired_idle.push(b.rows_per_s / a.rows_per_s);
+        paired_viewed.push(c.rows_per_s / a.rows_per_s);
         plain.push(a.rows_per_s);
         idle.push(b.rows_per_s);
         viewed.push(c.rows_per_s);
@@ -333,5 +352,20 @@ fn main() {
     );
     println!("ratio view, no client / without: {:.3}", b / a);
     println!("ratio with/without: {:.3}", c / a);
+    let range = |v: &[f64]| {
+        let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        format!("{lo:.3}-{hi:.3}")
+    };
+    println!(
+        "median of per-round ratios, view, no client / without: {:.3} (rounds {})",
+        median(paired_idle.clone()),
+        range(&paired_idle)
+    );
+    println!(
+        "median of per-round ratios, with/without: {:.3} (rounds {})",
+        median(paired_viewed.clone()),
+        range(&paired_viewed)
+    );
     println!("rows lost in all runs: {lost_total}");
 }
