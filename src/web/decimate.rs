@@ -50,6 +50,17 @@ pub struct Decimated {
     pub inputs: u64,
 }
 
+impl Decimated {
+    /// The smallest min and the largest max of `channel` over all buckets (`None` when it has
+    /// no sample in the window): the range a plot's y axis must show.
+    pub fn extremes(&self, channel: usize) -> Option<(f64, f64)> {
+        let trace = self.series.get(channel)?;
+        let lo = trace.min.iter().flatten().copied().reduce(f64::min)?;
+        let hi = trace.max.iter().flatten().copied().reduce(f64::max)?;
+        Some((lo, hi))
+    }
+}
+
 /// One channel's accumulators in one bucket.
 #[derive(Debug, Clone, Copy)]
 struct Cell {

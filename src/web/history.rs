@@ -142,17 +142,7 @@ mod tests {
         let mut d = Decimator::new(0, n * 1_000_000, 500, 1);
         h.decimate_into(&mut d, &[0], i64::MAX);
         let out = d.finish();
-        let max = out.series[0]
-            .max
-            .iter()
-            .flatten()
-            .fold(f64::MIN, |a, &b| a.max(b));
-        let min = out.series[0]
-            .min
-            .iter()
-            .flatten()
-            .fold(f64::MAX, |a, &b| a.min(b));
-        assert_eq!((min, max), (-7.0, 7.0));
+        assert_eq!(out.extremes(0), Some((-7.0, 7.0)));
         assert_eq!(out.series[0].last.last(), Some(&Some(-7.0)));
     }
 

@@ -152,17 +152,11 @@ mod tests {
         let mut d = Decimator::on_grid(from, n * MS, 2_000, 1, 0, r.width_ns());
         r.decimate_into(&mut d, &[0], from);
         let out = d.finish();
-        let max = out.series[0]
-            .max
-            .iter()
-            .flatten()
-            .fold(f64::MIN, |a, &b| a.max(b));
-        let min = out.series[0]
-            .min
-            .iter()
-            .flatten()
-            .fold(f64::MAX, |a, &b| a.min(b));
-        assert_eq!((min, max), (-3.0, 7.0), "the 9.0 at 10 s has left the ring");
+        assert_eq!(
+            out.extremes(0),
+            Some((-3.0, 7.0)),
+            "the 9.0 at 10 s has left the ring"
+        );
         assert_eq!(
             out.bucket_ns,
             12 * MS,

@@ -283,12 +283,8 @@ mod tests {
             8 * MS,
             "4 ms rings, two per bucket for 5 ms asked"
         );
-        let max = ten.series[0]
-            .max
-            .iter()
-            .flatten()
-            .fold(f64::MIN, |a, &b| a.max(b));
-        assert_eq!(max, 99.0, "the one-sample spike at 15 s");
+        let max = ten.extremes(0).map(|(_, hi)| hi);
+        assert_eq!(max, Some(99.0), "the one-sample spike at 15 s");
         let (all, source) = fold.decimate(&[0], 0, to, 500).expect("folded");
         assert_eq!(source, "recent", "20 s: the 32 ms ring still holds it all");
         assert!(all.t_ns.len() <= 500);
