@@ -72,6 +72,13 @@ impl Recent {
         Some(t0 + oldest * self.width_ns)
     }
 
+    /// Whether it holds every bucket from `from_ns` on: its span reaches back that far, or it
+    /// has never come round (then it holds everything since the stream's first sample).
+    pub fn holds(&self, from_ns: i64) -> bool {
+        let never_wrapped = self.newest.is_some_and(|n| n < RECENT_SLOTS as i64);
+        never_wrapped || self.holds_from_ns().is_some_and(|held| held <= from_ns)
+    }
+
     /// Folds in samples of several channels that share the timestamps `t_ns` (see
     /// [`History::add_columns`](super::history::History::add_columns)). Samples older than
     /// the ring's span, or before the first sample, are ignored.

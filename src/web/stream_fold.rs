@@ -185,42 +185,37 @@ impl StreamFold {
         to_ns: i64,
         points: usize,
     ) -> Option<(Decimated, &'static str)> {
-        let asked = (to_ns - from_ns).max(1) / points.max(1) as i64;
-        let holding: Vec<&Recent> = self
-            .recent
-            .iter()
-            .filter(|r| picks.iter().all(|&p| p < r.channels()))
-            .filter(|r| {
-                r.holds_from_ns()
-                    .zip(r.t0_ns())
-                    .is_some_and(|(held, t0)| held <= from_ns || held == t0)
-            })
-            .collect();
-        let ring = holding
-            .iter()
-            .find(|r| r.width_ns() <= asked.max(1))
-            .or(holding.first());
-        if let (Some(ring), Some(t0)) = (ring, ring.and_then(|r| r.t0_ns())) {
-            let mut d =
-                Decimator::on_grid(from_ns, to_ns, points, picks.len(), t0, ring.width_ns());
-            let start = d.from_ns();
-            ring.decimate_into(&mut d, picks, start);
-            return Some((d.finish(), "recent"));
+        let asked = ((to_ns - from_ns) / points.max(1) as i64).max(1);
+        // A window from a fold with buckets `width` wide from `t0`, filled by `fill`.
+        let answer = |t0: i64, width: i64, fill: &dyn Fn(&mut Decimator)| {
+            let mut d = Decimator::on_grid(from_ns, to_ns, points, picks.len(), t0, width);
+            fill(&mut d);
+            d.finish()
+        };
+        let holding = || {
+            self.recent
+                .iter()
+                .filter(|r| picks.iter().all(|&p| p < r.channels()) && r.holds(from_ns))
+        };
+        // The finest ring at least as fine as asked; else the finest that holds the window.
+        let ring = holding()
+            .find(|r| r.width_ns() <= asked)
+            .or_else(|| holding().next());
+        if let Some((ring, t0)) = ring.and_then(|r| Some((r, r.t0_ns()?))) {
+            let out = answer(t0, ring.width_ns(), &|d| {
+                let start = d.from_ns();
+                ring.decimate_into(d, picks, start);
+            });
+            return Some((out, "recent"));
         }
         let t0 = self.history.t0_ns()?;
         if picks.iter().any(|&p| p >= self.history.channels()) {
             return None;
         }
-        let mut d = Decimator::on_grid(
-            from_ns,
-            to_ns,
-            points,
-            picks.len(),
-            t0,
-            self.history.bucket_ns(),
-        );
-        self.history.decimate_into(&mut d, picks, i64::MAX);
-        Some((d.finish(), "history"))
+        let out = answer(t0, self.history.bucket_ns(), &|d| {
+            self.history.decimate_into(d, picks, i64::MAX)
+        });
+        Some((out, "history"))
     }
 }
 
