@@ -47,6 +47,18 @@ inputs = ["primary", "cryo"]
 
 const STEADY: &str = r#"{ shape = "constant", amplitude = 0.0, offset = 290.0 }"#;
 
+/// Resumes the paused run through the socket and waits for it: it must complete.
+fn resume_to_completion(handle: JoinHandle<RunReport>, run_dir: &Path) -> RunReport {
+    ensemble(&["resume"], run_dir).expect("resume accepted");
+    let report = handle.join().expect("run thread");
+    assert_eq!(
+        report.manifest.status, "completed",
+        "{:?}",
+        report.manifest.stop_reason
+    );
+    report
+}
+
 /// Starts the run in its own thread; returns it and the run directory once its control
 /// socket is there.
 fn start(text: String, out: &Path) -> (JoinHandle<RunReport>, PathBuf) {
@@ -168,13 +180,7 @@ fn a_pause_through_the_socket_holds_a_1000_point_scan_and_every_point_is_taken_a
         held_at,
         "no point taken while paused"
     );
-    ensemble(&["resume"], &run_dir).expect("resume accepted");
-    let report = handle.join().expect("run thread");
-    assert_eq!(
-        report.manifest.status, "completed",
-        "{:?}",
-        report.manifest.stop_reason
-    );
+    let report = resume_to_completion(handle, &run_dir);
     assert!(!sock.exists(), "the socket is removed at the end");
 
     let batches = read_stream(&report.run_dir, "primary");
@@ -220,9 +226,7 @@ fn a_pause_now_abandons_the_point_in_progress_and_takes_it_again() {
     let paused = wait_for_phase(&run_dir, "paused");
     let k = paused["points_done"].as_u64().expect("points_done");
     std::thread::sleep(Duration::from_millis(300));
-    ensemble(&["resume"], &run_dir).expect("resume accepted");
-    let report = handle.join().expect("run thread");
-    assert_eq!(report.manifest.status, "completed");
+    let report = resume_to_completion(handle, &run_dir);
     let batches = read_stream(&report.run_dir, "primary");
     assert_contiguous(&seqs(&batches), 6);
     assert_eq!(
@@ -499,13 +503,7 @@ fn pause_a_stream_plan(extra: &str) -> (tempfile::TempDir, RunReport, Value, Vec
     wait_for_phase(&run_dir, "paused");
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(status(&run_dir)["phase"], "paused", "the clock held");
-    ensemble(&["resume"], &run_dir).expect("resume accepted");
-    let report = handle.join().expect("run thread");
-    assert_eq!(
-        report.manifest.status, "completed",
-        "{:?}",
-        report.manifest.stop_reason
-    );
+    let report = resume_to_completion(handle, &run_dir);
     let m = manifest(&run_dir);
     let pauses = m["interruptions"].as_array().expect("interruptions");
     assert_eq!(pauses.len(), 1, "{pauses:?}");
@@ -592,13 +590,7 @@ fn with_pause_streams_a_paused_scan_holds_the_sim_and_scpi_streams_too() {
     ensemble(&["pause"], &run_dir).expect("pause accepted");
     wait_for_phase(&run_dir, "paused");
     std::thread::sleep(Duration::from_secs(1));
-    ensemble(&["resume"], &run_dir).expect("resume accepted");
-    let report = handle.join().expect("run thread");
-    assert_eq!(
-        report.manifest.status, "completed",
-        "{:?}",
-        report.manifest.stop_reason
-    );
+    let report = resume_to_completion(handle, &run_dir);
     assert_contiguous(&seqs(&read_stream(&report.run_dir, "primary")), 1000);
     let m = manifest(&run_dir);
     let pauses = m["interruptions"].as_array().expect("interruptions");
