@@ -19,30 +19,45 @@ def load():
     return os.getloadavg()[0]
 
 
-def record_scope(work, name, rows, rate, noise=0.0, sink_extra=""):
-    """Records `rows` rows of one `pace = "max"` stream `scope` (4 Float64 channels in V, a
-    50 Hz sine plus `noise`) into a Parquet sink under WORK/runs; returns the run directory."""
-    exp = os.path.join(work, "big.toml")
-    noise_key = f", noise = {noise}" if noise else ""
-    with open(exp, "w") as f:
+def write_stream_experiment(path, name, stream, rate, rows, sink, extra=""):
+    """Writes an experiment of one `pace = "max"` simulated stream STREAM (4 Float64 channels
+    a-d, `rows` rows at `rate`, plus EXTRA instrument keys) and the sink table SINK to PATH;
+    returns PATH."""
+    with open(path, "w") as f:
         f.write(
             f"""[experiment]
 name = "{name}"
 duration = "{rows / rate:.6f}s"
 
-[instruments.scope]
+[instruments.{stream}]
 type = "sim"
 rate_hz = {rate}
 channels = ["a", "b", "c", "d"]
-unit = "V"
 pace = "max"
-signal = {{ shape = "sine", frequency_hz = 50, amplitude = 1.0{noise_key} }}
+{extra}
+{sink}"""
+        )
+    return path
 
-[sinks.store]
+
+def record_scope(work, name, rows, rate, noise=0.0, sink_extra=""):
+    """Records `rows` rows of one `pace = "max"` stream `scope` (4 Float64 channels in V, a
+    50 Hz sine plus `noise`) into a Parquet sink under WORK/runs; returns the run directory."""
+    noise_key = f", noise = {noise}" if noise else ""
+    exp = write_stream_experiment(
+        os.path.join(work, "big.toml"),
+        name,
+        "scope",
+        rate,
+        rows,
+        f"""[sinks.store]
 type = "parquet"
 inputs = ["scope"]
-{sink_extra}"""
-        )
+{sink_extra}""",
+        extra=f"""unit = "V"
+signal = {{ shape = "sine", frequency_hz = 50, amplitude = 1.0{noise_key} }}
+""",
+    )
     done = subprocess.run(
         [binary(), "run", exp, "--quiet", "--output", os.path.join(work, "runs")],
         capture_output=True,

@@ -43,7 +43,7 @@ import tempfile
 import time
 import urllib.request
 
-from bench_common import binary, load
+from bench_common import binary, load, write_stream_experiment
 
 ROWS_PER_BATCH = 8192
 
@@ -156,22 +156,8 @@ class Servers:
 
 
 def experiment(path, rows, sink):
-    with open(path, "w") as f:
-        f.write(
-            f"""[experiment]
-name = "nats-path-bench"
-duration = "{rows}ms"
-
-[instruments.sig]
-type = "sim"
-rate_hz = 1000
-channels = ["a", "b", "c", "d"]
-pace = "max"
-
-{sink}
-"""
-        )
-    return path
+    """One stream `sig` of ROWS rows (1 kHz of plan time, written as fast as it goes) into SINK."""
+    return write_stream_experiment(path, "nats-path-bench", "sig", 1000, rows, sink)
 
 
 def nats_sink(url, replicas):
