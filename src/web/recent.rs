@@ -26,7 +26,6 @@ pub struct Recent {
     /// from it, so rings of different widths share their edges.
     t0_ns: Option<i64>,
     width_ns: i64,
-    channels: usize,
     /// `channels × RECENT_SLOTS`, channel-major; bucket `b` lives at `b % RECENT_SLOTS`.
     slots: Vec<Envelope>,
     /// The latest bucket that holds (or held) a sample; `None` before the first.
@@ -39,7 +38,6 @@ impl Recent {
         Self {
             t0_ns: None,
             width_ns: width_ns.max(1),
-            channels,
             slots: vec![Envelope::EMPTY; channels * RECENT_SLOTS],
             newest: None,
         }
@@ -57,7 +55,7 @@ impl Recent {
 
     /// Channels it keeps (the first ones of the stream).
     pub fn channels(&self) -> usize {
-        self.channels
+        self.slots.len() / RECENT_SLOTS
     }
 
     /// Bytes it holds (fixed).
@@ -87,7 +85,8 @@ impl Recent {
             return;
         };
         let t0 = *self.t0_ns.get_or_insert(first);
-        let (channels, slots, newest) = (self.channels, &mut self.slots, &mut self.newest);
+        let channels = self.channels();
+        let (slots, newest) = (&mut self.slots, &mut self.newest);
         for_each_run(t_ns, t0, i64::MAX, self.width_ns, |bucket, run| {
             let bucket = bucket as i64;
             match *newest {
@@ -123,7 +122,7 @@ impl Recent {
         let oldest = (newest - RECENT_SLOTS as i64 + 1).max(0);
         let start = ((from_ns - t0).div_euclid(self.width_ns)).max(oldest);
         for (out, &channel) in pick.iter().enumerate() {
-            if channel >= self.channels {
+            if channel >= self.channels() {
                 continue;
             }
             let ring = &self.slots[channel * RECENT_SLOTS..(channel + 1) * RECENT_SLOTS];
