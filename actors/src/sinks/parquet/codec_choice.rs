@@ -31,6 +31,11 @@ impl CodecChoice {
         }
     }
 
+    /// How many leaf columns it chooses for.
+    pub(super) fn columns(&self) -> usize {
+        self.raw_until.len()
+    }
+
     /// Whether `column` is stored uncompressed in row group `row_group`.
     pub(super) fn raw(&self, column: usize, row_group: usize) -> bool {
         self.raw_until

@@ -55,8 +55,9 @@ pub(super) struct PartEncoder {
     path: PathBuf,
     file: SerializedFileWriter<File>,
     factory: ArrowRowGroupWriterFactory,
-    /// Column writers that do not compress, made when a column is first stored uncompressed.
-    raw_factory: Option<ArrowRowGroupWriterFactory>,
+    /// Column writers for row groups where the columns marked are stored uncompressed, made
+    /// when such a row group first comes (kept for the next with the same columns).
+    raw_factory: Option<(Vec<bool>, ArrowRowGroupWriterFactory)>,
     /// Which columns of the next row group are compressed.
     codecs: CodecChoice,
     schema: SchemaRef,
@@ -242,25 +243,24 @@ impl PartEncoder {
     }
 
     /// Column writers for the next row group: from the part's properties, but uncompressed for
-    /// the columns [`CodecChoice`] says.
+    /// the columns [`CodecChoice`] says. Each writer is made once, by the factory whose
+    /// properties fit (a compressing writer made in vain costs a zstd context).
     fn column_writers(&mut self) -> Result<Vec<ArrowColumnWriter>, ParquetError> {
         let row_group = self.row_groups;
-        let compressed = self.factory.create_column_writers(row_group)?;
         if !self.codecs.any_raw(row_group) {
-            return Ok(compressed);
+            return self.factory.create_column_writers(row_group);
         }
-        let raw_factory = match &mut self.raw_factory {
-            Some(f) => f,
-            none => none.insert(uncompressed_factory(self.file.properties(), &self.schema)?),
+        let raw: Vec<bool> = (0..self.codecs.columns())
+            .map(|i| self.codecs.raw(i, row_group))
+            .collect();
+        let factory = match &mut self.raw_factory {
+            Some((mask, f)) if *mask == raw => f,
+            slot => {
+                let f = factory_storing_raw(&self.file, &self.schema, &raw)?;
+                &mut slot.insert((raw, f)).1
+            }
         };
-        let raw = raw_factory.create_column_writers(row_group)?;
-        let codecs = &self.codecs;
-        Ok(compressed
-            .into_iter()
-            .zip(raw)
-            .enumerate()
-            .map(|(i, (c, r))| if codecs.raw(i, row_group) { r } else { c })
-            .collect())
+        factory.create_column_writers(row_group)
     }
 
     /// Closes the open row group (its last pages are compressed in parallel when it is large)
@@ -363,20 +363,28 @@ impl PartEncoder {
     }
 }
 
-/// A column-writer factory with `props` but no compression. A factory takes its properties from
-/// a file writer; this one's writes go nowhere, its column chunks are appended to the part's
-/// file like the others (each chunk's metadata names its codec).
-fn uncompressed_factory(
-    props: &WriterProperties,
+/// A column-writer factory with the properties of `file`, but no compression for the leaf
+/// columns marked in `raw`. A factory takes its properties from a file writer; this one's writes go nowhere, and
+/// its column chunks are appended to the part's `file` like the others (each chunk's metadata
+/// names its codec).
+fn factory_storing_raw(
+    file: &SerializedFileWriter<File>,
     schema: &SchemaRef,
+    raw: &[bool],
 ) -> Result<ArrowRowGroupWriterFactory, ParquetError> {
-    let props = props
-        .clone()
-        .into_builder()
-        .set_compression(Compression::UNCOMPRESSED)
-        .build();
-    let (_, factory) = ArrowWriter::try_new(std::io::sink(), schema.clone(), Some(props))?
-        .into_serialized_writer()?;
+    let mut builder = WriterProperties::clone(file.properties()).into_builder();
+    for (leaf, _) in file
+        .schema_descr()
+        .columns()
+        .iter()
+        .zip(raw)
+        .filter(|(_, raw)| **raw)
+    {
+        builder = builder.set_column_compression(leaf.path().clone(), Compression::UNCOMPRESSED);
+    }
+    let (_, factory) =
+        ArrowWriter::try_new(std::io::sink(), schema.clone(), Some(builder.build()))?
+            .into_serialized_writer()?;
     Ok(factory)
 }
 
