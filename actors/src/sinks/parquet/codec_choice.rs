@@ -6,11 +6,15 @@
 //! `bare/delta-ints+raw-floats`, BENCHMARKS.md). So a column chunk whose compression saved less
 //! than the sink's `min_compression_saving` makes that column's next [`RAW_ROW_GROUPS`] row
 //! groups uncompressed; then it is compressed again, to notice when the signal changed. Each
+//! probe that saves too little again doubles the stretch (15, 31, up to [`MAX_RAW_ROW_GROUPS`]),
+//! so a column that never compresses has about 1 row group in 64 compressed in vain. Each
 //! column chunk's codec is in the file's metadata, so every Parquet reader reads such a file.
 
-/// Row groups a column is stored uncompressed after its compression saved too little, before it
-/// is tried again: at most 1 row group in 8 is compressed in vain.
+/// Row groups a column is stored uncompressed after its compression first saved too little,
+/// before it is tried again.
 pub(super) const RAW_ROW_GROUPS: usize = 7;
+/// The longest stretch of uncompressed row groups between two tries.
+pub(super) const MAX_RAW_ROW_GROUPS: usize = 63;
 
 /// Per leaf column, whether its chunk in a given row group is compressed (plain data, no I/O).
 #[derive(Debug, Clone)]
@@ -19,6 +23,8 @@ pub(super) struct CodecChoice {
     min_saving: f64,
     /// Per leaf column: the first row group in which it is compressed again.
     raw_until: Vec<usize>,
+    /// Per leaf column: its last stretch of uncompressed row groups (0 once compressing paid).
+    stretch: Vec<usize>,
 }
 
 impl CodecChoice {
@@ -28,6 +34,7 @@ impl CodecChoice {
         Self {
             min_saving,
             raw_until: vec![0; columns],
+            stretch: vec![0; columns],
         }
     }
 
@@ -60,11 +67,21 @@ impl CodecChoice {
         if uncompressed <= 0 || self.min_saving <= 0.0 {
             return;
         }
+        let (Some(until), Some(stretch)) =
+            (self.raw_until.get_mut(column), self.stretch.get_mut(column))
+        else {
+            return;
+        };
         let saving = 1.0 - compressed as f64 / uncompressed as f64;
         if saving < self.min_saving {
-            if let Some(until) = self.raw_until.get_mut(column) {
-                *until = row_group + 1 + RAW_ROW_GROUPS;
-            }
+            *stretch = if *stretch == 0 {
+                RAW_ROW_GROUPS
+            } else {
+                (*stretch * 2 + 1).min(MAX_RAW_ROW_GROUPS)
+            };
+            *until = row_group + 1 + *stretch;
+        } else {
+            *stretch = 0;
         }
     }
 }
@@ -81,6 +98,26 @@ mod tests {
         assert!(!choice.raw(0, 1));
         assert!(!choice.raw(1, 1));
         assert!(!choice.any_raw(1));
+    }
+
+    #[test]
+    fn each_probe_in_vain_doubles_the_stretch_up_to_the_longest() {
+        let mut choice = CodecChoice::new(1, 0.1);
+        let mut row_group = 0;
+        let mut stretches = Vec::new();
+        for _ in 0..6 {
+            choice.observe(0, row_group, 990, 1000);
+            let next = (row_group + 1..)
+                .find(|&g| !choice.raw(0, g))
+                .expect("a probe");
+            stretches.push(next - row_group - 1);
+            row_group = next;
+        }
+        assert_eq!(stretches, [7, 15, 31, 63, 63, 63]);
+        // Compressing paid: the next time it does not, the stretch starts short again.
+        choice.observe(0, row_group, 500, 1000);
+        choice.observe(0, row_group + 1, 990, 1000);
+        assert!(!choice.raw(0, row_group + 2 + RAW_ROW_GROUPS));
     }
 
     #[test]

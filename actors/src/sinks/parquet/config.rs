@@ -21,8 +21,9 @@ pub struct ParquetSinkConfig {
     #[serde(default = "default_zstd_level")]
     pub zstd_level: i32,
     /// A column chunk whose compression saved less than this share of its bytes is stored
-    /// uncompressed for the column's next 7 row groups, then compressed again to check (default
-    /// 0.1; 0 compresses every chunk). zstd-1 saves ~7% on a noisy signal's doubles at half a
+    /// uncompressed for the column's next 7 row groups, then compressed again to check; each
+    /// try in vain doubles the stretch, up to 63 row groups (default 0.1; 0 compresses every
+    /// chunk). zstd-1 saves ~7% on a noisy signal's doubles at half a
     /// writer's CPU time; a quantised or slowly varying signal compresses far better and stays
     /// compressed.
     #[serde(default = "default_min_compression_saving")]

@@ -530,7 +530,7 @@ mod tests {
             Field::new("flat", DataType::Float64, false),
         ]));
         let rows = 1000;
-        let groups = RAW_ROW_GROUPS + 3;
+        let groups = RAW_ROW_GROUPS + 4;
         let mut state = 0x9e37_79b9_7f4a_7c15_u64;
         let batches: Vec<RecordBatch> = (0..groups)
             .map(|_| {
@@ -589,7 +589,7 @@ mod tests {
         want[RAW_ROW_GROUPS + 1] = (false, false);
         assert_eq!(
             adaptive, want,
-            "noisy: compressed, then raw for {RAW_ROW_GROUPS} row groups, then probed again; flat: always compressed"
+            "noisy: compressed, then raw for {RAW_ROW_GROUPS} row groups, probed again, raw again; flat: always compressed"
         );
         assert_eq!(
             codecs(0.0),
