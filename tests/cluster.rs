@@ -293,8 +293,9 @@ fn issue_15_ingest_creates_replicated_streams_and_refuses_other_replicas() {
     let mut options = ingest_for(&cluster.url(), "MADE", &ingest_out, "w1");
     options.replicas = Some(3);
     let worker = Worker::start(options);
-    cluster.leader("MADE", Duration::from_secs(30));
     for stream in ["MADE", "MADE_CONTROL"] {
+        // The worker creates the control stream after the data stream: wait for each.
+        cluster.leader(stream, Duration::from_secs(30));
         let info = cluster.stream_info(stream).expect("stream info");
         assert_eq!(info["config"]["num_replicas"], 3, "{stream}: {info}");
     }
