@@ -166,6 +166,11 @@ pub async fn run_served(
 ) -> Result<RunReport, RunError> {
     let experiment = Arc::new(experiment);
     let started_at = Utc::now();
+    // Row 0 of every paced stream is stamped `started_at` and due at `clock_start`: the two
+    // are read together. Read after planning the streams and writing the manifest (0.2-0.4 s
+    // for 10,000 streams), every sample was stamped that much earlier than it was due, and
+    // every sample-to-durable latency was that much longer than it really was.
+    let clock_start = tokio::time::Instant::now();
     let run_id = new_run_id(started_at);
     let cap = MemoryCap::from_mb(experiment.max_memory_mb);
     let budget = MemoryBudget::new(cap.initial_in_flight_limit());
@@ -191,7 +196,7 @@ pub async fn run_served(
         run_id: run_id.clone(),
         run_dir: run_dir.clone(),
         start_ns: started_at.timestamp_nanos_opt().unwrap_or(0),
-        clock_start: tokio::time::Instant::now(),
+        clock_start,
         control: control.clone(),
         pause_streams: experiment.pause_streams,
     };
