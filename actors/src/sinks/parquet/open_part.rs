@@ -235,16 +235,13 @@ mod tests {
 
     use parquet::file::reader::{FileReader, SerializedFileReader};
 
-    use super::super::{ParquetSinkConfig, PartSettings, StreamPartWriter};
+    use super::super::{ParquetSinkConfig, PartSettings};
     use super::PARALLEL_MIN_ROWS;
-    use crate::sinks::parquet::test_util::{seqs_of, write_rows};
+    use crate::sinks::parquet::test_util::{seqs_of, sim_writer_with, write_rows};
 
     #[test]
     fn large_batches_of_a_byte_capped_part_close_row_groups_at_the_cap() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let cfg: crate::instruments::sim::SimInstrumentConfig =
-            serde_json::from_str(r#"{"rate_hz": 100.0, "channels": ["a", "b"]}"#).expect("ok");
-        let mut g = crate::instruments::sim::SimGenerator::new(&cfg, 0, 0);
         let mut settings =
             PartSettings::from_config(&ParquetSinkConfig::default(), vec![]).expect("settings");
         // What the pool sets for a sink of 4,000 streams.
@@ -254,14 +251,7 @@ mod tests {
             .into_builder()
             .set_max_row_group_bytes(Some(cap))
             .build();
-        let mut w = StreamPartWriter::new(
-            dir.path(),
-            "s".into(),
-            "s".into(),
-            g.schema().clone(),
-            settings,
-        )
-        .expect("writer");
+        let (mut w, mut g) = sim_writer_with(dir.path(), settings);
         for _ in 0..4 {
             write_rows(&mut w, &mut g, 5_000);
         }
