@@ -28,7 +28,8 @@ pub struct LoadtestArgs {
     /// How long to stream, e.g. `20s`.
     #[arg(long, value_parser = parse_duration)]
     pub duration: Option<Duration>,
-    /// How often each instrument emits the rows that came due, e.g. `100ms`.
+    /// How often each instrument emits the rows that came due, e.g. `100ms`. Default (without a
+    /// file): 1 ms per instrument, from 100 ms to 1 s.
     #[arg(long, value_parser = parse_duration)]
     pub batch_interval: Option<Duration>,
     /// `parquet` or `null` (count and discard).
@@ -96,8 +97,10 @@ impl LoadtestArgs {
         if let Some(v) = self.duration {
             spec.duration = v;
         }
-        if let Some(v) = self.batch_interval {
-            spec.batch_interval = v;
+        match (self.batch_interval, &self.file) {
+            (Some(v), _) => spec.batch_interval = v,
+            (None, None) => spec.batch_interval = default_batch_interval(spec.instruments()),
+            (None, Some(_)) => {}
         }
         if let Some(v) = self.sink {
             spec.sink = v;
@@ -132,6 +135,24 @@ impl LoadtestArgs {
         spec.check()?;
         Ok(spec)
     }
+}
+
+/// Shortest and longest batch interval a load test picks by itself.
+const BATCH_INTERVAL_RANGE: (Duration, Duration) =
+    (Duration::from_millis(100), Duration::from_secs(1));
+
+/// The batch interval of a load test of `instruments` given no `--batch-interval` (nor a file):
+/// 1 ms per instrument, from 100 ms to 1 s, so that they emit at most about 1,000 batches a
+/// second together once there are more than 100.
+///
+/// Each batch costs the same whatever its rows (generating, two hops, a writer-thread
+/// hand-off, an encoder call per column), and 1,000 instruments in 100 ms batches spent most of
+/// the pipeline's CPU on that: at 3 kHz × 4 channels, 0.385 CPU s per million rows with 100 ms
+/// batches against 0.224 with 1 s, and only the latter kept up (BENCHMARKS.md, issue 16 item 3,
+/// session 7). 100 ms stays the interval of 100 instruments and fewer.
+pub fn default_batch_interval(instruments: usize) -> Duration {
+    let (shortest, longest) = BATCH_INTERVAL_RANGE;
+    Duration::from_millis(instruments as u64).clamp(shortest, longest)
 }
 
 fn parse_codec(text: &str) -> Result<Codec, String> {
@@ -194,6 +215,31 @@ mod tests {
         assert_eq!(spec.duration, Duration::from_secs(20));
         assert_eq!(spec.sink, LoadSink::Null);
         assert_eq!(spec.compression, Codec::None);
+    }
+
+    #[test]
+    fn without_a_flag_or_file_the_batch_interval_grows_with_the_instruments() {
+        let interval = |args: &[&str]| {
+            let mut all = vec!["x"];
+            all.extend_from_slice(args);
+            let w = Wrapper::try_parse_from(all).expect("parses");
+            w.args.spec().expect("valid").batch_interval
+        };
+        assert_eq!(interval(&[]), Duration::from_millis(100), "10 instruments");
+        assert_eq!(
+            interval(&["--instruments", "300"]),
+            Duration::from_millis(300)
+        );
+        assert_eq!(interval(&["--instruments", "1000"]), Duration::from_secs(1));
+        assert_eq!(
+            interval(&["--instruments", "10000"]),
+            Duration::from_secs(1)
+        );
+        assert_eq!(
+            interval(&["--instruments", "1000", "--batch-interval", "100ms"]),
+            Duration::from_millis(100),
+            "the flag wins"
+        );
     }
 
     #[test]

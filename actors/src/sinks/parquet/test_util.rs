@@ -16,10 +16,20 @@ pub(super) fn sim_writer(
     run: &Path,
     config: &ParquetSinkConfig,
 ) -> (StreamPartWriter, SimGenerator) {
+    sim_writer_with(
+        run,
+        PartSettings::from_config(config, vec![]).expect("settings"),
+    )
+}
+
+/// [`sim_writer`] with `settings` as given.
+pub(super) fn sim_writer_with(
+    run: &Path,
+    settings: PartSettings,
+) -> (StreamPartWriter, SimGenerator) {
     let cfg: SimInstrumentConfig =
         serde_json::from_str(r#"{"rate_hz": 100.0, "channels": ["a", "b"]}"#).expect("valid");
     let g = SimGenerator::new(&cfg, 0, 0);
-    let settings = PartSettings::from_config(config, vec![]).expect("settings");
     let w = StreamPartWriter::new(run, "s".into(), "s".into(), g.schema().clone(), settings)
         .expect("writer");
     (w, g)
