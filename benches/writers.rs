@@ -16,6 +16,8 @@
 //!
 //! - `bare/<encodings>`: one `ArrowWriter` on one thread, zstd-1, no dictionary, with plain or
 //!   BYTE_STREAM_SPLIT floats and plain or DELTA_BINARY_PACKED `timestamp`/`seq`;
+//!   `bare/delta-ints+raw-floats` stores the float columns uncompressed, the choice the sink
+//!   makes by itself for columns that zstd shrinks by less than `min_compression_saving`;
 //! - `pipeline`: the whole `ensemble` pipeline as users run it (`ensemble run` in its own
 //!   process: a `pace = "max"` simulated instrument, link, sink actor, writer threads) with the
 //!   sink's default properties (DELTA_BINARY_PACKED `timestamp`/`seq`, PLAIN floats, i.e.
@@ -30,7 +32,9 @@
 //! of the ratios within a repetition (the variants of one repetition run one after another, so
 //! a busy neighbour hits both sides of a pair alike):
 //! - `pipeline/default` / `bare/delta-ints` in rows/s and in CPU seconds per row;
-//! - `pipeline/default` / `pyarrow/write_table` in rows/s (with `PYARROW=1`).
+//! - `pipeline/default` / `pyarrow/write_table` in rows/s (with `PYARROW=1`);
+//! - `pipeline/default` / `bare/delta-ints+raw-floats`: against a bare writer that stores the
+//!   same columns uncompressed, what the pipeline itself costs.
 //!
 //! `cargo bench --bench writers -- --check` also exits with status 1 unless, with the log on
 //! (`pipeline/default`): its median rows/s is at least the bare writer's (`bare/delta-ints`), its
