@@ -199,6 +199,7 @@ pub async fn run_served(
         clock_start,
         control: control.clone(),
         pause_streams: experiment.pause_streams,
+        launched: Arc::new(tokio::sync::watch::channel(false).0),
     };
     // `p`/`r` from the terminal when stdin is a TTY and progress is shown (a program that
     // embeds runs passes `ProgressMode::Quiet` to keep its terminal); the terminal is given

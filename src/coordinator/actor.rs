@@ -317,6 +317,7 @@ impl Actor for Coordinator {
         for name in producers {
             self.launch(&name, ctx);
         }
+        self.run.launched.send_replace(true);
         ctx.run_interval(SUPERVISION_TICK, |act, ctx| act.supervise(ctx));
         self.start_plan(ctx);
         self.maybe_finish();

@@ -170,6 +170,7 @@ fn sim(
         stream.outputs(),
     );
     acquisition.follow_pauses(run.control.pauses(), run.pause_streams);
+    acquisition.start_after(run.launched());
     let actor = SimInstrumentActor::new(name.to_string(), acquisition, exited);
     drivers.insert(name, Driver::Sim(actor.probe()));
     let addr = SimInstrumentActor::start_in_arbiter(&arbiters.next_handle(), move |_| actor);

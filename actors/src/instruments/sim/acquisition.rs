@@ -34,6 +34,8 @@ pub struct SimAcquisition {
     rows_this_start: u64,
     /// The plan's pauses, if this loop follows them (see [`Self::follow_pauses`]).
     follow: Option<Follow>,
+    /// Emit nothing until this turns `true` (see [`start_after`](Self::start_after)).
+    start: Option<watch::Receiver<bool>>,
 }
 
 /// How a loop follows the plan's pauses.
@@ -93,7 +95,15 @@ impl SimAcquisition {
             fault,
             rows_this_start: 0,
             follow: None,
+            start: None,
         }
+    }
+
+    /// Emits its first rows only once `start` turns `true` (the run has launched every
+    /// component). The rows due by then come in the first batch: timestamps and the row count
+    /// follow the run's clock, not the moment the loop began.
+    pub fn start_after(&mut self, start: watch::Receiver<bool>) {
+        self.start = Some(start);
     }
 
     /// Follows the plan's `pauses` (realtime pace only). With `hold_rows` (the plan's
@@ -169,6 +179,13 @@ impl SimAcquisition {
     /// returns (the coordinator abandons the loop).
     pub async fn run(mut self, mut stop: watch::Receiver<bool>) -> Result<(), InjectedFault> {
         self.outputs.stats().record_started();
+        if let Some(mut start) = self.start.take() {
+            tokio::select! {
+                // A dropped sender (the run is gone) starts the loop too: the stop decides.
+                _ = start.wait_for(|launched| *launched) => {}
+                _ = stop.wait_for(|stopping| *stopping) => {}
+            }
+        }
         match self.pace {
             Pace::Realtime => self.run_realtime(&mut stop).await?,
             Pace::Max => self.run_max(&stop).await?,
@@ -333,5 +350,40 @@ mod tests {
                 .count();
             assert!((30..=330).contains(&n), "decile {decile}: {n}");
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn nothing_is_emitted_before_the_start_and_the_first_batch_holds_every_row_due() {
+        use crate::link::link;
+        use crate::stats::{LinkStats, StreamStats};
+        use std::sync::Arc;
+
+        let config: SimInstrumentConfig =
+            serde_json::from_str(r#"{"rate_hz": 100.0, "channels": ["a"]}"#).expect("valid");
+        let (tx, rx) = link(100, Default::default(), Arc::new(LinkStats::default()));
+        let outputs = Outputs::new("s".into(), vec![tx], Arc::new(StreamStats::default()));
+        let clock_start = Instant::now();
+        let mut acquisition = SimAcquisition::new(&config, 0, clock_start, Some(1000), outputs);
+        let (launched, gate) = watch::channel(false);
+        acquisition.start_after(gate);
+        let (_stop_tx, stop) = watch::channel(false);
+        let task = tokio::spawn(acquisition.run(stop));
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert!(
+            tokio::time::timeout(Duration::ZERO, rx.pop())
+                .await
+                .is_err(),
+            "nothing before the start"
+        );
+        launched.send_replace(true);
+        let first = tokio::time::timeout(Duration::from_secs(1), rx.pop())
+            .await
+            .expect("a batch after the start");
+        match first {
+            // Rows 0..=50 were due 0.5 s after row 0 at 100 Hz: all of them, none skipped.
+            crate::batch::StreamEvent::Data(b) => assert_eq!((b.first_seq, b.rows()), (0, 51)),
+            other => panic!("expected data, got {other:?}"),
+        }
+        drop(task);
     }
 }
