@@ -52,7 +52,7 @@ use ensemble::manifest::Manifest;
 use ensemble_actors::instruments::sim::{SimGenerator, SimInstrumentConfig};
 use ensemble_actors::sinks::parquet::{ParquetSinkConfig, writer_properties_builder};
 use parquet::arrow::ArrowWriter;
-use parquet::basic::Encoding;
+use parquet::basic::{Compression, Encoding};
 use parquet::schema::types::ColumnPath;
 
 #[global_allocator]
@@ -103,6 +103,8 @@ struct Variant {
     int_delta: bool,
     /// Sync the file before the clock stops, as the pipeline does when it seals a part.
     sync: bool,
+    /// Store the float columns uncompressed (zstd kept for the others).
+    raw_floats: bool,
 }
 
 fn bare_path(dir: &Path, v: Variant) -> std::path::PathBuf {
@@ -143,6 +145,12 @@ fn bare(dir: &Path, batches: &[RecordBatch], v: Variant) -> Sample {
     };
     for c in ["timestamp", "seq"] {
         builder = builder.set_column_encoding(ColumnPath::from(c), int_encoding);
+    }
+    if v.raw_floats {
+        for c in ["a", "b", "c", "d"] {
+            builder =
+                builder.set_column_compression(ColumnPath::from(c), Compression::UNCOMPRESSED);
+        }
     }
     let path = bare_path(dir, v);
     // The last repetition's file goes before the clock starts (freeing its pages is not writing).
@@ -291,6 +299,7 @@ fn main() {
         float_bss,
         int_delta,
         sync,
+        raw_floats: false,
     };
     // The unsynced variant first: the file it leaves dirty is synced right after its
     // measurement, so that no later variant's sync writes it back.
@@ -300,6 +309,10 @@ fn main() {
         variant("bare/bss-floats", true, false, true),
         variant(BARE, false, true, true),
         variant("bare/bss-floats+delta-ints", true, true, true),
+        Variant {
+            raw_floats: true,
+            ..variant(BARE_RAW_FLOATS, false, true, true)
+        },
     ];
     let dir = tempfile::tempdir().expect("tempdir");
     let ipc = (std::env::var("PYARROW").as_deref() == Ok("1")).then(|| {
@@ -382,6 +395,8 @@ const BARE: &str = "bare/delta-ints";
 /// The bare writer as it was measured before 2026-12-04 17:00: its file is never synced, so the
 /// kernel writes it back later, outside its clock and its CPU time (for comparison only).
 const BARE_NO_SYNC: &str = "bare/delta-ints-nosync";
+/// The bare writer with the float columns stored uncompressed.
+const BARE_RAW_FLOATS: &str = "bare/delta-ints+raw-floats";
 const PIPELINES: [&str; 2] = ["pipeline/default", "pipeline/no-wal"];
 const PYARROW: &str = "pyarrow/write_table";
 /// `--check`: the pipeline's rows/s at least this times the bare writer's ...
@@ -489,6 +504,8 @@ impl Ratios {
                 ratio(PIPELINES[1], PYARROW, false),
                 ratio(PIPELINES[0], BARE_NO_SYNC, false),
                 ratio(PIPELINES[0], BARE_NO_SYNC, true),
+                ratio(PIPELINES[0], BARE_RAW_FLOATS, false),
+                ratio(PIPELINES[0], BARE_RAW_FLOATS, true),
             ]
             .into_iter()
             .flatten()

@@ -235,6 +235,7 @@ mod tests {
             g.schema().clone(),
             props,
             Some(checkpoints.clone()),
+            config.min_compression_saving,
         )
         .expect("create");
         for _ in 0..groups {

@@ -11,6 +11,10 @@
 //! its own parallel task (not on the calling thread before the tasks start), and a row group
 //! that such a stream fills is written to the file while the next one's first columns encode
 //! (the write was 10.8% of the samples, on the calling thread alone; BENCHMARKS.md, issue 16).
+//!
+//! A column whose compression saves too little is stored uncompressed for a few row groups
+//! (`codec_choice.rs`): its column writers come from a second factory whose properties are the
+//! part's own but uncompressed.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -21,12 +25,14 @@ use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_writer::{
     ArrowColumnChunk, ArrowColumnWriter, ArrowRowGroupWriterFactory, compute_leaves,
 };
+use parquet::basic::Compression;
 use parquet::errors::ParquetError;
 use parquet::file::properties::WriterProperties;
 use parquet::file::writer::SerializedFileWriter;
 use rayon::prelude::*;
 
 use super::checkpoint::CheckpointLog;
+use super::codec_choice::CodecChoice;
 use super::error::{SinkError, io_err};
 
 /// Runs of at least this many rows have their columns encoded in parallel; smaller ones are
@@ -49,6 +55,11 @@ pub(super) struct PartEncoder {
     path: PathBuf,
     file: SerializedFileWriter<File>,
     factory: ArrowRowGroupWriterFactory,
+    /// Column writers for row groups where the columns marked are stored uncompressed, made
+    /// when such a row group first comes (kept for the next with the same columns).
+    raw_factory: Option<(Vec<bool>, ArrowRowGroupWriterFactory)>,
+    /// Which columns of the next row group are compressed.
+    codecs: CodecChoice,
     schema: SchemaRef,
     /// How many leaf columns (column writers) each field of `schema` has, in order.
     leaves_per_field: Vec<usize>,
@@ -75,12 +86,14 @@ pub(super) struct PartEncoder {
 impl PartEncoder {
     /// Creates `path` and writes the Parquet header; `props` as for an [`ArrowWriter`]. With
     /// `checkpoints`, every closed row group is handed to the kernel and recorded there (see
-    /// `checkpoint.rs`).
+    /// `checkpoint.rs`). A column chunk whose compression saved less than `min_saving` of its
+    /// bytes makes that column uncompressed for a few row groups (0: always compressed).
     pub(super) fn create(
         path: &Path,
         schema: SchemaRef,
         props: WriterProperties,
         checkpoints: Option<PathBuf>,
+        min_saving: f64,
     ) -> Result<Self, SinkError> {
         let row_group_rows = props.max_row_group_row_count().unwrap_or(usize::MAX).max(1);
         let row_group_bytes = props.max_row_group_bytes().unwrap_or(usize::MAX);
@@ -96,10 +109,13 @@ impl PartEncoder {
             .map(|f| compute_leaves(f, &new_empty_array(f.data_type())).map(|l| l.len()))
             .collect::<Result<Vec<_>, _>>()
             .map_err(pq_err(path))?;
+        let columns = leaves_per_field.iter().sum();
         Ok(Self {
             path: path.to_path_buf(),
             file,
             factory,
+            raw_factory: None,
+            codecs: CodecChoice::new(columns, min_saving),
             schema,
             leaves_per_field,
             columns: None,
@@ -160,28 +176,24 @@ impl PartEncoder {
         if self.queued.is_empty() {
             return self.write_closed();
         }
+        if self.columns.is_none() {
+            self.columns = Some(self.column_writers().map_err(pq_err(&self.path))?);
+        }
         let Self {
             path,
             file,
-            factory,
             schema,
             leaves_per_field,
             columns,
             closed,
             queued,
             queued_rows,
-            row_groups,
             checkpoints,
             ..
         } = self;
         let path: &Path = path;
-        let columns = match columns {
-            Some(c) => c,
-            none => none.insert(
-                factory
-                    .create_column_writers(*row_groups)
-                    .map_err(pq_err(path))?,
-            ),
+        let Some(columns) = columns else {
+            return Ok(());
         };
         if leaves_per_field.iter().sum::<usize>() != columns.len() {
             return Err(SinkError::Parquet {
@@ -230,6 +242,27 @@ impl PartEncoder {
         Ok(())
     }
 
+    /// Column writers for the next row group: from the part's properties, but uncompressed for
+    /// the columns [`CodecChoice`] says. Each writer is made once, by the factory whose
+    /// properties fit (a compressing writer made in vain costs a zstd context).
+    fn column_writers(&mut self) -> Result<Vec<ArrowColumnWriter>, ParquetError> {
+        let row_group = self.row_groups;
+        if !self.codecs.any_raw(row_group) {
+            return self.factory.create_column_writers(row_group);
+        }
+        let raw: Vec<bool> = (0..self.codecs.columns())
+            .map(|i| self.codecs.raw(i, row_group))
+            .collect();
+        let factory = match &mut self.raw_factory {
+            Some((mask, f)) if *mask == raw => f,
+            slot => {
+                let f = factory_storing_raw(&self.file, &self.schema, &raw)?;
+                &mut slot.insert((raw, f)).1
+            }
+        };
+        factory.create_column_writers(row_group)
+    }
+
     /// Closes the open row group (its last pages are compressed in parallel when it is large)
     /// and keeps it to be written: by the next [`encode_queued`](Self::encode_queued) or
     /// [`write_closed`](Self::write_closed). A row group closed before is written first.
@@ -249,6 +282,17 @@ impl PartEncoder {
             columns.into_iter().map(ArrowColumnWriter::close).collect()
         }
         .map_err(pq_err(path))?;
+        for (i, chunk) in chunks.iter().enumerate() {
+            let meta = &chunk.close().metadata;
+            if meta.compression() != Compression::UNCOMPRESSED {
+                self.codecs.observe(
+                    i,
+                    self.row_groups,
+                    meta.compressed_size(),
+                    meta.uncompressed_size(),
+                );
+            }
+        }
         self.closed = Some(chunks);
         self.buffered_rows = 0;
         self.row_groups += 1;
@@ -319,6 +363,31 @@ impl PartEncoder {
     }
 }
 
+/// A column-writer factory with the properties of `file`, but no compression for the leaf
+/// columns marked in `raw`. A factory takes its properties from a file writer; this one's writes go nowhere, and
+/// its column chunks are appended to the part's `file` like the others (each chunk's metadata
+/// names its codec).
+fn factory_storing_raw(
+    file: &SerializedFileWriter<File>,
+    schema: &SchemaRef,
+    raw: &[bool],
+) -> Result<ArrowRowGroupWriterFactory, ParquetError> {
+    let mut builder = WriterProperties::clone(file.properties()).into_builder();
+    for (leaf, _) in file
+        .schema_descr()
+        .columns()
+        .iter()
+        .zip(raw)
+        .filter(|(_, raw)| **raw)
+    {
+        builder = builder.set_column_compression(leaf.path().clone(), Compression::UNCOMPRESSED);
+    }
+    let (_, factory) =
+        ArrowWriter::try_new(std::io::sink(), schema.clone(), Some(builder.build()))?
+            .into_serialized_writer()?;
+    Ok(factory)
+}
+
 /// Appends a closed row group's column chunks to `file`; with `checkpoints`, hands its bytes to
 /// the kernel and records it there.
 fn write_row_group(
@@ -374,7 +443,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("p.parquet");
         let mut encoder =
-            PartEncoder::create(&path, g.schema().clone(), props, None).expect("create");
+            PartEncoder::create(&path, g.schema().clone(), props, None, 0.1).expect("create");
         for b in &batches {
             encoder.write(b).expect("write");
         }
@@ -412,8 +481,9 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("p.parquet");
         let checkpoints = dir.path().join("p.rowgroups");
-        let mut encoder = PartEncoder::create(&path, g.schema().clone(), props, Some(checkpoints))
-            .expect("create");
+        let mut encoder =
+            PartEncoder::create(&path, g.schema().clone(), props, Some(checkpoints), 0.1)
+                .expect("create");
         let rows = PARALLEL_MIN_ROWS as u64;
         encoder
             .write(&g.generate(PARALLEL_MIN_ROWS))
@@ -444,6 +514,87 @@ mod tests {
         assert_eq!(
             builder.metadata().file_metadata().num_rows(),
             3 * rows as i64
+        );
+    }
+
+    #[test]
+    fn a_column_that_does_not_compress_is_stored_uncompressed_between_probes() {
+        use super::super::codec_choice::RAW_ROW_GROUPS;
+        use arrow_array::Float64Array;
+        use arrow_schema::{DataType, Field, Schema};
+        use parquet::basic::Compression;
+        use std::sync::Arc;
+
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("noisy", DataType::Float64, false),
+            Field::new("flat", DataType::Float64, false),
+        ]));
+        let rows = 1000;
+        let groups = RAW_ROW_GROUPS + 4;
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        let batches: Vec<RecordBatch> = (0..groups)
+            .map(|_| {
+                let noisy: Float64Array = (0..rows)
+                    .map(|_| {
+                        state = state
+                            .wrapping_mul(6_364_136_223_846_793_005)
+                            .wrapping_add(1);
+                        (state >> 11) as f64 / (1u64 << 53) as f64
+                    })
+                    .collect();
+                let flat = Float64Array::from(vec![1.5; rows]);
+                RecordBatch::try_new(schema.clone(), vec![Arc::new(noisy), Arc::new(flat)])
+                    .expect("batch")
+            })
+            .collect();
+        let codecs = |min_saving: f64| {
+            let config = ParquetSinkConfig {
+                row_group_rows: rows,
+                ..Default::default()
+            };
+            let props = writer_properties(&config, vec![]).expect("props");
+            let dir = tempfile::tempdir().expect("tempdir");
+            let path = dir.path().join("p.parquet");
+            let mut encoder = PartEncoder::create(&path, schema.clone(), props, None, min_saving)
+                .expect("create");
+            for b in &batches {
+                encoder.write(b).expect("write");
+            }
+            drop(encoder.finish().expect("finish"));
+            let builder =
+                ParquetRecordBatchReaderBuilder::try_new(File::open(&path).expect("open"))
+                    .expect("ok");
+            let raw: Vec<(bool, bool)> = builder
+                .metadata()
+                .row_groups()
+                .iter()
+                .map(|g| {
+                    let raw = |c: usize| g.column(c).compression() == Compression::UNCOMPRESSED;
+                    (raw(0), raw(1))
+                })
+                .collect();
+            let read: Vec<RecordBatch> = builder
+                .build()
+                .expect("reader")
+                .map(|b| b.expect("batch"))
+                .collect();
+            let got = arrow_select::concat::concat_batches(&schema, &read).expect("concat");
+            let want = arrow_select::concat::concat_batches(&schema, &batches).expect("concat");
+            assert_eq!(got, want, "every value reads back");
+            raw
+        };
+        let adaptive = codecs(0.1);
+        let mut want = vec![(true, false); groups];
+        want[0] = (false, false);
+        want[RAW_ROW_GROUPS + 1] = (false, false);
+        assert_eq!(
+            adaptive, want,
+            "noisy: compressed, then raw for {RAW_ROW_GROUPS} row groups, probed again, raw again; flat: always compressed"
+        );
+        assert_eq!(
+            codecs(0.0),
+            vec![(false, false); groups],
+            "0 always compresses"
         );
     }
 }

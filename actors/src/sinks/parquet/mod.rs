@@ -3,6 +3,7 @@
 mod actor;
 mod c_heap;
 mod checkpoint;
+mod codec_choice;
 mod config;
 mod durability;
 mod encoder;

@@ -34,6 +34,8 @@ pub(super) struct OpenPart {
     /// flush interval, and before rows are reported handed to the OS); rows that reach a
     /// checkpointed row group first are never logged.
     pub(super) unlogged: Vec<(u64, RecordBatch)>,
+    /// Rows the checkpoints covered at the last log tick (see [`log_tick`](Self::log_tick)).
+    pub(super) checkpointed_at_tick: u64,
     pub(super) partial_path: PathBuf,
     pub(super) final_path: PathBuf,
     pub(super) relative_path: PathBuf,
@@ -43,6 +45,26 @@ pub(super) struct OpenPart {
 }
 
 impl OpenPart {
+    /// The sink's log tick: appends the unlogged rows to the log, unless row groups of this
+    /// part were checkpointed since the last tick. Such a fast stream's rows mostly reach a
+    /// checkpoint within a row group's time, before the group commit (which logs whatever is
+    /// still unlogged, [`log`](Self::log)) needs them: logging them at the tick wrote them twice.
+    /// Returns whether every row taken is now logged or checkpointed.
+    pub(super) fn log_tick(&mut self) -> Result<bool, SinkError> {
+        let covered = self
+            .encoder
+            .as_ref()
+            .map_or(0, PartEncoder::checkpointed_rows);
+        let advancing = covered > self.checkpointed_at_tick;
+        self.checkpointed_at_tick = covered;
+        if advancing {
+            self.forget_checkpointed();
+            return Ok(self.unlogged.is_empty());
+        }
+        self.log()?;
+        Ok(true)
+    }
+
     /// Appends every unlogged row that no checkpoint covers to the log, in one write.
     pub(super) fn log(&mut self) -> Result<(), SinkError> {
         self.forget_checkpointed();
@@ -125,6 +147,7 @@ impl OpenPart {
                 settings
                     .write_ahead_log
                     .then(|| self.final_path.with_extension(CHECKPOINT_EXTENSION)),
+                settings.min_compression_saving,
             )?;
             for batch in &held {
                 encoder.write(batch)?;

@@ -403,10 +403,9 @@ impl Worker {
         self.next_log = Instant::now() + self.log_every;
         let commit = &mut self.commit;
         each_writer(&mut self.slots, &self.failures, |w, pending| {
-            w.log_pending()?;
-            // With a log, every row taken is now either logged or in a checkpointed row group:
-            // handed to the OS either way.
-            if w.logs_ahead() && !pending.is_empty() {
+            // With a log, every row taken is now either logged or in a checkpointed row group
+            // (handed to the OS either way), unless a fast stream skipped the tick.
+            if w.log_pending()? && w.logs_ahead() && !pending.is_empty() {
                 commit.hand_off(pending);
             }
             Ok(())

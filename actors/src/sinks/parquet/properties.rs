@@ -68,6 +68,9 @@ pub struct PartSettings {
     pub write_ahead_log: bool,
     /// Metadata stored with the write-ahead log, so a recovered part can carry it.
     pub wal_metadata: Vec<(String, String)>,
+    /// A column whose compression saves less than this share is stored uncompressed for a
+    /// while (`ParquetSinkConfig::min_compression_saving`).
+    pub min_compression_saving: f64,
 }
 
 impl PartSettings {
@@ -84,6 +87,7 @@ impl PartSettings {
             },
             write_ahead_log: config.write_ahead_log,
             wal_metadata: metadata,
+            min_compression_saving: config.min_compression_saving,
         })
     }
 }

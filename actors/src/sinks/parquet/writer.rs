@@ -160,12 +160,14 @@ impl StreamPartWriter {
         Ok(())
     }
 
-    /// Appends the rows taken since the last call (and not in a checkpointed row group since)
-    /// to the write-ahead log, in one write that hands them to the kernel. The sink calls this a
-    /// few times per flush interval: rows reach the log a little later than they arrive, but a
-    /// fast stream's rows mostly reach a checkpointed row group first and are never logged.
-    pub fn log_pending(&mut self) -> Result<(), SinkError> {
-        self.open.as_mut().map_or(Ok(()), OpenPart::log)
+    /// The sink's log tick, a few times per flush interval: appends the rows taken since the
+    /// last call (and not in a checkpointed row group since) to the write-ahead log, in one write
+    /// that hands them to the kernel, so that a slow stream's rows are durable soon after they
+    /// arrive. A fast stream (row groups checkpointed since the last tick) skips it: its rows
+    /// reach a checkpointed row group first, and [`flush_to_os`](Self::flush_to_os) logs the
+    /// rest at the group commit. Returns whether every row taken is now logged or checkpointed.
+    pub fn log_pending(&mut self) -> Result<bool, SinkError> {
+        self.open.as_mut().map_or(Ok(true), OpenPart::log_tick)
     }
 
     /// Hands what was written to the OS, without waiting for the disk; the sink's group commit
@@ -248,6 +250,7 @@ impl StreamPartWriter {
             held_bytes: 0,
             wal,
             unlogged: Vec::new(),
+            checkpointed_at_tick: 0,
             partial_path,
             final_path,
             relative_path,
@@ -429,6 +432,42 @@ mod tests {
         assert_eq!(report.rows, 500);
         let part = dir.path().join(&report.parts[0].path);
         assert_eq!(seqs_of(&part), (0..500).collect::<Vec<u64>>());
+    }
+
+    #[test]
+    fn a_fast_stream_skips_the_log_tick_and_the_commit_logs_what_no_checkpoint_holds() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = ParquetSinkConfig {
+            row_group_rows: 100,
+            ..Default::default()
+        };
+        let (mut w, mut g) = sim_writer(dir.path(), &config);
+        let log = dir.path().join("s/part-000000.wal");
+        let log_size = || fs::metadata(&log).map_or(0, |m| m.len());
+        for _ in 0..5 {
+            write_rows(&mut w, &mut g, 50);
+        }
+        let before = log_size();
+        assert!(
+            !w.log_pending().expect("tick"),
+            "rows 200..250 are neither logged nor checkpointed"
+        );
+        assert_eq!(
+            log_size(),
+            before,
+            "a stream whose checkpoints advance skips the tick"
+        );
+        assert!(w.flush_to_os().expect("commit"), "a part is open");
+        assert!(log_size() > before, "the group commit logs the 50 rows");
+        write_rows(&mut w, &mut g, 10);
+        let before = log_size();
+        assert!(
+            w.log_pending().expect("tick"),
+            "no checkpoint since: logged"
+        );
+        assert!(log_size() > before);
+        let report = w.finish().expect("finish");
+        assert_eq!(report.rows, 260);
     }
 
     #[test]
