@@ -52,6 +52,17 @@ impl Pending {
     }
 }
 
+/// Where a writer thread hands batches to its syncer thread, and that thread.
+type Syncer = (flume::Sender<Vec<i64>>, JoinHandle<Synced>);
+
+/// What a syncer thread measured: each batch's age when its `syncfs` returned, and how long
+/// each `syncfs` took.
+#[derive(Debug, Default)]
+struct Synced {
+    durable: LatencyHistogram,
+    syncs: LatencyHistogram,
+}
+
 /// When a writer thread commits next, the latencies it recorded, and its syncer thread.
 ///
 /// The writer thread only closes row groups and hands the bytes to the OS; the `syncfs` runs on
@@ -67,10 +78,7 @@ pub(super) struct GroupCommit {
     shared: Arc<Mutex<LatencyHistogram>>,
     /// Newest timestamps of batches flushed to the OS, waiting for the syncer to be free.
     handed: Vec<i64>,
-    syncer: Option<(
-        flume::Sender<Vec<i64>>,
-        JoinHandle<(LatencyHistogram, LatencyHistogram)>,
-    )>,
+    syncer: Option<Syncer>,
     /// Where a batch's time goes, logged at `debug` when the thread finishes: its age when the
     /// writer took it, when it was handed to the syncer, and how long each `syncfs` took.
     arrivals: LatencyHistogram,
@@ -142,7 +150,7 @@ impl GroupCommit {
         }
         // Without a syncer (it could not start or has ended) the batches become durable when
         // parts finish.
-        if let Some((tx, _)) = &self.syncer {
+        if let Some((tx, _)) = self.syncer.as_ref().filter(|(tx, _)| !tx.is_disconnected()) {
             let now = now_ns();
             for &ts in &self.handed {
                 self.hand_offs.record_since(ts, now);
@@ -160,9 +168,9 @@ impl GroupCommit {
         let mut syncs = LatencyHistogram::default();
         if let Some((tx, thread)) = self.syncer.take() {
             drop(tx);
-            if let Ok((h, s)) = thread.join() {
-                self.histogram.merge(&h);
-                syncs = s;
+            if let Ok(synced) = thread.join() {
+                self.histogram.merge(&synced.durable);
+                syncs = synced.syncs;
             }
         }
         let now = now_ns();
@@ -186,13 +194,7 @@ impl GroupCommit {
 
 /// A thread that runs `syncfs` on the run directory's file system for each batch it is given,
 /// then records the batch's latencies.
-fn spawn_syncer(
-    run_dir: &Path,
-    failures: flume::Sender<WriteFailure>,
-) -> Option<(
-    flume::Sender<Vec<i64>>,
-    JoinHandle<(LatencyHistogram, LatencyHistogram)>,
-)> {
+fn spawn_syncer(run_dir: &Path, failures: flume::Sender<WriteFailure>) -> Option<Syncer> {
     let dir = File::open(run_dir).ok()?;
     let path = run_dir.to_path_buf();
     // Unbounded, but at most one entry per commit interval waits while a `syncfs` runs.
@@ -200,8 +202,7 @@ fn spawn_syncer(
     let thread = std::thread::Builder::new()
         .name("parquet-syncer".into())
         .spawn(move || {
-            let mut histogram = LatencyHistogram::default();
-            let mut syncs = LatencyHistogram::default();
+            let mut synced = Synced::default();
             let mut reported = false;
             for mut batch in rx.iter() {
                 // Everything queued so far was handed to the OS before this `syncfs` starts.
@@ -212,9 +213,9 @@ fn spawn_syncer(
                 match nix::unistd::syncfs(&dir) {
                     Ok(()) => {
                         let now = now_ns();
-                        syncs.record_since(began, now);
+                        synced.syncs.record_since(began, now);
                         for ts in batch {
-                            histogram.record_since(ts, now);
+                            synced.durable.record_since(ts, now);
                         }
                     }
                     Err(errno) if !reported => {
@@ -228,7 +229,7 @@ fn spawn_syncer(
                     Err(_) => {}
                 }
             }
-            (histogram, syncs)
+            synced
         })
         .ok()?;
     Some((tx, thread))
