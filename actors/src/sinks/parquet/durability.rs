@@ -31,9 +31,10 @@ pub(super) struct Pending {
 }
 
 impl Pending {
-    /// Notes a batch handed to the writer.
-    pub(super) fn note(&mut self, batch: &DataBatch) {
+    /// Notes a batch taken by the writer, and records its age now into `arrivals`.
+    pub(super) fn note(&mut self, batch: &DataBatch, arrivals: &mut LatencyHistogram) {
         if let Some(ts) = newest_timestamp(batch) {
+            arrivals.record_since(ts, now_ns());
             self.newest_ns.push(ts);
         }
     }
@@ -51,6 +52,17 @@ impl Pending {
     }
 }
 
+/// Where a writer thread hands batches to its syncer thread, and that thread.
+type Syncer = (flume::Sender<Vec<i64>>, JoinHandle<Synced>);
+
+/// What a syncer thread measured: each batch's age when its `syncfs` returned, and how long
+/// each `syncfs` took.
+#[derive(Debug, Default)]
+struct Synced {
+    durable: LatencyHistogram,
+    syncs: LatencyHistogram,
+}
+
 /// When a writer thread commits next, the latencies it recorded, and its syncer thread.
 ///
 /// The writer thread only closes row groups and hands the bytes to the OS; the `syncfs` runs on
@@ -66,7 +78,11 @@ pub(super) struct GroupCommit {
     shared: Arc<Mutex<LatencyHistogram>>,
     /// Newest timestamps of batches flushed to the OS, waiting for the syncer to be free.
     handed: Vec<i64>,
-    syncer: Option<(flume::Sender<Vec<i64>>, JoinHandle<LatencyHistogram>)>,
+    syncer: Option<Syncer>,
+    /// Where a batch's time goes, logged at `debug` when the thread finishes: its age when the
+    /// writer took it, when it was handed to the syncer, and how long each `syncfs` took.
+    arrivals: LatencyHistogram,
+    hand_offs: LatencyHistogram,
 }
 
 impl GroupCommit {
@@ -86,7 +102,14 @@ impl GroupCommit {
             shared,
             handed: Vec::new(),
             syncer,
+            arrivals: LatencyHistogram::default(),
+            hand_offs: LatencyHistogram::default(),
         }
+    }
+
+    /// Where the ages of batches are recorded as the writer takes them.
+    pub(super) fn arrivals(&mut self) -> &mut LatencyHistogram {
+        &mut self.arrivals
     }
 
     /// Whether a commit is due now.
@@ -127,7 +150,11 @@ impl GroupCommit {
         }
         // Without a syncer (it could not start or has ended) the batches become durable when
         // parts finish.
-        if let Some((tx, _)) = &self.syncer {
+        if let Some((tx, _)) = self.syncer.as_ref().filter(|(tx, _)| !tx.is_disconnected()) {
+            let now = now_ns();
+            for &ts in &self.handed {
+                self.hand_offs.record_since(ts, now);
+            }
             let batch = std::mem::take(&mut self.handed);
             if let Err(flume::SendError(batch)) = tx.send(batch) {
                 self.handed = batch;
@@ -138,16 +165,27 @@ impl GroupCommit {
     /// Waits for the syncer and hands the thread's latencies to the sink's report. Batches
     /// still handed off are durable by now (every part was finished and synced before).
     pub(super) fn publish(&mut self) {
+        let mut syncs = LatencyHistogram::default();
         if let Some((tx, thread)) = self.syncer.take() {
             drop(tx);
-            if let Ok(h) = thread.join() {
-                self.histogram.merge(&h);
+            if let Ok(synced) = thread.join() {
+                self.histogram.merge(&synced.durable);
+                syncs = synced.syncs;
             }
         }
         let now = now_ns();
+        let late = self.handed.len();
         for ts in self.handed.drain(..) {
             self.histogram.record_since(ts, now);
         }
+        tracing::debug!(
+            taken = ?self.arrivals.summary(),
+            handed = ?self.hand_offs.summary(),
+            syncfs = ?syncs.summary(),
+            durable = ?self.histogram.summary(),
+            durable_at_finish = late,
+            "Where the writer thread's batches spent their time (ages in ms)."
+        );
         let mut shared = self.shared.lock().unwrap_or_else(|e| e.into_inner());
         shared.merge(&self.histogram);
         self.histogram = LatencyHistogram::default();
@@ -156,10 +194,7 @@ impl GroupCommit {
 
 /// A thread that runs `syncfs` on the run directory's file system for each batch it is given,
 /// then records the batch's latencies.
-fn spawn_syncer(
-    run_dir: &Path,
-    failures: flume::Sender<WriteFailure>,
-) -> Option<(flume::Sender<Vec<i64>>, JoinHandle<LatencyHistogram>)> {
+fn spawn_syncer(run_dir: &Path, failures: flume::Sender<WriteFailure>) -> Option<Syncer> {
     let dir = File::open(run_dir).ok()?;
     let path = run_dir.to_path_buf();
     // Unbounded, but at most one entry per commit interval waits while a `syncfs` runs.
@@ -167,18 +202,20 @@ fn spawn_syncer(
     let thread = std::thread::Builder::new()
         .name("parquet-syncer".into())
         .spawn(move || {
-            let mut histogram = LatencyHistogram::default();
+            let mut synced = Synced::default();
             let mut reported = false;
             for mut batch in rx.iter() {
                 // Everything queued so far was handed to the OS before this `syncfs` starts.
                 for more in rx.try_iter() {
                     batch.extend(more);
                 }
+                let began = now_ns();
                 match nix::unistd::syncfs(&dir) {
                     Ok(()) => {
                         let now = now_ns();
+                        synced.syncs.record_since(began, now);
                         for ts in batch {
-                            histogram.record_since(ts, now);
+                            synced.durable.record_since(ts, now);
                         }
                     }
                     Err(errno) if !reported => {
@@ -192,7 +229,7 @@ fn spawn_syncer(
                     Err(_) => {}
                 }
             }
-            histogram
+            synced
         })
         .ok()?;
     Some((tx, thread))
@@ -220,7 +257,7 @@ mod tests {
         let mut g = SimGenerator::new(&cfg, start, 0);
         let batch = DataBatch::new("s".into(), 0, g.generate(5));
         let mut pending = Pending::default();
-        pending.note(&batch);
+        pending.note(&batch, &mut LatencyHistogram::default());
         let shared = Arc::new(Mutex::new(LatencyHistogram::default()));
         let dir = tempfile::tempdir().expect("tempdir");
         let (failures, _feed) = flume::unbounded();

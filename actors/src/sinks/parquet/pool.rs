@@ -473,7 +473,7 @@ impl Worker {
             self.fail(&stream, &e);
             return;
         }
-        slot.pending.note(batch);
+        slot.pending.note(batch, self.commit.arrivals());
         if let Some(t) = self.throttle.as_mut() {
             t.pace(rows);
         }
