@@ -13,8 +13,8 @@
 //! (the write was 10.8% of the samples, on the calling thread alone; BENCHMARKS.md, issue 16).
 //!
 //! A column whose compression saves too little is stored uncompressed for a few row groups
-//! (`codec_choice.rs`): its column writers come from a second factory whose properties are the
-//! part's own but uncompressed.
+//! (`codec_choice.rs`): such row groups get their column writers from a second factory, with
+//! the part's properties but no compression for the columns chosen.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
