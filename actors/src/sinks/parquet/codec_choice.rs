@@ -21,10 +21,17 @@ pub(super) const MAX_RAW_ROW_GROUPS: usize = 63;
 pub(super) struct CodecChoice {
     /// Smallest share of its bytes compression must save for a column to stay compressed.
     min_saving: f64,
-    /// Per leaf column: the first row group in which it is compressed again.
-    raw_until: Vec<usize>,
-    /// Per leaf column: its last stretch of uncompressed row groups (0 once compressing paid).
-    stretch: Vec<usize>,
+    /// One per leaf column, in order.
+    columns: Vec<Column>,
+}
+
+/// Where one leaf column stands.
+#[derive(Debug, Clone, Copy, Default)]
+struct Column {
+    /// The first row group in which it is compressed again.
+    raw_until: usize,
+    /// Its last stretch of uncompressed row groups (0 once compressing paid).
+    stretch: usize,
 }
 
 impl CodecChoice {
@@ -33,26 +40,26 @@ impl CodecChoice {
     pub(super) fn new(columns: usize, min_saving: f64) -> Self {
         Self {
             min_saving,
-            raw_until: vec![0; columns],
-            stretch: vec![0; columns],
+            columns: vec![Column::default(); columns],
         }
-    }
-
-    /// How many leaf columns it chooses for.
-    pub(super) fn columns(&self) -> usize {
-        self.raw_until.len()
     }
 
     /// Whether `column` is stored uncompressed in row group `row_group`.
     pub(super) fn raw(&self, column: usize, row_group: usize) -> bool {
-        self.raw_until
+        self.columns
             .get(column)
-            .is_some_and(|&until| row_group < until)
+            .is_some_and(|c| row_group < c.raw_until)
     }
 
-    /// Whether any column is stored uncompressed in row group `row_group`.
-    pub(super) fn any_raw(&self, row_group: usize) -> bool {
-        self.raw_until.iter().any(|&until| row_group < until)
+    /// Which leaf columns are stored uncompressed in row group `row_group`, one flag each;
+    /// `None` when every column is compressed.
+    pub(super) fn raw_columns(&self, row_group: usize) -> Option<Vec<bool>> {
+        let raw: Vec<bool> = self
+            .columns
+            .iter()
+            .map(|c| row_group < c.raw_until)
+            .collect();
+        raw.contains(&true).then_some(raw)
     }
 
     /// Records that compressing `column` in row group `row_group` turned `uncompressed` bytes
@@ -64,24 +71,22 @@ impl CodecChoice {
         compressed: i64,
         uncompressed: i64,
     ) {
+        let Some(c) = self.columns.get_mut(column) else {
+            return;
+        };
         if uncompressed <= 0 || self.min_saving <= 0.0 {
             return;
         }
-        let (Some(until), Some(stretch)) =
-            (self.raw_until.get_mut(column), self.stretch.get_mut(column))
-        else {
-            return;
-        };
         let saving = 1.0 - compressed as f64 / uncompressed as f64;
         if saving < self.min_saving {
-            *stretch = if *stretch == 0 {
+            c.stretch = if c.stretch == 0 {
                 RAW_ROW_GROUPS
             } else {
-                (*stretch * 2 + 1).min(MAX_RAW_ROW_GROUPS)
+                (c.stretch * 2 + 1).min(MAX_RAW_ROW_GROUPS)
             };
-            *until = row_group + 1 + *stretch;
+            c.raw_until = row_group + 1 + c.stretch;
         } else {
-            *stretch = 0;
+            c.stretch = 0;
         }
     }
 }
@@ -97,7 +102,7 @@ mod tests {
         choice.observe(1, 0, 899, 1000);
         assert!(!choice.raw(0, 1));
         assert!(!choice.raw(1, 1));
-        assert!(!choice.any_raw(1));
+        assert!(choice.raw_columns(1).is_none());
     }
 
     #[test]
@@ -127,7 +132,7 @@ mod tests {
         assert!(!choice.raw(0, 4), "only the column that saved too little");
         for row_group in 4..4 + RAW_ROW_GROUPS {
             assert!(choice.raw(1, row_group), "row group {row_group}");
-            assert!(choice.any_raw(row_group));
+            assert!(choice.raw_columns(row_group).is_some());
         }
         assert!(!choice.raw(1, 4 + RAW_ROW_GROUPS), "compressed again");
         // The probe compressed well this time: it stays compressed.
@@ -143,6 +148,9 @@ mod tests {
         let mut choice = CodecChoice::new(1, 0.1);
         choice.observe(0, 0, 0, 0);
         choice.observe(5, 0, 990, 1000);
-        assert!(!choice.any_raw(1), "nothing observed, and no such column");
+        assert!(
+            choice.raw_columns(1).is_none(),
+            "nothing observed, and no such column"
+        );
     }
 }

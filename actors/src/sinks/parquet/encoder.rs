@@ -192,9 +192,9 @@ impl PartEncoder {
             ..
         } = self;
         let path: &Path = path;
-        let Some(columns) = columns else {
-            return Ok(());
-        };
+        let columns = columns
+            .as_mut()
+            .expect("the column writers were made just above");
         if leaves_per_field.iter().sum::<usize>() != columns.len() {
             return Err(SinkError::Parquet {
                 path: path.to_path_buf(),
@@ -247,12 +247,9 @@ impl PartEncoder {
     /// properties fit (a compressing writer made in vain costs a zstd context).
     fn column_writers(&mut self) -> Result<Vec<ArrowColumnWriter>, ParquetError> {
         let row_group = self.row_groups;
-        if !self.codecs.any_raw(row_group) {
+        let Some(raw) = self.codecs.raw_columns(row_group) else {
             return self.factory.create_column_writers(row_group);
-        }
-        let raw: Vec<bool> = (0..self.codecs.columns())
-            .map(|i| self.codecs.raw(i, row_group))
-            .collect();
+        };
         let factory = match &mut self.raw_factory {
             Some((mask, f)) if *mask == raw => f,
             slot => {
@@ -364,9 +361,9 @@ impl PartEncoder {
 }
 
 /// A column-writer factory with the properties of `file`, but no compression for the leaf
-/// columns marked in `raw`. A factory takes its properties from a file writer; this one's writes go nowhere, and
-/// its column chunks are appended to the part's `file` like the others (each chunk's metadata
-/// names its codec).
+/// columns marked in `raw`. A factory takes its properties from a file writer: this one's
+/// writer writes nowhere, and its column chunks are appended to the part's `file` like the
+/// others (each chunk's metadata names its codec).
 fn factory_storing_raw(
     file: &SerializedFileWriter<File>,
     schema: &SchemaRef,
@@ -423,6 +420,42 @@ mod tests {
     use crate::instruments::sim::{SimGenerator, SimInstrumentConfig};
     use crate::sinks::parquet::{ParquetSinkConfig, writer_properties};
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    use parquet::file::metadata::RowGroupMetaData;
+
+    /// Encodes `batches` into a new part of `row_group_rows`-row row groups (`min_saving` as for
+    /// [`PartEncoder::create`]), finishes it and reads it back: its row groups, and its rows
+    /// and `batches` each concatenated (read, written).
+    fn round_trip(
+        batches: &[RecordBatch],
+        row_group_rows: usize,
+        min_saving: f64,
+    ) -> (Vec<RowGroupMetaData>, RecordBatch, RecordBatch) {
+        let schema = batches[0].schema();
+        let config = ParquetSinkConfig {
+            row_group_rows,
+            ..Default::default()
+        };
+        let props = writer_properties(&config, vec![]).expect("props");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("p.parquet");
+        let mut encoder =
+            PartEncoder::create(&path, schema.clone(), props, None, min_saving).expect("create");
+        for b in batches {
+            encoder.write(b).expect("write");
+        }
+        drop(encoder.finish().expect("finish"));
+        let builder =
+            ParquetRecordBatchReaderBuilder::try_new(File::open(&path).expect("open")).expect("ok");
+        let groups = builder.metadata().row_groups().to_vec();
+        let read: Vec<RecordBatch> = builder
+            .build()
+            .expect("reader")
+            .map(|b| b.expect("batch"))
+            .collect();
+        let concat =
+            |b: &[RecordBatch]| arrow_select::concat::concat_batches(&schema, b).expect("concat");
+        (groups, concat(&read), concat(batches))
+    }
 
     #[test]
     fn parallel_and_serial_batches_read_back_equal_with_row_groups_cut_at_the_limit() {
@@ -435,36 +468,10 @@ mod tests {
             .iter()
             .map(|&n| g.generate(n))
             .collect();
-        let config = ParquetSinkConfig {
-            row_group_rows: 10_000,
-            ..Default::default()
-        };
-        let props = writer_properties(&config, vec![("k".into(), "v".into())]).expect("props");
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("p.parquet");
-        let mut encoder =
-            PartEncoder::create(&path, g.schema().clone(), props, None, 0.1).expect("create");
-        for b in &batches {
-            encoder.write(b).expect("write");
-        }
-        drop(encoder.finish().expect("finish"));
-        let builder =
-            ParquetRecordBatchReaderBuilder::try_new(File::open(&path).expect("open")).expect("ok");
-        let groups: Vec<i64> = builder
-            .metadata()
-            .row_groups()
-            .iter()
-            .map(|r| r.num_rows())
-            .collect();
+        let (groups, got, want) = round_trip(&batches, 10_000, 0.1);
+        let groups: Vec<i64> = groups.iter().map(|r| r.num_rows()).collect();
         let total: usize = batches.iter().map(|b| b.num_rows()).sum();
         assert_eq!(groups, [10_000, 10_000, (total - 20_000) as i64]);
-        let read: Vec<RecordBatch> = builder
-            .build()
-            .expect("reader")
-            .map(|b| b.expect("batch"))
-            .collect();
-        let want = arrow_select::concat::concat_batches(g.schema(), &batches).expect("concat");
-        let got = arrow_select::concat::concat_batches(&read[0].schema(), &read).expect("concat");
         assert_eq!(got.columns(), want.columns());
     }
 
@@ -548,40 +555,15 @@ mod tests {
             })
             .collect();
         let codecs = |min_saving: f64| {
-            let config = ParquetSinkConfig {
-                row_group_rows: rows,
-                ..Default::default()
-            };
-            let props = writer_properties(&config, vec![]).expect("props");
-            let dir = tempfile::tempdir().expect("tempdir");
-            let path = dir.path().join("p.parquet");
-            let mut encoder = PartEncoder::create(&path, schema.clone(), props, None, min_saving)
-                .expect("create");
-            for b in &batches {
-                encoder.write(b).expect("write");
-            }
-            drop(encoder.finish().expect("finish"));
-            let builder =
-                ParquetRecordBatchReaderBuilder::try_new(File::open(&path).expect("open"))
-                    .expect("ok");
-            let raw: Vec<(bool, bool)> = builder
-                .metadata()
-                .row_groups()
+            let (groups, got, want) = round_trip(&batches, rows, min_saving);
+            assert_eq!(got, want, "every value reads back");
+            groups
                 .iter()
                 .map(|g| {
                     let raw = |c: usize| g.column(c).compression() == Compression::UNCOMPRESSED;
                     (raw(0), raw(1))
                 })
-                .collect();
-            let read: Vec<RecordBatch> = builder
-                .build()
-                .expect("reader")
-                .map(|b| b.expect("batch"))
-                .collect();
-            let got = arrow_select::concat::concat_batches(&schema, &read).expect("concat");
-            let want = arrow_select::concat::concat_batches(&schema, &batches).expect("concat");
-            assert_eq!(got, want, "every value reads back");
-            raw
+                .collect::<Vec<(bool, bool)>>()
         };
         let adaptive = codecs(0.1);
         let mut want = vec![(true, false); groups];
