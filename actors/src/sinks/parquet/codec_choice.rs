@@ -45,6 +45,7 @@ impl CodecChoice {
     }
 
     /// Whether `column` is stored uncompressed in row group `row_group`.
+    #[cfg(test)]
     pub(super) fn raw(&self, column: usize, row_group: usize) -> bool {
         self.columns
             .get(column)

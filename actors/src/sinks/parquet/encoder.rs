@@ -134,9 +134,12 @@ impl PartEncoder {
     /// parallel once the queue is long enough; a small one is encoded at once on this thread
     /// (queueing the 100-row batches of 1,000 streams would hold their raw rows in memory).
     pub(super) fn write(&mut self, batch: &RecordBatch) -> Result<(), SinkError> {
+        let step = self.step_rows(batch);
         let mut offset = 0;
         while offset < batch.num_rows() {
-            let take = (self.row_group_rows - self.buffered_rows).min(batch.num_rows() - offset);
+            let take = (self.row_group_rows - self.buffered_rows)
+                .min(batch.num_rows() - offset)
+                .min(step);
             self.queued
                 .push(if offset == 0 && take == batch.num_rows() {
                     batch.clone()
@@ -159,6 +162,26 @@ impl PartEncoder {
             }
         }
         Ok(())
+    }
+
+    /// Most rows of `batch` taken in one step. Queued rows count toward the row group's byte
+    /// cap only once encoded, so a part whose row group's rows would take more than that cap
+    /// unencoded (a sink of many streams shares one budget: 128 KiB each for 1,000 streams)
+    /// takes a large batch in slices below [`PARALLEL_MIN_ROWS`], each encoded at once, and its
+    /// row group closes at the cap (queued, 1,000 streams × 4 channels × 5 kHz in 1 s batches
+    /// held 5.2 GiB against a 1 GiB cap). One fast stream (128 MiB cap) takes it whole, to encode
+    /// its columns in parallel.
+    fn step_rows(&self, batch: &RecordBatch) -> usize {
+        let rows = batch.num_rows();
+        if self.row_group_bytes == usize::MAX || rows < PARALLEL_MIN_ROWS {
+            return usize::MAX;
+        }
+        let bytes_per_row = (batch.get_array_memory_size() / rows).max(1);
+        if self.row_group_rows.saturating_mul(bytes_per_row) > self.row_group_bytes {
+            PARALLEL_MIN_ROWS - 1
+        } else {
+            usize::MAX
+        }
     }
 
     /// Estimated encoded size of the open row group.

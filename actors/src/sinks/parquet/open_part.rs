@@ -8,7 +8,7 @@ use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 
 use super::checkpoint::CHECKPOINT_EXTENSION;
-use super::encoder::{PARALLEL_MIN_ROWS, PartEncoder};
+use super::encoder::PartEncoder;
 use super::error::SinkError;
 use super::properties::PartSettings;
 use super::wal::{WalWriter, read_wal};
@@ -42,28 +42,6 @@ pub(super) struct OpenPart {
     pub(super) rows: u64,
     pub(super) first_seq: u64,
     pub(super) opened_at: Instant,
-}
-
-/// Whether `rows` must go to the encoder in slices it encodes at once, and how many rows each.
-///
-/// The encoder queues a batch of [`PARALLEL_MIN_ROWS`] or more unencoded, to encode a long run
-/// of them in parallel, and such rows count toward the row group's byte limit only once
-/// encoded. For one fast stream that is what keeps both cores busy. But where the part's row
-/// groups are capped by bytes below what a row group's rows take unencoded (a sink of many
-/// streams shares one budget: 128 KiB each for 1,000 streams), the queue would hold far more
-/// than the cap (1,000 streams × 4 channels × 5 kHz in 1 s batches: 5.2 GiB resident against
-/// a 1 GiB cap), so such a part encodes every batch at once, in slices below the threshold.
-fn encode_at_once(rows: &RecordBatch, settings: &PartSettings) -> Option<usize> {
-    let limit = settings.props.max_row_group_bytes()?;
-    if rows.num_rows() < PARALLEL_MIN_ROWS {
-        return None;
-    }
-    let row_group_rows = settings
-        .props
-        .max_row_group_row_count()
-        .unwrap_or(usize::MAX);
-    let bytes_per_row = (rows.get_array_memory_size() / rows.num_rows()).max(1);
-    (row_group_rows.saturating_mul(bytes_per_row) > limit).then_some(PARALLEL_MIN_ROWS - 1)
 }
 
 impl OpenPart {
@@ -145,18 +123,7 @@ impl OpenPart {
         }
         // `rows` joins the unlogged ones only after the encoder is open, so that the rows it
         // reads back from the log are exactly the held ones.
-        let encoder = self.encoder(settings, schema)?;
-        match encode_at_once(&rows, settings) {
-            Some(slice_rows) => {
-                let mut offset = 0;
-                while offset < rows.num_rows() {
-                    let take = slice_rows.min(rows.num_rows() - offset);
-                    encoder.write(&rows.slice(offset, take))?;
-                    offset += take;
-                }
-            }
-            None => encoder.write(&rows)?,
-        }
+        self.encoder(settings, schema)?.write(&rows)?;
         if self.wal.is_some() {
             self.unlogged.push((first_row, rows));
         }
@@ -235,8 +202,8 @@ mod tests {
 
     use parquet::file::reader::{FileReader, SerializedFileReader};
 
+    use super::super::encoder::PARALLEL_MIN_ROWS;
     use super::super::{ParquetSinkConfig, PartSettings};
-    use super::PARALLEL_MIN_ROWS;
     use crate::sinks::parquet::test_util::{seqs_of, sim_writer_with, write_rows};
 
     #[test]
