@@ -9,6 +9,17 @@
 //! probe that saves too little again doubles the stretch (15, 31, up to [`MAX_RAW_ROW_GROUPS`]),
 //! so a column that never compresses has about 1 row group in 64 compressed in vain. Each
 //! column chunk's codec is in the file's metadata, so every Parquet reader reads such a file.
+//! [`factory_storing_raw`] makes the column writers of such a row group.
+
+use std::fs::File;
+
+use arrow_schema::SchemaRef;
+use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_writer::ArrowRowGroupWriterFactory;
+use parquet::basic::Compression;
+use parquet::errors::ParquetError;
+use parquet::file::properties::WriterProperties;
+use parquet::file::writer::SerializedFileWriter;
 
 /// Row groups a column is stored uncompressed after its compression first saved too little,
 /// before it is tried again.
@@ -16,7 +27,7 @@ pub(super) const RAW_ROW_GROUPS: usize = 7;
 /// The longest stretch of uncompressed row groups between two tries.
 pub(super) const MAX_RAW_ROW_GROUPS: usize = 63;
 
-/// Per leaf column, whether its chunk in a given row group is compressed (plain data, no I/O).
+/// Per leaf column, whether its chunk in a given row group is compressed (plain data).
 #[derive(Debug, Clone)]
 pub(super) struct CodecChoice {
     /// Smallest share of its bytes compression must save for a column to stay compressed.
@@ -90,6 +101,31 @@ impl CodecChoice {
             c.stretch = 0;
         }
     }
+}
+
+/// A column-writer factory with the properties of `file`, but no compression for the leaf
+/// columns marked in `raw`. A factory takes its properties from a file writer: this one's
+/// writer writes nowhere, and its column chunks are appended to the part's `file` like the
+/// others (each chunk's metadata names its codec).
+pub(super) fn factory_storing_raw(
+    file: &SerializedFileWriter<File>,
+    schema: &SchemaRef,
+    raw: &[bool],
+) -> Result<ArrowRowGroupWriterFactory, ParquetError> {
+    let mut builder = WriterProperties::clone(file.properties()).into_builder();
+    for (leaf, _) in file
+        .schema_descr()
+        .columns()
+        .iter()
+        .zip(raw)
+        .filter(|(_, raw)| **raw)
+    {
+        builder = builder.set_column_compression(leaf.path().clone(), Compression::UNCOMPRESSED);
+    }
+    let (_, factory) =
+        ArrowWriter::try_new(std::io::sink(), schema.clone(), Some(builder.build()))?
+            .into_serialized_writer()?;
+    Ok(factory)
 }
 
 #[cfg(test)]

@@ -32,7 +32,7 @@ use parquet::file::writer::SerializedFileWriter;
 use rayon::prelude::*;
 
 use super::checkpoint::CheckpointLog;
-use super::codec_choice::CodecChoice;
+use super::codec_choice::{CodecChoice, factory_storing_raw};
 use super::error::{SinkError, io_err};
 
 /// Runs of at least this many rows have their columns encoded in parallel; smaller ones are
@@ -381,31 +381,6 @@ impl PartEncoder {
         let file = self.file.into_inner().map_err(pq_err(&path))?;
         Ok((file, self.checkpoints.and_then(CheckpointLog::into_path)))
     }
-}
-
-/// A column-writer factory with the properties of `file`, but no compression for the leaf
-/// columns marked in `raw`. A factory takes its properties from a file writer: this one's
-/// writer writes nowhere, and its column chunks are appended to the part's `file` like the
-/// others (each chunk's metadata names its codec).
-fn factory_storing_raw(
-    file: &SerializedFileWriter<File>,
-    schema: &SchemaRef,
-    raw: &[bool],
-) -> Result<ArrowRowGroupWriterFactory, ParquetError> {
-    let mut builder = WriterProperties::clone(file.properties()).into_builder();
-    for (leaf, _) in file
-        .schema_descr()
-        .columns()
-        .iter()
-        .zip(raw)
-        .filter(|(_, raw)| **raw)
-    {
-        builder = builder.set_column_compression(leaf.path().clone(), Compression::UNCOMPRESSED);
-    }
-    let (_, factory) =
-        ArrowWriter::try_new(std::io::sink(), schema.clone(), Some(builder.build()))?
-            .into_serialized_writer()?;
-    Ok(factory)
 }
 
 /// Appends a closed row group's column chunks to `file`; with `checkpoints`, hands its bytes to
